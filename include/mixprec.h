@@ -1,0 +1,46 @@
+// mixprec.h: the public API of libmixprec.
+//
+// mixprec picks a numeric format per layer of a neural network so that inference is as
+// fast as possible on this machine while the loss stays within a budget. The CLI (cli/) is a
+// thin client of this header.
+//
+// Conventions:
+//  - Every fallible call returns an mxp_status and fills a caller-provided mxp_err (may be
+//    NULL) with a message that names the file, tensor or argument at fault.
+//  - Objects are opaque, caller-owned, created by mxp_x_load/init and released by mxp_x_free.
+//  - Nothing in the library calls exit(); nothing writes to stdout.
+#ifndef MIXPREC_H
+#define MIXPREC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mxp_status {
+    MXP_OK = 0,
+    MXP_ERR_IO,          // could not open/read/write a file
+    MXP_ERR_FORMAT,      // a file is malformed (bad magic, offsets, JSON, dims...)
+    MXP_ERR_UNSUPPORTED, // well-formed but not supported (architecture, dtype, config key)
+    MXP_ERR_ARG,         // bad argument from the caller or the command line
+    MXP_ERR_NOMEM,       // allocation failed or a size overflowed
+    MXP_ERR_INTERRUPTED, // stopped by the user (Ctrl-C)
+} mxp_status;
+
+typedef struct mxp_err {
+    mxp_status code;
+    char msg[1024];
+} mxp_err;
+
+// Short name of a status code ("format error", ...). Static string.
+const char *mxp_status_name(mxp_status s);
+
+// Library version string, e.g. "0.1.0". Static string.
+const char *mxp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

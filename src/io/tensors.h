@@ -1,0 +1,123 @@
+// tensors.h: the tensors of a model file as the loaders present them, and the loaders.
+//
+// A loader maps a file read-only and describes every tensor it holds: name, dtype, shape
+// (row-major, outermost dimension first: safetensors' order; GGUF's ne[] is reversed into
+// this order) and a pointer into the mapping. Nothing is converted or copied at load; use
+// mxp_tensor_to_f32 to read values. All loaders treat the file as hostile: every count,
+// length, offset and size is checked against the bytes present before it is used, and every
+// failure is an mxp_status with a message naming the file and the problem (never a crash).
+//
+// Each loader has a `_parse` entry point that reads from a memory buffer (for tests and
+// fuzzers) and an `_open` entry point that maps a path.
+#ifndef MXP_TENSORS_H
+#define MXP_TENSORS_H
+
+#include "core/base.h"
+
+typedef enum mxp_dtype {
+    MXP_DT_F32,
+    MXP_DT_F16,
+    MXP_DT_BF16,
+    MXP_DT_Q8_0,   // GGUF type 8: blocks of 32, f16 scale + 32 x int8 (34 bytes)
+    MXP_DT_Q4_0,   // GGUF type 2: blocks of 32, f16 scale + 16 bytes of nibbles (18 bytes)
+    MXP_DT_I32,
+    MXP_DT_COUNT,
+} mxp_dtype;
+
+const char *mxp_dtype_name(mxp_dtype dt);
+
+#define MXP_MAX_DIMS 4
+
+typedef struct mxp_tensor_info {
+    char *name;                    // owned, NUL-terminated
+    mxp_dtype dtype;
+    int ndim;                      // 0..MXP_MAX_DIMS (0 = scalar)
+    int64_t shape[MXP_MAX_DIMS];   // row-major, outermost first; every dim >= 0
+    size_t nelem;                  // product of shape (checked)
+    const uint8_t *data;           // borrowed from the mapping or buffer; read-only
+    size_t nbytes;                 // exact byte size for dtype and nelem
+} mxp_tensor_info;
+
+// A read-only file mapping.
+typedef struct mxp_mapping {
+    const uint8_t *base;
+    size_t size;
+} mxp_mapping;
+
+// Map `path` read-only (PROT_READ, MAP_PRIVATE). Empty files map to base=NULL,size=0.
+mxp_status mxp_map_file(mxp_mapping *m, const char *path, mxp_err *err);
+void mxp_unmap(mxp_mapping *m);
+
+// A set of tensors from one or several files. Owns the names and the mappings it made;
+// the tensor data pointers borrow from those mappings (or from a caller buffer for _parse).
+typedef struct mxp_tensor_set {
+    mxp_tensor_info *tensors;  // (n)
+    int n, cap;
+    mxp_mapping *maps;         // (n_maps) mappings to release on free
+    int n_maps, cap_maps;
+} mxp_tensor_set;
+
+void mxp_tensor_set_free(mxp_tensor_set *ts);  // releases everything; ts is zeroed
+// Lookup by exact name; NULL if absent.
+const mxp_tensor_info *mxp_tensor_find(const mxp_tensor_set *ts, const char *name);
+// Convert any float dtype (F32/F16/BF16, and Q8_0/Q4_0 by dequantization) to f32.
+// out holds t->nelem floats.
+mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err);
+
+// ---- safetensors ----
+// Parse one safetensors image (8-byte little-endian header length, JSON header, data).
+// Appends its tensors to ts; `label` names the source in error messages. A tensor name that
+// is already in ts is an error (duplicate across shards too). Data pointers borrow from buf.
+mxp_status mxp_safetensors_parse(mxp_tensor_set *ts, const uint8_t *buf, size_t size,
+                                 const char *label, mxp_err *err);
+mxp_status mxp_safetensors_open(mxp_tensor_set *ts, const char *path, mxp_err *err);
+
+// Hugging Face folder: reads dir/model.safetensors, or dir/model.safetensors.index.json and
+// every shard it names (each shard checked to hold exactly the tensors the index assigns it).
+mxp_status mxp_hf_open_weights(mxp_tensor_set *ts, const char *dir, mxp_err *err);
+
+// ---- GGUF (v2 and v3 read) ----
+typedef enum mxp_gguf_type {
+    MXP_GGUF_U8 = 0, MXP_GGUF_I8 = 1, MXP_GGUF_U16 = 2, MXP_GGUF_I16 = 3, MXP_GGUF_U32 = 4,
+    MXP_GGUF_I32 = 5, MXP_GGUF_F32 = 6, MXP_GGUF_BOOL = 7, MXP_GGUF_STRING = 8,
+    MXP_GGUF_ARRAY = 9, MXP_GGUF_U64 = 10, MXP_GGUF_I64 = 11, MXP_GGUF_F64 = 12,
+} mxp_gguf_type;
+
+typedef struct mxp_gguf_str {
+    const char *ptr;  // borrowed, NOT NUL-terminated
+    uint64_t len;
+} mxp_gguf_str;
+
+typedef struct mxp_gguf_kv {
+    char *key;              // owned, NUL-terminated
+    mxp_gguf_type type;
+    // scalar value (type != ARRAY, != STRING): widened copies
+    uint64_t u;  int64_t i;  double f;
+    mxp_gguf_str s;         // type == STRING
+    // type == ARRAY
+    mxp_gguf_type arr_type;
+    uint64_t arr_n;
+    const uint8_t *arr_data;   // borrowed: for fixed-size element types, arr_n packed LE values
+    mxp_gguf_str *arr_strs;    // owned: for arr_type == STRING, arr_n entries (else NULL)
+} mxp_gguf_kv;
+
+typedef struct mxp_gguf {
+    uint32_t version;
+    mxp_gguf_kv *kv;  int n_kv;
+    size_t alignment;       // general.alignment or 32
+    mxp_tensor_set tensors; // shapes in row-major order (GGUF ne[] reversed)
+    mxp_mapping map;        // owned mapping when opened from a path
+} mxp_gguf;
+
+mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const char *label,
+                          mxp_err *err);
+mxp_status mxp_gguf_open(mxp_gguf *g, const char *path, mxp_err *err);
+void mxp_gguf_free(mxp_gguf *g);
+const mxp_gguf_kv *mxp_gguf_find(const mxp_gguf *g, const char *key);  // NULL if absent
+// Typed getters: MXP_ERR_FORMAT naming the key if present with a wrong type,
+// MXP_ERR_FORMAT "missing key" if absent and required; *found=0 when absent and optional.
+mxp_status mxp_gguf_get_u64(const mxp_gguf *g, const char *key, uint64_t *out, int *found, mxp_err *err);
+mxp_status mxp_gguf_get_f64(const mxp_gguf *g, const char *key, double *out, int *found, mxp_err *err);
+mxp_status mxp_gguf_get_str(const mxp_gguf *g, const char *key, mxp_gguf_str *out, int *found, mxp_err *err);
+
+#endif
