@@ -107,6 +107,7 @@ typedef struct mxp_gguf {
     size_t alignment;       // general.alignment or 32
     mxp_tensor_set tensors; // shapes in row-major order (GGUF ne[] reversed)
     mxp_mapping map;        // owned mapping when opened from a path
+    char *label;            // owned copy of the path/label, named by the getters' messages
 } mxp_gguf;
 
 mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const char *label,
@@ -119,5 +120,18 @@ const mxp_gguf_kv *mxp_gguf_find(const mxp_gguf *g, const char *key);  // NULL i
 mxp_status mxp_gguf_get_u64(const mxp_gguf *g, const char *key, uint64_t *out, int *found, mxp_err *err);
 mxp_status mxp_gguf_get_f64(const mxp_gguf *g, const char *key, double *out, int *found, mxp_err *err);
 mxp_status mxp_gguf_get_str(const mxp_gguf *g, const char *key, mxp_gguf_str *out, int *found, mxp_err *err);
+
+// ---- for loaders (internal to src/io, used by safetensors.c and gguf.c) ----
+// Elements per block and bytes per block of a dtype (1 and the element size for plain
+// dtypes); 0 for an invalid dtype.
+int mxp_dtype_block(mxp_dtype dt, size_t *block_elems, size_t *block_bytes);
+// Append one zeroed entry to ts (growing it); NULL on out of memory.
+mxp_tensor_info *mxp_tensor_set_append(mxp_tensor_set *ts);
+// Drop (and free the names of) entries n0..n-1: undoes a failed loader's appends.
+void mxp_tensor_set_rollback(mxp_tensor_set *ts, int n0);
+// Record a mapping for ts to release on free; ts owns m after MXP_OK.
+mxp_status mxp_tensor_set_add_map(mxp_tensor_set *ts, mxp_mapping m, mxp_err *err);
+// MXP_ERR_FORMAT "<label>: tensor '<name>': duplicate tensor name" if two entries share a name.
+mxp_status mxp_tensor_set_check_unique(const mxp_tensor_set *ts, const char *label, mxp_err *err);
 
 #endif
