@@ -40,6 +40,15 @@ const char *mxp_status_name(mxp_status s);
 // Library version string, e.g. "0.1.0". Static string.
 const char *mxp_version(void);
 
+// ---- models ----
+typedef struct mxp_model mxp_model;
+
+// Load a Hugging Face folder (config.json + model.safetensors or sharded) or a GGUF file.
+// On success *out is a new model owned by the caller (free with mxp_model_free). The model
+// keeps the files mapped read-only while it lives.
+mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err);
+void mxp_model_free(mxp_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,247 @@
+// model.c: loading a model (Hugging Face folder or GGUF file) into f32 parameters and a graph.
+// Name mapping between llama.cpp's GGUF tensor names and Hugging Face names lives here and
+// nowhere else; so does the undoing of llama.cpp's q/k row permutation.
+#include "arch/model.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+// ---- GGUF name mapping ----
+
+// Hugging Face name -> GGUF name. Returns 1 and writes out, or 0 if the name has no GGUF twin.
+// *permute_heads > 0 when the GGUF rows are permuted for rotary embeddings (q: heads, k: kv heads).
+static int hf_to_gguf(const mxp_model_config *c, const char *hf, char *out, size_t cap, int *permute_heads) {
+    static const struct { const char *hf, *gg; } fixed[] = {
+        {"model.embed_tokens.weight", "token_embd.weight"},
+        {"model.norm.weight", "output_norm.weight"},
+        {"lm_head.weight", "output.weight"},
+    };
+    static const struct { const char *hf, *gg; } per_layer[] = {
+        {"input_layernorm.weight", "attn_norm.weight"},
+        {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.k_proj.weight", "attn_k.weight"},
+        {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.o_proj.weight", "attn_output.weight"},
+        {"post_attention_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},
+        {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"},
+    };
+    *permute_heads = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (!strcmp(hf, fixed[i].hf)) {
+            snprintf(out, cap, "%s", fixed[i].gg);
+            return 1;
+        }
+    int layer, consumed = 0;
+    if (sscanf(hf, "model.layers.%d.%n", &layer, &consumed) != 1 || consumed == 0) return 0;
+    const char *rest = hf + consumed;
+    for (size_t i = 0; i < sizeof per_layer / sizeof *per_layer; i++)
+        if (!strcmp(rest, per_layer[i].hf)) {
+            snprintf(out, cap, "blk.%d.%s", layer, per_layer[i].gg);
+            if (!strcmp(rest, "self_attn.q_proj.weight")) *permute_heads = c->n_heads;
+            if (!strcmp(rest, "self_attn.k_proj.weight")) *permute_heads = c->n_kv_heads;
+            return 1;
+        }
+    return 0;
+}
+
+// ---- parameter fetch ----
+
+static const mxp_tensor_set *tensor_set(const mxp_model *m) { return m->is_gguf ? &m->gguf.tensors : &m->files; }
+
+static mxp_status keep_weight(mxp_model *m, float *w, mxp_err *err) {
+    if (m->n_weights == m->cap_weights) {
+        int ncap = m->cap_weights ? 2 * m->cap_weights : 64;
+        float **p = realloc(m->weights, (size_t)ncap * sizeof *p);
+        if (!p) {
+            free(w);
+            return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        }
+        m->weights = p;
+        m->cap_weights = ncap;
+    }
+    m->weights[m->n_weights++] = w;
+    return MXP_OK;
+}
+
+mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const int64_t *shape, int transpose_2d,
+                               int *index, int *found, mxp_err *err) {
+    char gname[256];
+    const char *file_name = name;
+    int permute_heads = 0;
+    if (m->is_gguf) {
+        if (!hf_to_gguf(&m->config, name, gname, sizeof gname, &permute_heads)) {
+            if (found) {
+                *found = 0;
+                return MXP_OK;
+            }
+            return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: no GGUF tensor corresponds to %s", m->path, name);
+        }
+        file_name = gname;
+    }
+    const mxp_tensor_info *t = mxp_tensor_find(tensor_set(m), file_name);
+    if (!t) {
+        if (found) {
+            *found = 0;
+            return MXP_OK;
+        }
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: missing tensor %s", m->path, file_name);
+    }
+    if (found) *found = 1;
+    // expected shape in the file's layout
+    int64_t want[2] = {shape[0], ndim == 2 ? shape[1] : 0};
+    if (transpose_2d) {
+        want[0] = shape[1];
+        want[1] = shape[0];
+    }
+    if (t->ndim != ndim || t->shape[0] != want[0] || (ndim == 2 && t->shape[1] != want[1]))
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor %s has shape [%lld%s%lld] but the config implies [%lld%s%lld]",
+                        m->path, file_name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
+                        t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)want[0], ndim > 1 ? ", " : "",
+                        ndim > 1 ? (long long)want[1] : 0LL);
+    const float *data;
+    int aligned = ((uintptr_t)t->data % sizeof(float)) == 0;
+    if (t->dtype == MXP_DT_F32 && aligned && !transpose_2d && !permute_heads) {
+        data = (const float *)t->data;  // borrow from the read-only mapping
+    } else {
+        float *raw = malloc(t->nelem * sizeof(float));
+        if (!raw) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory converting %s", file_name);
+        mxp_status st = mxp_tensor_to_f32(t, raw, err);
+        if (st) {
+            free(raw);
+            return mxp_fail_prefix(err, "%s: ", m->path);
+        }
+        float *w = raw;
+        if (transpose_2d || permute_heads) {
+            w = malloc(t->nelem * sizeof(float));
+            if (!w) {
+                free(raw);
+                return mxp_fail(err, MXP_ERR_NOMEM, "out of memory converting %s", file_name);
+            }
+            if (transpose_2d) {  // file (I, O) -> compute (O, I)
+                int64_t R = t->shape[0], C = t->shape[1];
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t c = 0; c < C; c++) w[c * R + r] = raw[r * C + c];
+            } else {
+                // llama.cpp stores row h*hd + 2*i + j for the HF row h*hd + j*hd/2 + i.
+                int64_t rows = t->shape[0], cols = t->shape[1];
+                if (rows % permute_heads || (rows / permute_heads) % 2) {
+                    free(raw);
+                    free(w);
+                    return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor %s rows %lld do not split into %d heads", m->path,
+                                    file_name, (long long)rows, permute_heads);
+                }
+                int64_t hd = rows / permute_heads, half = hd / 2;
+                for (int64_t h = 0; h < permute_heads; h++)
+                    for (int64_t j = 0; j < 2; j++)
+                        for (int64_t i = 0; i < half; i++)
+                            memcpy(&w[(h * hd + j * half + i) * cols], &raw[(h * hd + 2 * i + j) * cols],
+                                   (size_t)cols * sizeof(float));
+            }
+            free(raw);
+        }
+        mxp_status st2 = keep_weight(m, w, err);
+        if (st2) return st2;
+        data = w;
+    }
+    return mxp_graph_add_param(&m->graph, name, ndim, shape, data, transpose_2d, index, err);
+}
+
+mxp_status mxp_model_param(mxp_model *m, const char *name, int ndim, const int64_t *shape, int transpose_2d,
+                           int *index, mxp_err *err) {
+    return mxp_model_param_opt(m, name, ndim, shape, transpose_2d, index, NULL, err);
+}
+
+// Buffers some checkpoints carry that are not parameters of the computation.
+static int ignorable(const char *name) {
+    static const char *const suffixes[] = {".rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n >= k && !strcmp(name + n - k, suffixes[i])) return 1;
+    }
+    return 0;
+}
+
+// Every file tensor must have become a parameter (or be a known buffer).
+static mxp_status check_all_used(mxp_model *m, mxp_err *err) {
+    const mxp_tensor_set *ts = tensor_set(m);
+    for (int i = 0; i < ts->n; i++) {
+        const char *name = ts->tensors[i].name;
+        int used = 0;
+        for (int p = 0; p < m->graph.n_params && !used; p++) {
+            char gname[256];
+            int perm;
+            const char *fname = m->graph.params[p].name;
+            if (m->is_gguf && hf_to_gguf(&m->config, fname, gname, sizeof gname, &perm)) fname = gname;
+            used = !strcmp(fname, name);
+        }
+        if (!used && m->config.tied && (!strcmp(name, "lm_head.weight") || !strcmp(name, "output.weight"))) used = 1;
+        if (!used && !ignorable(name))
+            return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: tensor %s is not used by the %s graph (unsupported feature?)",
+                            m->path, name, m->config.arch_name);
+    }
+    return MXP_OK;
+}
+
+// ---- loading ----
+
+static mxp_status read_config(mxp_model *m, const char *dir, mxp_err *err) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
+        return mxp_fail(err, MXP_ERR_ARG, "%s: path too long", dir);
+    mxp_mapping map;
+    mxp_status st = mxp_map_file(&map, path, err);
+    if (st) return st;
+    st = mxp_config_from_hf_json(&m->config, (const char *)map.base, map.size, path, err);
+    mxp_unmap(&map);
+    return st;
+}
+
+mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return mxp_fail(err, MXP_ERR_IO, "%s: no such file or folder", path);
+    mxp_model *m = calloc(1, sizeof *m);
+    if (!m) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    m->path = mxp_strdup(path);
+    mxp_status st = m->path ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    if (!st && S_ISDIR(sb.st_mode)) {
+        st = read_config(m, path, err);
+        if (!st) st = mxp_hf_open_weights(&m->files, path, err);
+        if (!st) {
+            m->tokenizer_dir = mxp_strdup(path);
+            if (!m->tokenizer_dir) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        }
+    } else if (!st) {
+        m->is_gguf = 1;
+        st = mxp_gguf_open(&m->gguf, path, err);
+        if (!st) st = mxp_config_from_gguf(&m->config, &m->gguf, path, err);
+    }
+    if (!st) {
+        m->graph.vocab = m->config.vocab;
+        m->graph.max_pos = m->config.max_pos;
+        st = m->config.arch == MXP_ARCH_GPT2 ? mxp_build_gpt2(m, err) : mxp_build_llama(m, err);
+    }
+    if (!st) st = mxp_graph_validate(&m->graph, err);
+    if (!st) st = check_all_used(m, err);
+    if (st) {
+        mxp_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MXP_OK;
+}
+
+void mxp_model_free(mxp_model *m) {
+    if (!m) return;
+    mxp_graph_free(&m->graph);
+    for (int i = 0; i < m->n_weights; i++) free(m->weights[i]);
+    free(m->weights);
+    mxp_tensor_set_free(&m->files);
+    if (m->is_gguf) mxp_gguf_free(&m->gguf);
+    free(m->tokenizer_dir);
+    free(m->path);
+    free(m);
+}

@@ -1,0 +1,39 @@
+// model.h: a loaded model: its configuration, the f32 parameters, and the graph built from
+// them. mxp_model_load reads a Hugging Face folder or a GGUF file, converts every weight to
+// f32 (borrowing f32 tensors straight from the read-only mapping when they are aligned),
+// undoes llama.cpp's q/k row permutation for GGUF files, and calls the architecture builder.
+// Every tensor of the file must be used by the graph (a few known buffers excepted), so a
+// feature the graph lacks is an error rather than a silently wrong model.
+#ifndef MXP_MODEL_H
+#define MXP_MODEL_H
+
+#include "arch/config.h"
+#include "core/graph.h"
+#include "io/tensors.h"
+
+typedef struct mxp_model {
+    char *path;               // owned copy of the path it was loaded from
+    int is_gguf;
+    mxp_model_config config;
+    mxp_graph graph;          // params[i].data points into `weights` or into the mapping
+    mxp_tensor_set files;     // HF: mappings of the safetensors files
+    mxp_gguf gguf;            // GGUF: the mapping and metadata
+    float **weights;          // owned f32 copies (n_weights)
+    int n_weights, cap_weights;
+    char *tokenizer_dir;      // folder holding tokenizer.json, or NULL (GGUF: metadata)
+} mxp_model;
+
+// Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) as f32 with
+// exactly the expected shape (ndim, shape: compute layout), add it to the graph's parameter
+// table and return its index. transpose_2d: the file stores the transpose (Conv1D).
+mxp_status mxp_model_param(mxp_model *m, const char *name, int ndim, const int64_t *shape, int transpose_2d,
+                           int *index, mxp_err *err);
+// Same, but the tensor may be absent: *found = 0 then.
+mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const int64_t *shape,
+                               int transpose_2d, int *index, int *found, mxp_err *err);
+
+// Builders (src/arch/<family>.c): turn m->config + weights into m->graph.
+mxp_status mxp_build_llama(mxp_model *m, mxp_err *err);
+mxp_status mxp_build_gpt2(mxp_model *m, mxp_err *err);
+
+#endif

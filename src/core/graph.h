@@ -1,0 +1,93 @@
+// graph.h: the one model graph every feature of mixprec walks (forward, backward,
+// sensitivity, partition, profiling, evaluation).
+//
+// A graph is a list of nodes in topological order. Node i produces value i, a row-major
+// (N, cols) f32 activation with N = B*T token rows. Inputs name earlier nodes only. The token
+// ids are the graph's external input (read by MXP_OP_EMBED); the last node is the output
+// (the logits). Parameters (weights) live in the graph's parameter table; a node points at
+// them by index. Each quantizable op (MXP_OP_LINEAR) carries its Hugging Face module name,
+// the key of a plan, and a format slot.
+//
+// The graph owns its nodes, names, parameter table and derived constants (RoPE frequencies).
+// Parameter data is owned by the model (mxp_model) that built the graph; see model.h.
+#ifndef MXP_GRAPH_H
+#define MXP_GRAPH_H
+
+#include "core/base.h"
+
+typedef enum mxp_op {
+    MXP_OP_EMBED,      // tokens -> (N, C): rows of w
+    MXP_OP_POSEMBED,   // in[0] (N, C) + w[pos]          (learned positions)
+    MXP_OP_RMSNORM,    // in[0] (N, C), w (C), eps
+    MXP_OP_LAYERNORM,  // in[0] (N, C), w (C), b (C), eps
+    MXP_OP_LINEAR,     // in[0] (N, I) -> (N, O), w (O, I), optional b (O). Quantizable.
+    MXP_OP_SLICE,      // in[0] (N, Cin) -> columns [slice_off, slice_off + cols)
+    MXP_OP_ROPE,       // in[0] (N, heads*head_dim), rotary embedding
+    MXP_OP_ATTENTION,  // in[0] q (N, H*D), in[1] k, in[2] v (N, Hkv*D) -> (N, H*D)
+    MXP_OP_SWIGLU,     // in[0] gate, in[1] up -> silu(gate) * up
+    MXP_OP_GELU,       // in[0] -> gelu_tanh(in[0])
+    MXP_OP_ADD,        // in[0] + in[1]
+    MXP_OP_COUNT
+} mxp_op;
+
+const char *mxp_op_name(mxp_op op);
+
+#define MXP_MAX_NODE_INPUTS 3
+
+typedef struct mxp_param {
+    char *name;              // Hugging Face tensor name, e.g. "model.layers.0.self_attn.q_proj.weight"
+    int ndim;                // 1 or 2
+    int64_t shape[2];        // compute layout: linear weights (O, I); vectors (n)
+    size_t nelem;
+    const float *data;       // (nelem) f32; owned by the model (may borrow an f32 mapping)
+    int file_transposed;     // 1 if the file stores the transpose (GPT-2 Conv1D: (I, O))
+} mxp_param;
+
+typedef struct mxp_node {
+    mxp_op op;
+    int n_in;
+    int in[MXP_MAX_NODE_INPUTS];   // producing node indices, each < this node's index
+    int cols;                      // output is (N, cols)
+    int has_w, has_b;
+    int w, b;                      // parameter indices (valid when has_w / has_b)
+    char *name;                    // LINEAR: HF module name (owned); others: NULL
+    int fmt;                       // LINEAR: format slot, an mxp_format_id (0 = f32 reference)
+    // attributes
+    float eps;                     // norms
+    int heads, kv_heads, head_dim; // ROPE (heads = heads of this tensor), ATTENTION
+    int slice_off;                 // SLICE
+    const float *inv_freq;         // ROPE: (head_dim/2), owned by the graph
+} mxp_node;
+
+typedef struct mxp_graph {
+    mxp_node *nodes;   // (n_nodes), topological
+    int n_nodes, cap_nodes;
+    mxp_param *params; // (n_params)
+    int n_params, cap_params;
+    float **owned;     // derived constants to free (RoPE tables)
+    int n_owned, cap_owned;
+    int vocab;         // token ids must lie in [0, vocab)
+    int max_pos;       // longest sequence the model supports (0: no limit)
+} mxp_graph;
+
+void mxp_graph_free(mxp_graph *g);
+
+// Builders' API. Each appends and writes the new index to *index (allocation failure only).
+// add_node copies *proto (and duplicates proto->name).
+mxp_status mxp_graph_add_param(mxp_graph *g, const char *name, int ndim, const int64_t *shape,
+                               const float *data, int file_transposed, int *index, mxp_err *err);
+mxp_status mxp_graph_add_node(mxp_graph *g, const mxp_node *proto, int *index, mxp_err *err);
+// Keep `p` alive until the graph is freed (takes ownership).
+mxp_status mxp_graph_own(mxp_graph *g, float *p, mxp_err *err);
+
+// Check structural invariants (topological inputs, shapes agree between ops). Returns
+// MXP_ERR_FORMAT naming the node on failure: builders call it before handing a graph out.
+mxp_status mxp_graph_validate(const mxp_graph *g, mxp_err *err);
+
+// Find a LINEAR node by module name: 1 and *index set if found, 0 if not.
+int mxp_graph_find_linear(const mxp_graph *g, const char *module, int *index);
+
+// Multiply-accumulates of one forward pass for a batch of B sequences of T tokens.
+double mxp_graph_macs(const mxp_graph *g, int B, int T);
+
+#endif

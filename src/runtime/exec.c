@@ -1,0 +1,210 @@
+// exec.c: forward and backward over the graph, one op at a time, with the f32 kernels of
+// src/ops. The executor owns the activation, gradient and saved-statistics buffers; it
+// never changes parameters.
+#include "runtime/exec.h"
+
+#include <string.h>
+#include "ops/ops.h"
+
+static size_t aux_floats(const mxp_exec *ex, const mxp_node *n) {
+    switch (n->op) {
+    case MXP_OP_RMSNORM: return (size_t)ex->N;
+    case MXP_OP_LAYERNORM: return 2 * (size_t)ex->N;
+    case MXP_OP_ATTENTION:
+        return (ex->flags & MXP_EXEC_BACKWARD) ? (size_t)ex->B * n->heads * (size_t)ex->T * ex->T : 0;
+    default: return 0;
+    }
+}
+
+void mxp_exec_free(mxp_exec *ex) {
+    if (!ex || !ex->g) return;
+    for (int i = 0; i < ex->g->n_nodes; i++) {
+        if (ex->val) free(ex->val[i]);
+        if (ex->grad) free(ex->grad[i]);
+        if (ex->aux) free(ex->aux[i]);
+    }
+    if (ex->pgrad)
+        for (int p = 0; p < ex->g->n_params; p++) free(ex->pgrad[p]);
+    free(ex->val);
+    free(ex->grad);
+    free(ex->aux);
+    free(ex->pgrad);
+    free(ex->tokens);
+    free(ex->targets);
+    free(ex->losses);
+    free(ex->row_scale);
+    memset(ex, 0, sizeof *ex);
+}
+
+static float *alloc_floats(size_t n) {
+    size_t bytes;
+    if (!mxp_mul_ok(n, sizeof(float), &bytes)) return NULL;
+    return mxp_aligned_alloc(bytes);
+}
+
+mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, mxp_err *err) {
+    memset(ex, 0, sizeof *ex);
+    if (B <= 0 || T <= 0 || (size_t)B * (size_t)T > (size_t)1 << 30)
+        return mxp_fail(err, MXP_ERR_ARG, "batch %d x sequence %d is not a valid size", B, T);
+    if (g->max_pos > 0 && T > g->max_pos)
+        return mxp_fail(err, MXP_ERR_ARG, "sequence length %d exceeds the model's maximum of %d positions", T,
+                        g->max_pos);
+    if (flags & MXP_EXEC_PARAM_GRADS) flags |= MXP_EXEC_BACKWARD;
+    ex->g = g;
+    ex->B = B;
+    ex->T = T;
+    ex->N = B * T;
+    ex->flags = flags;
+    size_t nn = (size_t)g->n_nodes;
+    ex->val = calloc(nn, sizeof *ex->val);
+    ex->aux = calloc(nn, sizeof *ex->aux);
+    ex->tokens = calloc((size_t)ex->N, sizeof *ex->tokens);
+    ex->targets = calloc((size_t)ex->N, sizeof *ex->targets);
+    ex->losses = alloc_floats((size_t)ex->N);
+    ex->row_scale = alloc_floats((size_t)ex->N);
+    int ok = ex->val && ex->aux && ex->tokens && ex->targets && ex->losses && ex->row_scale;
+    if (ok && (flags & MXP_EXEC_BACKWARD)) ok = (ex->grad = calloc(nn, sizeof *ex->grad)) != NULL;
+    if (ok && (flags & MXP_EXEC_PARAM_GRADS)) ok = (ex->pgrad = calloc((size_t)g->n_params, sizeof *ex->pgrad)) != NULL;
+    for (int i = 0; ok && i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        size_t cells;
+        ok = mxp_mul_ok((size_t)ex->N, (size_t)n->cols, &cells);
+        if (ok) ok = (ex->val[i] = alloc_floats(cells)) != NULL;
+        if (ok && ex->grad) ok = (ex->grad[i] = alloc_floats(cells)) != NULL;
+        size_t na = aux_floats(ex, n);
+        if (ok && na) ok = (ex->aux[i] = alloc_floats(na)) != NULL;
+    }
+    for (int p = 0; ok && ex->pgrad && p < g->n_params; p++) ok = (ex->pgrad[p] = alloc_floats(g->params[p].nelem)) != NULL;
+    if (!ok) {
+        mxp_exec_free(ex);
+        return mxp_fail(err, MXP_ERR_NOMEM, "out of memory allocating the executor for %d x %d tokens", B, T);
+    }
+    return MXP_OK;
+}
+
+mxp_status mxp_exec_set_batch(mxp_exec *ex, const int32_t *seq, mxp_err *err) {
+    for (int b = 0; b < ex->B; b++)
+        for (int t = 0; t <= ex->T; t++) {
+            int32_t id = seq[(size_t)b * (ex->T + 1) + t];
+            if (id < 0 || id >= ex->g->vocab)
+                return mxp_fail(err, MXP_ERR_ARG, "token id %d at sequence %d position %d is outside the vocabulary [0, %d)",
+                                id, b, t, ex->g->vocab);
+            if (t < ex->T) ex->tokens[b * ex->T + t] = id;
+            if (t > 0) ex->targets[b * ex->T + t - 1] = id;
+        }
+    return MXP_OK;
+}
+
+static const float *pdata(const mxp_exec *ex, int p) { return ex->g->params[p].data; }
+static float *pgrad(const mxp_exec *ex, int p) { return ex->pgrad ? ex->pgrad[p] : NULL; }
+
+void mxp_exec_forward(mxp_exec *ex, int first, int last) {
+    const mxp_graph *g = ex->g;
+    MXP_ASSERT(0 <= first && first <= last && last <= g->n_nodes);
+    const int B = ex->B, T = ex->T, N = ex->N;
+    for (int i = first; i < last; i++) {
+        const mxp_node *n = &g->nodes[i];
+        float *out = ex->val[i];
+        const float *x = n->n_in ? ex->val[n->in[0]] : NULL;
+        int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
+        int64_t cells = (int64_t)N * n->cols;
+        switch (n->op) {
+        case MXP_OP_EMBED: mxp_embed_fwd(out, ex->tokens, pdata(ex, n->w), N, n->cols); break;
+        case MXP_OP_POSEMBED: mxp_posembed_fwd(out, x, pdata(ex, n->w), B, T, 0, n->cols); break;
+        case MXP_OP_RMSNORM: mxp_rmsnorm_fwd(out, ex->aux[i], x, pdata(ex, n->w), N, n->cols, n->eps); break;
+        case MXP_OP_LAYERNORM:
+            mxp_layernorm_fwd(out, ex->aux[i], ex->aux[i] + N, x, pdata(ex, n->w), n->has_b ? pdata(ex, n->b) : NULL, N,
+                              n->cols, n->eps);
+            break;
+        case MXP_OP_LINEAR:
+            mxp_linear_fwd(out, x, pdata(ex, n->w), n->has_b ? pdata(ex, n->b) : NULL, N, cin, n->cols);
+            break;
+        case MXP_OP_SLICE:
+            for (int r = 0; r < N; r++)
+                memcpy(out + (size_t)r * n->cols, x + (size_t)r * cin + n->slice_off, (size_t)n->cols * sizeof(float));
+            break;
+        case MXP_OP_ROPE: mxp_rope_fwd(out, x, n->inv_freq, B, T, 0, n->heads, n->head_dim); break;
+        case MXP_OP_ATTENTION:
+            mxp_attention_fwd(out, ex->aux[i], x, ex->val[n->in[1]], ex->val[n->in[2]], B, T, T, n->heads, n->kv_heads,
+                              n->head_dim);
+            break;
+        case MXP_OP_SWIGLU: mxp_swiglu_fwd(out, x, ex->val[n->in[1]], cells); break;
+        case MXP_OP_GELU: mxp_gelu_fwd(out, x, cells); break;
+        case MXP_OP_ADD: mxp_add_fwd(out, x, ex->val[n->in[1]], cells); break;
+        case MXP_OP_COUNT: MXP_ASSERT(0);
+        }
+    }
+}
+
+double mxp_exec_loss(mxp_exec *ex, double *seq_loss) {
+    const mxp_graph *g = ex->g;
+    int V = g->nodes[g->n_nodes - 1].cols;
+    MXP_ASSERT(V == g->vocab);
+    mxp_xent_fwd(ex->losses, ex->val[g->n_nodes - 1], ex->targets, ex->N, V);
+    double total = 0;
+    for (int b = 0; b < ex->B; b++) {
+        double s = 0;
+        for (int t = 0; t < ex->T; t++) s += ex->losses[b * ex->T + t];
+        if (seq_loss) seq_loss[b] = s / ex->T;
+        total += s;
+    }
+    return total / ex->N;
+}
+
+void mxp_exec_zero_grads(mxp_exec *ex) {
+    MXP_ASSERT(ex->grad);
+    for (int i = 0; i < ex->g->n_nodes; i++)
+        memset(ex->grad[i], 0, (size_t)ex->N * (size_t)ex->g->nodes[i].cols * sizeof(float));
+    if (ex->pgrad)
+        for (int p = 0; p < ex->g->n_params; p++) memset(ex->pgrad[p], 0, ex->g->params[p].nelem * sizeof(float));
+}
+
+void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx) {
+    const mxp_graph *g = ex->g;
+    MXP_ASSERT(ex->grad && 0 <= first && first <= last && last <= g->n_nodes);
+    const int B = ex->B, T = ex->T, N = ex->N;
+    if (last == g->n_nodes) {
+        for (int r = 0; r < N; r++) ex->row_scale[r] = loss_scale;
+        mxp_xent_bwd(ex->grad[last - 1], ex->val[last - 1], ex->targets, ex->row_scale, N, g->nodes[last - 1].cols);
+    }
+    for (int i = last - 1; i >= first; i--) {
+        const mxp_node *n = &g->nodes[i];
+        const float *dy = ex->grad[i];
+        const float *x = n->n_in ? ex->val[n->in[0]] : NULL;
+        float *dx = n->n_in ? ex->grad[n->in[0]] : NULL;
+        int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
+        int64_t cells = (int64_t)N * n->cols;
+        switch (n->op) {
+        case MXP_OP_EMBED:
+            if (pgrad(ex, n->w)) mxp_embed_bwd(pgrad(ex, n->w), dy, ex->tokens, N, n->cols);
+            break;
+        case MXP_OP_POSEMBED: mxp_posembed_bwd(dx, pgrad(ex, n->w), dy, B, T, 0, n->cols); break;
+        case MXP_OP_RMSNORM: mxp_rmsnorm_bwd(dx, pgrad(ex, n->w), dy, x, pdata(ex, n->w), ex->aux[i], N, n->cols); break;
+        case MXP_OP_LAYERNORM:
+            mxp_layernorm_bwd(dx, pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x, pdata(ex, n->w), ex->aux[i],
+                              ex->aux[i] + N, N, n->cols);
+            break;
+        case MXP_OP_LINEAR:
+            if (hook) hook(ctx, i, x, dy);
+            mxp_linear_bwd(dx, pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x, pdata(ex, n->w), N, cin,
+                           n->cols);
+            break;
+        case MXP_OP_SLICE:
+            for (int r = 0; r < N; r++)
+                mxp_acc(dx + (size_t)r * cin + n->slice_off, dy + (size_t)r * n->cols, n->cols);
+            break;
+        case MXP_OP_ROPE: mxp_rope_bwd(dx, dy, n->inv_freq, B, T, 0, n->heads, n->head_dim); break;
+        case MXP_OP_ATTENTION:
+            mxp_attention_bwd(dx, ex->grad[n->in[1]], ex->grad[n->in[2]], dy, x, ex->val[n->in[1]], ex->val[n->in[2]],
+                              ex->aux[i], B, T, n->heads, n->kv_heads, n->head_dim);
+            break;
+        case MXP_OP_SWIGLU: mxp_swiglu_bwd(dx, ex->grad[n->in[1]], dy, x, ex->val[n->in[1]], cells); break;
+        case MXP_OP_GELU: mxp_gelu_bwd(dx, dy, x, cells); break;
+        case MXP_OP_ADD:
+            mxp_acc(dx, dy, cells);
+            mxp_acc(ex->grad[n->in[1]], dy, cells);
+            break;
+        case MXP_OP_COUNT: MXP_ASSERT(0);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+// exec.h: the executor. Runs a graph (all of it or any contiguous range of nodes) forward,
+// and backward, in f32, on a batch of B sequences of T tokens.
+//
+// Memory: one (N, cols) buffer per node value (N = B*T), plus with MXP_EXEC_BACKWARD one
+// gradient buffer per node and the saved statistics the backward needs (norm rstd/mean,
+// attention probabilities). Parameter gradients are kept only with MXP_EXEC_PARAM_GRADS;
+// otherwise a linear op's weight gradient is never formed by the executor: a hook receives
+// the op's input and output gradient and forms what it needs (the sensitivity pass does).
+#ifndef MXP_EXEC_H
+#define MXP_EXEC_H
+
+#include "core/graph.h"
+
+enum {
+    MXP_EXEC_BACKWARD = 1,     // allocate what backward needs
+    MXP_EXEC_PARAM_GRADS = 2,  // keep a gradient per parameter (implies BACKWARD)
+};
+
+// Called during backward for every LINEAR node, after its output gradient is final and
+// before it is propagated: x (N, I) is the op's input, dy (N, O) = dLoss/d(output).
+typedef void (*mxp_linear_hook)(void *ctx, int node, const float *x, const float *dy);
+
+typedef struct mxp_exec {
+    const mxp_graph *g;
+    int B, T, N;         // batch, sequence length, rows (N = B*T)
+    unsigned flags;
+    float **val;         // (n_nodes) -> (N, cols)
+    float **grad;        // (n_nodes) -> (N, cols), or NULL without BACKWARD
+    float **aux;         // (n_nodes) -> saved statistics, or NULL
+    float **pgrad;       // (n_params) -> (nelem), or NULL without PARAM_GRADS
+    int32_t *tokens;     // (N) input token ids
+    int32_t *targets;    // (N) next-token targets
+    float *losses;       // (N) per-position cross-entropy, filled by mxp_exec_loss
+    float *row_scale;    // (N) scratch for the loss gradient
+} mxp_exec;
+
+// Allocate everything for batches of B sequences of T tokens. T must not exceed the model's
+// maximum positions (when it has one).
+mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, mxp_err *err);
+void mxp_exec_free(mxp_exec *ex);
+
+// Copy the batch in: seq (B, T+1) token ids per sequence; inputs are seq[:, :T] and targets
+// seq[:, 1:]. Ids outside [0, vocab) are an MXP_ERR_ARG naming the position.
+mxp_status mxp_exec_set_batch(mxp_exec *ex, const int32_t *seq, mxp_err *err);
+
+// Run nodes [first, last) forward. Values of nodes before `first` that the range reads must
+// already be in ex->val (set them to run a sub-graph alone).
+void mxp_exec_forward(mxp_exec *ex, int first, int last);
+
+// Cross-entropy of the output (last node) against the targets: fills ex->losses (N) and
+// returns the mean over all N positions. seq_loss (B), if not NULL, gets each sequence's mean.
+double mxp_exec_loss(mxp_exec *ex, double *seq_loss);
+
+// Zero the node gradients (and parameter gradients when kept).
+void mxp_exec_zero_grads(mxp_exec *ex);
+
+// Backward over nodes [first, last) in reverse. When last == n_nodes, the output gradient is
+// seeded from the cross-entropy with weight `loss_scale` per position (1/N: the mean loss;
+// 1/T: the sum over sequences of each sequence's mean loss); otherwise the caller has set
+// ex->grad[last-1] (and any other gradient flowing into the range). Gradients accumulate:
+// call mxp_exec_zero_grads first. hook may be NULL.
+void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx);
+
+#endif
