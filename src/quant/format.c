@@ -1,0 +1,167 @@
+// format.c: the format table (ref and AVX2 variants), run-time dispatch, name parsing, row
+// sizes, whole-matrix quantization and the fake-quant helpers. No state: the tables are
+// const and dispatch is a pure function of the CPU and MXP_FORCE_REF, evaluated per call.
+#include "quant/quant_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// sgemm_min_T: measured with bench/bench_kernels (2-core Zen 3): below it the integer/
+// converting dot kernels beat dequantize-tile + sgemm.
+#define MXP_FORMAT_ROW(ID, NAME, BS, BB, PFX, BPW, ACT, HASG, GT, MINT, IMPL, K, ACTQ) \
+    [ID] = {.id = ID, .name = NAME, .block_size = BS, .block_bytes = BB, .row_prefix_bytes = PFX, \
+            .bits_per_weight = BPW, .act_format = ACT, .has_ggml_type = HASG, .ggml_type = GT,   \
+            .sgemm_min_T = MINT, .impl = #IMPL, .quantize_row = mxp_quantize_##K##_##IMPL,       \
+            .dequantize_row = mxp_dequantize_##K##_##IMPL, .dot = mxp_dot_##K##_##IMPL,          \
+            .quantize_act = ACTQ}
+
+#define MXP_FORMAT_TABLE(IMPL)                                                                  \
+    {                                                                                           \
+        MXP_FORMAT_ROW(MXP_FMT_F32, "f32", 1, 4, 0, 32.0, MXP_FMT_F32, true, 0, 2, IMPL, f32, NULL), \
+        MXP_FORMAT_ROW(MXP_FMT_BF16, "bf16", 1, 2, 0, 16.0, MXP_FMT_F32, true, 30, 8, IMPL, bf16, \
+                       NULL),                                                                   \
+        MXP_FORMAT_ROW(MXP_FMT_F16, "f16", 1, 2, 0, 16.0, MXP_FMT_F32, true, 1, 8, IMPL, f16, NULL), \
+        MXP_FORMAT_ROW(MXP_FMT_Q8_0, "q8_0", 32, 34, 0, 8.5, MXP_FMT_Q8_0, true, 8, 8, IMPL, q8_0, \
+                       mxp_quantize_act_q8_##IMPL),                                             \
+        MXP_FORMAT_ROW(MXP_FMT_Q4_0, "q4_0", 32, 18, 0, 4.5, MXP_FMT_Q8_0, true, 2, 8, IMPL, q4_0, \
+                       mxp_quantize_act_q8_##IMPL),                                             \
+        MXP_FORMAT_ROW(MXP_FMT_F8_E4M3, "f8_e4m3", 1, 1, 4, 8.0, MXP_FMT_F32, false, 0, 8, IMPL, \
+                       f8_e4m3, NULL),                                                          \
+    }
+
+static const mxp_format formats_ref[MXP_FMT_COUNT] = MXP_FORMAT_TABLE(ref);
+static const mxp_format formats_avx2[MXP_FMT_COUNT] = MXP_FORMAT_TABLE(avx2);
+
+bool mxp_cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+// MXP_FORCE_REF=1 in the environment forces the scalar reference kernels everywhere.
+static bool use_avx2(void) {
+    const char *force = getenv("MXP_FORCE_REF");
+    if (force && strcmp(force, "1") == 0) return false;
+    return mxp_cpu_has_avx2();
+}
+
+const char *mxp_kernel_impl_name(void) { return use_avx2() ? "avx2" : "ref"; }
+
+const mxp_format *mxp_format_get_impl(mxp_format_id id, mxp_impl impl) {
+    MXP_ASSERT(id >= 0 && id < MXP_FMT_COUNT);
+    bool avx2 = impl == MXP_IMPL_AVX2 || (impl == MXP_IMPL_AUTO && use_avx2());
+    if (impl == MXP_IMPL_AVX2) MXP_ASSERT(mxp_cpu_has_avx2());
+    return avx2 ? &formats_avx2[id] : &formats_ref[id];
+}
+
+const mxp_format *mxp_format_get(mxp_format_id id) { return mxp_format_get_impl(id, MXP_IMPL_AUTO); }
+
+mxp_status mxp_format_parse(const char *name, mxp_format_id *out, mxp_err *err) {
+    for (int i = 0; i < MXP_FMT_COUNT; i++) {
+        if (name && strcmp(name, formats_ref[i].name) == 0) {
+            *out = (mxp_format_id)i;
+            return MXP_OK;
+        }
+    }
+    char list[256] = "";
+    for (int i = 0; i < MXP_FMT_COUNT; i++) {
+        strcat(list, formats_ref[i].name);
+        if (i + 1 < MXP_FMT_COUNT) strcat(list, ", ");
+    }
+    return mxp_fail(err, MXP_ERR_ARG, "unknown format '%s' (valid formats: %s)",
+                    name ? name : "(null)", list);
+}
+
+size_t mxp_row_bytes(const mxp_format *fmt, int n) {
+    MXP_ASSERT(n > 0 && n % fmt->block_size == 0);
+    return (size_t)fmt->row_prefix_bytes + (size_t)(n / fmt->block_size) * (size_t)fmt->block_bytes;
+}
+
+mxp_status mxp_format_row_bytes_checked(mxp_format_id id, int64_t n, size_t *out, mxp_err *err) {
+    if (id < 0 || id >= MXP_FMT_COUNT) return mxp_fail(err, MXP_ERR_ARG, "bad format id %d", (int)id);
+    const mxp_format *f = &formats_ref[id];
+    if (n <= 0 || n > INT32_MAX)
+        return mxp_fail(err, MXP_ERR_ARG, "format %s: row length %lld out of range (1..%d)", f->name,
+                        (long long)n, INT32_MAX);
+    if (n % f->block_size != 0)
+        return mxp_fail(err, MXP_ERR_ARG,
+                        "format %s: row length %lld is not a multiple of the block size %d",
+                        f->name, (long long)n, f->block_size);
+    size_t b;
+    if (!mxp_mul_ok((size_t)(n / f->block_size), (size_t)f->block_bytes, &b) ||
+        !mxp_add_ok(b, (size_t)f->row_prefix_bytes, &b))
+        return mxp_fail(err, MXP_ERR_NOMEM, "format %s: row of %lld elements overflows size_t",
+                        f->name, (long long)n);
+    *out = b;
+    return MXP_OK;
+}
+
+mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_t *out, mxp_err *err) {
+    size_t rb;
+    mxp_status st = mxp_format_row_bytes_checked(id, I, &rb, err);
+    if (st) return st;
+    if (O <= 0 || O > INT32_MAX)
+        return mxp_fail(err, MXP_ERR_ARG, "format %s: row count %lld out of range (1..%d)",
+                        formats_ref[id].name, (long long)O, INT32_MAX);
+    if (!mxp_mul_ok(rb, (size_t)O, out))
+        return mxp_fail(err, MXP_ERR_NOMEM, "format %s: matrix (%lld, %lld) overflows size_t",
+                        formats_ref[id].name, (long long)O, (long long)I);
+    return MXP_OK;
+}
+
+mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, void *out,
+                               size_t out_bytes, const char *name, mxp_err *err) {
+    if (!name) name = "(unnamed)";
+    size_t need;
+    mxp_status st = mxp_format_matrix_bytes(id, O, I, &need, err);
+    if (st) return mxp_fail_prefix(err, "tensor %s: ", name);
+    const mxp_format *f = mxp_format_get(id);
+    if (out_bytes < need)
+        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
+                        name, out_bytes, need, f->name, O, I);
+    // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
+    for (size_t k = 0; k < (size_t)O * (size_t)I; k++) {
+        if (!isfinite(w[k]))
+            return mxp_fail(err, MXP_ERR_ARG, "tensor %s: non-finite weight %g at row %zu column %zu",
+                            name, (double)w[k], k / (size_t)I, k % (size_t)I);
+    }
+    const size_t rb = mxp_row_bytes(f, I);
+    uint8_t *o8 = out;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < O; r++) f->quantize_row(w + (size_t)r * I, o8 + (size_t)r * rb, I);
+    // Scales that overflowed f16 (only block formats store f16 scales).
+    if (id == MXP_FMT_Q8_0 || id == MXP_FMT_Q4_0) {
+        const size_t nb = (size_t)I / MXP_QK;
+        for (int r = 0; r < O; r++) {
+            for (size_t b = 0; b < nb; b++) {
+                uint16_t d;
+                memcpy(&d, o8 + (size_t)r * rb + b * (size_t)f->block_bytes, 2);
+                if ((d & 0x7C00u) == 0x7C00u)
+                    return mxp_fail(err, MXP_ERR_ARG,
+                                    "tensor %s: %s scale of row %d block %zu overflows f16 "
+                                    "(weights too large for %s)", name, f->name, r, b, f->name);
+            }
+        }
+    }
+    return MXP_OK;
+}
+
+void mxp_fake_quant_weight_row(const mxp_format *fmt, const float *x, float *y, int n, void *scratch) {
+    fmt->quantize_row(x, scratch, n);
+    fmt->dequantize_row(scratch, y, n);
+}
+
+void mxp_fake_quant_act_row(const mxp_format *fmt, const float *x, float *y, int n) {
+    if (fmt->act_format != MXP_FMT_Q8_0) {
+        if (y != x) memmove(y, x, (size_t)n * sizeof *y);
+        return;
+    }
+    MXP_ASSERT(n % MXP_QK == 0);
+    // Block by block so no scratch is needed; same kernels as the matmul.
+    for (int i = 0; i < n; i += MXP_QK) {
+        int8_t qs[MXP_QK];
+        float d;
+        fmt->quantize_act(x + i, qs, &d, MXP_QK);
+        for (int j = 0; j < MXP_QK; j++) y[i + j] = (float)qs[j] * d;
+    }
+}

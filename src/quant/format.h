@@ -1,0 +1,197 @@
+// format.h: the numeric formats mixprec can give a matrix product, in one table, and the
+// kernels that use them (quantize, dequantize, fake-quant, dot, matmul).
+//
+// Contract, for the runtime, calibration and the GGUF writer:
+//  - A weight (O, I) in format f is O rows stored back to back; each row is
+//    mxp_row_bytes(fmt, I) bytes: `row_prefix_bytes` of per-row header, then I / block_size
+//    blocks of block_bytes each. Rows of the block formats need I % block_size == 0.
+//  - Byte layouts (little-endian, as GGUF/ggml for every format that has a GGML type):
+//      f32      4 bytes per weight, IEEE binary32.                          (32 bpw)
+//      bf16     upper 16 bits of the f32, round-to-nearest-even; NaN stays NaN (quieted). (16 bpw)
+//      f16      IEEE binary16, round-to-nearest-even (= F16C vcvtps2ph).       (16 bpw)
+//      q8_0     blocks of 32: f16 d = amax/127, then 32 x int8 q; x ~ q * d.   (8.5 bpw)
+//      q4_0     blocks of 32: f16 d = m/-8 (m: the signed element of largest |x|), then 16
+//               bytes: byte j holds element j in its low nibble and element j+16 in its high
+//               nibble, q in 0..15; x ~ (q - 8) * d.                          (4.5 bpw)
+//      f8_e4m3  per row: f32 scale s = amax/448 (4 bytes, little-endian, possibly unaligned:
+//               read with memcpy), then I bytes, each an OCP FP8 E4M3FN code (1 sign, 4
+//               exponent bits with bias 7, 3 mantissa bits, subnormals, max 448, no inf);
+//               x ~ s * e4m3(code). Codes 0x7F/0xFF (NaN) are never written; decoders read
+//               them as +-480. No GGML type: mixprec-internal only.  (8 + 32/I bpw)
+//  - Rounding: q8_0 q = round-half-away-from-zero(x * (1/d)), q4_0 q = min(15, floor(x *
+//    (1/d) + 8.5)), both with the reciprocal of the f32 d before it is rounded to f16 (as
+//    ggml's reference quantizer). A block whose f16 scale rounds to 0 is stored as all-zero
+//    values (q8_0 q = 0, q4_0 q = 8): every reciprocal of a scale is guarded.
+//  - Non-finite input: quantizers never crash or hit undefined behaviour, and the ref and
+//    AVX2 versions agree bit for bit, but the values they produce are meaningless (NaN is
+//    ignored by the scale, inf makes the block's scale inf). mxp_quantize_matrix rejects
+//    non-finite weights and scales that overflow f16 with MXP_ERR_ARG.
+//  - Activations: formats whose act_format is MXP_FMT_Q8_0 (q8_0, q4_0) quantize every
+//    activation row to q8_0 (same blocks, scales, rounding as the q8_0 weight quantizer) and
+//    use integer dots. The others (f32, bf16, f16, f8_e4m3) are weight-only: activations stay
+//    f32. The fake-quant helpers reproduce exactly the values the kernels use.
+//  - Kernels: every entry point has a scalar `_ref` version (defines the result) and an
+//    `_avx2` version (AVX2+FMA+F16C). Quantizers and dequantizers match `_ref` bit for bit;
+//    dots and matmuls match within float-summation rounding (see tests/test_quant*.c).
+//    mxp_format_get picks the AVX2 table when the CPU has avx2, fma and f16c, unless the
+//    environment variable MXP_FORCE_REF=1 is set (read on every mxp_format_get call: cheap).
+//  - No state: the tables are const; every function is reentrant.
+#ifndef MXP_QUANT_FORMAT_H
+#define MXP_QUANT_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/base.h"
+
+typedef enum mxp_format_id {
+    MXP_FMT_F32,
+    MXP_FMT_BF16,
+    MXP_FMT_F16,
+    MXP_FMT_Q8_0,
+    MXP_FMT_Q4_0,
+    MXP_FMT_F8_E4M3,
+    MXP_FMT_COUNT,
+} mxp_format_id;
+
+#define MXP_QK 32  // elements per q8_0 / q4_0 block
+
+// q8_0 block: 8.5 bits per weight; f16 scale first, then 32 int8 values.
+typedef struct mxp_block_q8_0 {
+    uint16_t d;        // f16 bits
+    int8_t qs[MXP_QK];
+} mxp_block_q8_0;
+_Static_assert(sizeof(mxp_block_q8_0) == 34, "q8_0 block must be 34 bytes");
+
+// q4_0 block: 4.5 bits per weight; f16 scale first, then 16 bytes of nibble pairs.
+typedef struct mxp_block_q4_0 {
+    uint16_t d;            // f16 bits
+    uint8_t qs[MXP_QK / 2];  // low nibble: element j, high nibble: element j + 16
+} mxp_block_q4_0;
+_Static_assert(sizeof(mxp_block_q4_0) == 18, "q4_0 block must be 18 bytes");
+
+// An activation row quantized to q8_0 for the integer-dot kernels. Same values as q8_0
+// blocks (q, and the f16 scale widened to f32), unpacked for speed; lives in the matmul
+// scratch. Not a file layout.
+typedef struct mxp_q8_row {
+    const int8_t *qs;  // (n) quantized values
+    const float *d;    // (n / 32) block scales (exactly the f16 scale values)
+} mxp_q8_row;
+
+// Quantize n elements of x into a row of this format (q: row_bytes(n) bytes).
+// n must be a multiple of block_size (programmer bug otherwise). For f8_e4m3 the row is the
+// unit of scaling: pass whole weight rows.
+typedef void (*mxp_quantize_row_fn)(const float *x /*(n)*/, void *q, int n);
+// Dequantize one row of n elements (q as written by quantize_row) into y (n).
+typedef void (*mxp_dequantize_row_fn)(const void *q, float *y /*(n)*/, int n);
+// Dot product of one weight row (n elements) with one activation row: for act_format F32,
+// x is `const float *` (n); for act_format Q8_0, x is `const mxp_q8_row *`.
+typedef float (*mxp_dot_fn)(int n, const void *w_row, const void *x);
+// Quantize an activation row (n, multiple of 32) to the unpacked q8 form of mxp_q8_row:
+// qs (n), d (n / 32). Same values as the q8_0 weight quantizer.
+typedef void (*mxp_quantize_act_fn)(const float *x /*(n)*/, int8_t *qs, float *d, int n);
+
+typedef struct mxp_format {
+    mxp_format_id id;
+    const char *name;            // "f32", "bf16", "f16", "q8_0", "q4_0", "f8_e4m3"
+    int block_size;              // elements per block (1 for the element formats)
+    int block_bytes;             // bytes per block
+    int row_prefix_bytes;        // bytes of per-row header before the blocks (f8: 4)
+    double bits_per_weight;      // incl. block scales; excl. the row prefix (f8: add 32/I)
+    mxp_format_id act_format;    // MXP_FMT_Q8_0 (integer dot) or MXP_FMT_F32 (weight-only)
+    bool has_ggml_type;          // false for f8_e4m3
+    uint32_t ggml_type;          // GGML type number when has_ggml_type (F32 0, F16 1,
+                                 // Q4_0 2, Q8_0 8, BF16 30)
+    int sgemm_min_T;             // matmul: T >= this dequantizes W tiles and calls sgemm
+                                 // (measured on the dev machine; f32 always uses BLAS)
+    const char *impl;            // "ref" or "avx2": which kernel table this entry is from
+    mxp_quantize_row_fn quantize_row;
+    mxp_dequantize_row_fn dequantize_row;
+    mxp_dot_fn dot;
+    mxp_quantize_act_fn quantize_act;  // set iff act_format == MXP_FMT_Q8_0
+} mxp_format;
+
+typedef enum mxp_impl {
+    MXP_IMPL_AUTO,  // AVX2 when the CPU has it and MXP_FORCE_REF is not 1
+    MXP_IMPL_REF,   // scalar reference kernels
+    MXP_IMPL_AVX2,  // AVX2 kernels; the caller must check mxp_cpu_has_avx2() first
+} mxp_impl;
+
+// Static entry of the table for `id` (asserts id is valid). MXP_IMPL_AUTO dispatch.
+const mxp_format *mxp_format_get(mxp_format_id id);
+// Same, with an explicit kernel set (tests and benchmarks).
+const mxp_format *mxp_format_get_impl(mxp_format_id id, mxp_impl impl);
+// Does this CPU have AVX2, FMA and F16C (what the _avx2 kernels need)?
+bool mxp_cpu_has_avx2(void);
+// "avx2" or "ref": what MXP_IMPL_AUTO picks now (for provenance in JSON outputs).
+const char *mxp_kernel_impl_name(void);
+
+// Parse a format name (exact, lower case: "q8_0"). On failure returns MXP_ERR_ARG with a
+// message naming the bad name and listing the valid ones.
+mxp_status mxp_format_parse(const char *name, mxp_format_id *out, mxp_err *err);
+
+// Bytes of one row of n elements (prefix + blocks). Asserts n % block_size == 0 and n > 0
+// (use mxp_format_row_bytes_checked on untrusted sizes).
+size_t mxp_row_bytes(const mxp_format *fmt, int n);
+// Checked: n > 0, n % block_size == 0, no overflow. Errors name the format and n.
+mxp_status mxp_format_row_bytes_checked(mxp_format_id id, int64_t n, size_t *out, mxp_err *err);
+// Checked bytes of an (O, I) matrix.
+mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_t *out,
+                                   mxp_err *err);
+
+// Quantize a whole weight w (O, I) into out (out_bytes >= mxp_format_matrix_bytes). Rows
+// are quantized in parallel (OpenMP); the result does not depend on the thread count.
+// Errors (MXP_ERR_ARG, message naming `name`, the format and the size): I not a multiple of
+// the block size, O or I <= 0, out too small, a non-finite weight (gives its row and column),
+// a block scale that overflows f16 (|w| >= ~8.3e6 for q8_0, ~5.2e5 for q4_0).
+mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w /*(O, I)*/, int O, int I,
+                               void *out, size_t out_bytes, const char *name, mxp_err *err);
+
+// ---- fake quantization: exactly the values the kernels use ----
+// Weight: y = dequantize(quantize(x)) for one whole weight row of n elements (f8_e4m3's
+// scale is per row, so pass whole rows). y may alias x. Asserts n % block_size == 0.
+// `scratch` must hold mxp_row_bytes(fmt, n) bytes.
+void mxp_fake_quant_weight_row(const mxp_format *fmt, const float *x /*(n)*/, float *y /*(n)*/,
+                               int n, void *scratch);
+// Activation: the format's activation quantizer on one activation row of n elements (q8_0
+// quantize + dequantize for q8_0/q4_0, identity for weight-only formats). y may alias x.
+// n must be a multiple of 32 for q8_0/q4_0.
+void mxp_fake_quant_act_row(const mxp_format *fmt, const float *x /*(n)*/, float *y /*(n)*/,
+                            int n);
+
+// ---- matrix product ----
+// Scratch owned by the caller, reused across calls; grow with mxp_quant_scratch_reserve.
+typedef struct mxp_quant_scratch {
+    void *buf;     // owned, 64-byte aligned
+    size_t bytes;  // capacity
+} mxp_quant_scratch;
+
+// Scratch bytes mxp_matmul needs for this format and shape (0 when none).
+size_t mxp_matmul_scratch_bytes(mxp_format_id id, int T, int I, int O);
+// Make s hold at least `bytes` (keeps it if large enough). MXP_ERR_NOMEM on failure.
+mxp_status mxp_quant_scratch_reserve(mxp_quant_scratch *s, size_t bytes, mxp_err *err);
+void mxp_quant_scratch_free(mxp_quant_scratch *s);  // s is zeroed
+
+// y (T, O) = x (T, I) @ W^T, W (O, I) quantized in fmt (O rows of mxp_row_bytes(fmt, I)).
+// For q8_0/q4_0 every activation row is quantized to q8_0 once per call and shared by all
+// output rows (integer dots), or, for T >= fmt->sgemm_min_T, fake-quantized and multiplied
+// by f32 tiles of the dequantized W with OpenBLAS sgemm (same values, float rounding only).
+// f32: OpenBLAS sgemv (T == 1) / sgemm. Threads (OpenMP) split output rows; the result does
+// not depend on the thread count. Must not be called inside an OpenMP parallel region.
+// Asserts: I % block_size == 0, T, I, O > 0, s->bytes >= mxp_matmul_scratch_bytes(...)
+// (s may be NULL when that is 0). y must not alias x or W.
+void mxp_matmul_fmt(float *y /*(T, O)*/, const mxp_format *fmt, const void *w /*(O rows)*/,
+                    const float *x /*(T, I)*/, int T, int I, int O, mxp_quant_scratch *s);
+// Same with the MXP_IMPL_AUTO kernels of format id.
+void mxp_matmul(float *y /*(T, O)*/, mxp_format_id id, const void *w, const float *x /*(T, I)*/,
+                int T, int I, int O, mxp_quant_scratch *s);
+
+// ---- scalar conversions (exact definitions used by every kernel) ----
+float mxp_f16_to_f32(uint16_t h);
+uint16_t mxp_f32_to_f16(float f);   // round-to-nearest-even, = F16C vcvtps2ph
+float mxp_bf16_to_f32(uint16_t h);
+uint16_t mxp_f32_to_bf16(float f);  // round-to-nearest-even; NaN -> quiet NaN
+float mxp_e4m3_to_f32(uint8_t code);
+
+#endif

@@ -1,0 +1,96 @@
+// quant_internal.h: the per-format kernels behind the table in format.c. Internal to
+// src/quant; everything else goes through format.h. Each `_ref` kernel is the definition,
+// each `_avx2` kernel (in *_avx2.c, built with -mavx2 -mfma -mf16c) must only be called when
+// mxp_cpu_has_avx2() is true.
+#ifndef MXP_QUANT_INTERNAL_H
+#define MXP_QUANT_INTERNAL_H
+
+#include <math.h>
+#include <string.h>
+
+#include "quant/format.h"
+
+static inline uint32_t mxp_f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float mxp_bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Round half away from zero, NaN-safe, clamped to [-lim, lim]: the q8_0 rounding rule.
+// fmaxf(NaN, -lim) is -lim, which the AVX2 version reproduces with max_ps(v, -lim).
+static inline int mxp_round_clamp(float v, float lim) {
+    v = fmaxf(v, -lim);
+    v = fminf(v, lim);
+    return (int)roundf(v);
+}
+
+// q8_0 block scale from the block's max |x|: returns the f16 bits of d and the reciprocal
+// used for rounding (0 when the f16 scale is 0: the block is then stored as zeros).
+static inline uint16_t mxp_q8_scale(float amax, float *id) {
+    const float d = amax / 127.0f;
+    const uint16_t dh = mxp_f32_to_f16(d);
+    *id = (dh & 0x7FFF) ? 1.0f / d : 0.0f;
+    return dh;
+}
+// q4_0 block scale from the signed element of largest magnitude.
+static inline uint16_t mxp_q4_scale(float maxv, float *id) {
+    const float d = maxv / -8.0f;
+    const uint16_t dh = mxp_f32_to_f16(d);
+    *id = (dh & 0x7FFF) ? 1.0f / d : 0.0f;
+    return dh;
+}
+// f8_e4m3 row scale (stored as f32) and its guarded reciprocal. A scale whose reciprocal is
+// not finite (amax below ~1.5e-36) is stored as 0 (the row reads back as zeros).
+static inline float mxp_f8_scale(float amax, float *inv) {
+    float s = amax / 448.0f;
+    float r = s != 0.0f ? 1.0f / s : 0.0f;
+    if (!(r <= 3.0e38f)) { s = 0.0f; r = 0.0f; }  // also catches r = inf
+    if (isinf(s)) r = 0.0f;
+    *inv = r;
+    return s;
+}
+
+// f32 -> e4m3 code of v = x * inv (sign from x): |v| clamped to 448 (NaN -> 448),
+// round-to-nearest-even. Subnormal range (|v| < 2^-6) via rint(|v| * 512).
+static inline uint8_t mxp_e4m3_encode(float x, float v) {
+    float a = fminf(fabsf(v), 448.0f);
+    uint32_t code;
+    if (a < 0.015625f) {
+        code = (uint32_t)(int)nearbyintf(a * 512.0f);
+    } else {
+        uint32_t b = mxp_f32_bits(a);
+        b += 0x7FFFFu + ((b >> 20) & 1u);
+        code = (b >> 20) - (120u << 3);
+    }
+    return (uint8_t)(code | ((mxp_f32_bits(x) >> 24) & 0x80u));
+}
+
+#define MXP_DECLARE_KERNELS(fmt, sfx)                                      \
+    void mxp_quantize_##fmt##_##sfx(const float *x, void *q, int n);      \
+    void mxp_dequantize_##fmt##_##sfx(const void *q, float *y, int n);    \
+    float mxp_dot_##fmt##_##sfx(int n, const void *w_row, const void *x);
+
+MXP_DECLARE_KERNELS(f32, ref)
+MXP_DECLARE_KERNELS(bf16, ref)
+MXP_DECLARE_KERNELS(f16, ref)
+MXP_DECLARE_KERNELS(q8_0, ref)
+MXP_DECLARE_KERNELS(q4_0, ref)
+MXP_DECLARE_KERNELS(f8_e4m3, ref)
+MXP_DECLARE_KERNELS(f32, avx2)
+MXP_DECLARE_KERNELS(bf16, avx2)
+MXP_DECLARE_KERNELS(f16, avx2)
+MXP_DECLARE_KERNELS(q8_0, avx2)
+MXP_DECLARE_KERNELS(q4_0, avx2)
+MXP_DECLARE_KERNELS(f8_e4m3, avx2)
+
+// Activation quantization to the unpacked q8 form: qs (n), d (n/32). Same values as
+// mxp_quantize_q8_0_ref (scale = the f16 scale widened to f32).
+void mxp_quantize_act_q8_ref(const float *x, int8_t *qs, float *d, int n);
+void mxp_quantize_act_q8_avx2(const float *x, int8_t *qs, float *d, int n);
+
+#endif
