@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +49,29 @@ typedef struct mxp_model mxp_model;
 // keeps the files mapped read-only while it lives.
 mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err);
 void mxp_model_free(mxp_model *m);
+
+// Write a description of the model to f: architecture, dimensions, parameter count, and every
+// tensor with its shape and dtype as stored in the file.
+void mxp_model_print_info(const mxp_model *m, FILE *f);
+
+// ---- evaluation ----
+typedef struct mxp_eval_opts {
+    const char *data_path;  // token-id file (see src/io/data.h) or text
+    int seq_len;            // tokens per sample (T); 0: min(256, model maximum)
+    int batch;              // sequences per forward pass; 0: 1
+    int max_samples;        // 0: every full window in the file
+    int progress;           // 1: progress with ETA on stderr
+} mxp_eval_opts;
+
+typedef struct mxp_eval_result {
+    double loss;            // mean next-token cross-entropy, nats
+    double perplexity;      // exp(loss)
+    size_t samples, tokens; // windows and predicted tokens evaluated
+    double seconds;         // wall time of the forward passes
+    double tokens_per_s;    // tokens / seconds
+} mxp_eval_result;
+
+mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
 
 #ifdef __cplusplus
 }
