@@ -1,13 +1,10 @@
-// linear.c: y = x W^T + b through OpenBLAS (OpenMP build), forward and backward.
-// Every product is one sgemm (or sgemv / sger for a single row) reading the row-major
-// operands in place: no transposed copies. OpenBLAS splits the output, never the inner
-// dimension, so results do not depend on the thread count (checked in tests/test_ops_grad.c).
-// Backward accumulates (beta = 1). Not for use inside an OpenMP parallel region.
-#include <cblas.h>
-// cblas.h pulls in <complex.h>, whose macro I would clash with the parameter name I below.
-#undef I
+// linear.c: y = x W^T + b, forward and backward, through the deterministic tiled OpenBLAS
+// wrappers of gemm.h (sgemm; sgemv when N == 1). Operands are read in place, row-major, with
+// BLAS transpose flags: no transposed copies. Backward accumulates (beta = 1); NULL gradients
+// are skipped. Not for use inside an OpenMP parallel region.
 #include <string.h>
 
+#include "ops/gemm.h"
 #include "ops/ops.h"
 
 // out (N, O) = x (N, I) @ w (O, I)^T + b (O); b may be NULL.
@@ -18,9 +15,9 @@ void mxp_linear_fwd(float *out, const float *x, const float *w, const float *b, 
         beta = 1.0f;
     }
     if (N == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, w, I, x, 1, beta, out, 1);
+        mxp_ops_sgemv(0, O, I, 1.0f, w, I, x, beta, out);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, I, 1.0f, x, I, w, I, beta, out, O);
+        mxp_ops_sgemm(0, 1, N, O, I, 1.0f, x, I, w, I, beta, out, O);
 }
 
 // dx (N, I) += dout (N, O) @ w (O, I);  dw (O, I) += dout^T @ x (N, I);  db (O) += sum_n dout.
@@ -28,17 +25,21 @@ void mxp_linear_bwd(float *dx, float *dw, float *db, const float *dout, const fl
                     const float *w, int N, int I, int O) {
     if (dx) {
         if (N == 1)
-            cblas_sgemv(CblasRowMajor, CblasTrans, O, I, 1.0f, w, I, dout, 1, 1.0f, dx, 1);
+            mxp_ops_sgemv(1, O, I, 1.0f, w, I, dout, 1.0f, dx);
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, I, O, 1.0f, dout, O, w, I,
-                        1.0f, dx, I);
+            mxp_ops_sgemm(0, 0, N, I, O, 1.0f, dout, O, w, I, 1.0f, dx, I);
     }
     if (dw) {
-        if (N == 1)
-            cblas_sger(CblasRowMajor, O, I, 1.0f, dout, 1, x, 1, dw, I);
-        else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, N, 1.0f, dout, O, x, I,
-                        1.0f, dw, I);
+        if (N == 1) {  // rank-1 update, memory bound: dw[o, :] += dout[o] * x
+#pragma omp parallel for schedule(static)
+            for (int o = 0; o < O; o++) {
+                float *d = dw + (size_t)o * I, g = dout[o];
+#pragma omp simd
+                for (int i = 0; i < I; i++) d[i] += g * x[i];
+            }
+        } else {
+            mxp_ops_sgemm(1, 0, O, I, N, 1.0f, dout, O, x, I, 1.0f, dw, I);
+        }
     }
     if (db) {
         // Parallel over output columns; each column summed in row order.
