@@ -131,8 +131,10 @@ static void set_scalar(mxp_gguf_kv *kv, const uint8_t *p, size_t n) {
     kv->f = (double)kv->i;
 }
 
-static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, mxp_err *err) {
-    mxp_status st = rd_name(r, &kv->key, "key");
+static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, uint64_t index, mxp_err *err) {
+    char what[64];
+    snprintf(what, sizeof what, "key #%llu", (unsigned long long)index);
+    mxp_status st = rd_name(r, &kv->key, what);
     if (st) return st;
     uint32_t type;
     if ((st = rd_u32(r, &type, "value type"))) return st;
@@ -141,10 +143,12 @@ static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, mxp_err *err) {
         return mxp_fail(err, MXP_ERR_FORMAT, "%s: key '%s': unknown value type %u", r->label, key,
                         type);
     kv->type = (mxp_gguf_type)type;
-    if (type == MXP_GGUF_STRING) return rd_str(r, &kv->s, key);
+    char kw[300];
+    snprintf(kw, sizeof kw, "key '%.256s'", key);
+    if (type == MXP_GGUF_STRING) return rd_str(r, &kv->s, kw);
     if (type != MXP_GGUF_ARRAY) {
         size_t n = type_size(type);
-        if ((st = need(r, n, key))) return st;
+        if ((st = need(r, n, kw))) return st;
         if (type == MXP_GGUF_BOOL && r->p[r->off] > 1)
             return mxp_fail(err, MXP_ERR_FORMAT, "%s: key '%s': bool value %u is not 0 or 1",
                             r->label, key, r->p[r->off]);
@@ -154,7 +158,7 @@ static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, mxp_err *err) {
     }
     uint32_t at;
     uint64_t n;
-    if ((st = rd_u32(r, &at, key)) || (st = rd_u64(r, &n, key))) return st;
+    if ((st = rd_u32(r, &at, kw)) || (st = rd_u64(r, &n, kw))) return st;
     if (at == MXP_GGUF_ARRAY)
         return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: key '%s': nested arrays are not supported",
                         r->label, key);
@@ -173,7 +177,7 @@ static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, mxp_err *err) {
             return mxp_fail(err, MXP_ERR_NOMEM, "%s: key '%s': out of memory", r->label, key);
         kv->arr_n = n;  // set only once the storage exists, so free never walks past it
         for (uint64_t i = 0; i < n; i++)
-            if ((st = rd_str(r, &kv->arr_strs[i], key))) return st;
+            if ((st = rd_str(r, &kv->arr_strs[i], kw))) return st;
         return MXP_OK;
     }
     size_t es = type_size(at);
@@ -236,29 +240,33 @@ static mxp_status check_unique_keys(const mxp_gguf *g, const char *label, mxp_er
 }
 
 // One tensor info record; fills t (name owned by t on return, even on failure) and *offset.
-static mxp_status read_tensor_info(rd *r, mxp_tensor_info *t, uint64_t *offset, mxp_err *err) {
-    mxp_status st = rd_name(r, &t->name, "tensor name");
+static mxp_status read_tensor_info(rd *r, mxp_tensor_info *t, uint64_t index, uint64_t *offset,
+                                   mxp_err *err) {
+    char what[300];
+    snprintf(what, sizeof what, "tensor #%llu name", (unsigned long long)index);
+    mxp_status st = rd_name(r, &t->name, what);
     if (st) return st;
-    const char *name = t->name;
+    snprintf(what, sizeof what, "tensor '%.256s'", t->name);
+    const char *name = what;
     uint32_t nd, type;
     if ((st = rd_u32(r, &nd, name))) return st;
     if (nd > MXP_MAX_DIMS)
-        return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%s': n_dims %u exceeds %d", r->label,
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: %s: n_dims %u exceeds %d", r->label,
                         name, nd, MXP_MAX_DIMS);
     uint64_t ne[MXP_MAX_DIMS];
     size_t nelem = 1;
     for (uint32_t d = 0; d < nd; d++) {
         if ((st = rd_u64(r, &ne[d], name))) return st;
         if (ne[d] > (uint64_t)INT64_MAX)
-            return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%s': ne[%u] = %llu is negative",
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: %s: ne[%u] = %llu is negative",
                             r->label, name, d, (unsigned long long)ne[d]);
         if (!mxp_mul_ok(nelem, (size_t)ne[d], &nelem))
-            return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%s': element count overflows",
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: %s: element count overflows",
                             r->label, name);
     }
     if ((st = rd_u32(r, &type, name)) || (st = rd_u64(r, offset, name))) return st;
     if (!ggml_type_to_dtype(type, &t->dtype))
-        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: tensor '%s': unsupported GGML type %u",
+        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: %s: unsupported GGML type %u",
                         r->label, name, type);
     t->ndim = (int)nd;
     for (uint32_t d = 0; d < nd; d++) t->shape[nd - 1 - d] = (int64_t)ne[d];
@@ -267,11 +275,11 @@ static mxp_status read_tensor_info(rd *r, mxp_tensor_info *t, uint64_t *offset, 
     MXP_ASSERT(mxp_dtype_block(t->dtype, &be, &bb));
     if (be > 1 && (nd == 0 || ne[0] % be != 0))
         return mxp_fail(err, MXP_ERR_FORMAT,
-                        "%s: tensor '%s': row length %llu is not a multiple of the %s block size %zu",
+                        "%s: %s: row length %llu is not a multiple of the %s block size %zu",
                         r->label, name, nd ? (unsigned long long)ne[0] : 1ull,
                         mxp_dtype_name(t->dtype), be);
     if (!mxp_mul_ok(nelem / be, bb, &t->nbytes))
-        return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%s': byte size overflows", r->label, name);
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: %s: byte size overflows", r->label, name);
     return MXP_OK;
 }
 
@@ -317,7 +325,7 @@ mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const ch
     }
     for (uint64_t i = 0; i < n_kv; i++) {
         g->n_kv++;  // counted before reading so free() sees a partly read entry
-        if ((st = read_kv(&r, &g->kv[i], err))) goto fail;
+        if ((st = read_kv(&r, &g->kv[i], i, err))) goto fail;
     }
     if ((st = check_unique_keys(g, label, err))) goto fail;
 
@@ -354,7 +362,7 @@ mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const ch
             st = mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory", label);
             goto fail;
         }
-        if ((st = read_tensor_info(&r, t, &spans[i].begin, err))) goto fail;
+        if ((st = read_tensor_info(&r, t, i, &spans[i].begin, err))) goto fail;
         spans[i].name = t->name;
     }
     if ((st = mxp_tensor_set_check_unique(&g->tensors, label, err))) goto fail;

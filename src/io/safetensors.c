@@ -326,11 +326,11 @@ static mxp_status check_weight_map(const cJSON *wm, const char *label, const cha
     const char **names = mxp_calloc((size_t)n, sizeof *names);
     const char **sh = mxp_calloc((size_t)n, sizeof *sh);
     mxp_status st = MXP_OK;
+    int i = 0, ns = 0;
     if (!names || !sh) {
         st = mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory", label);
         goto done;
     }
-    int i = 0, ns = 0;
     for (const cJSON *e = wm->child; e; e = e->next, i++) {
         names[i] = e->string;
         if (!cJSON_IsString(e)) {
