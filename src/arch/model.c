@@ -102,7 +102,7 @@ mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const i
                         ndim > 1 ? (long long)want[1] : 0LL);
     const float *data;
     int aligned = ((uintptr_t)t->data % sizeof(float)) == 0;
-    if (t->dtype == MXP_DT_F32 && aligned && !transpose_2d && !permute_heads) {
+    if (t->dtype == MXP_DT_F32 && aligned && !transpose_2d && !permute_heads && !m->owned_only) {
         data = (const float *)t->data;  // borrow from the read-only mapping
     } else {
         float *raw = malloc(t->nelem * sizeof(float));
@@ -199,12 +199,13 @@ static mxp_status read_config(mxp_model *m, const char *dir, mxp_err *err) {
     return st;
 }
 
-mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err) {
+static mxp_status load(const char *path, int owned_only, mxp_model **out, mxp_err *err) {
     *out = NULL;
     struct stat sb;
     if (stat(path, &sb) != 0) return mxp_fail(err, MXP_ERR_IO, "%s: no such file or folder", path);
     mxp_model *m = calloc(1, sizeof *m);
     if (!m) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    m->owned_only = owned_only;
     m->path = mxp_strdup(path);
     mxp_status st = m->path ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     if (!st && S_ISDIR(sb.st_mode)) {
@@ -233,6 +234,10 @@ mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err) {
     *out = m;
     return MXP_OK;
 }
+
+mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err) { return load(path, 0, out, err); }
+
+mxp_status mxp_model_load_owned(const char *path, mxp_model **out, mxp_err *err) { return load(path, 1, out, err); }
 
 void mxp_model_free(mxp_model *m) {
     if (!m) return;

@@ -21,7 +21,12 @@ typedef struct mxp_model {
     float **weights;          // owned f32 copies (n_weights)
     int n_weights, cap_weights;
     char *tokenizer_dir;      // folder holding tokenizer.json, or NULL (GGUF: metadata)
+    int owned_only;           // copy every weight (mxp_model_load_owned)
 } mxp_model;
+
+// Load like mxp_model_load, but with every parameter in an owned f32 copy (never a pointer
+// into the mapping), so a trainer may update params[i].data in place through a cast.
+mxp_status mxp_model_load_owned(const char *path, mxp_model **out, mxp_err *err);
 
 // Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) as f32 with
 // exactly the expected shape (ndim, shape: compute layout), add it to the graph's parameter
