@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# setup.sh: install dependencies, build mixprec, and run the main job on the bundled default
+# model. See README.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+ninja -C build
+export OMP_WAIT_POLICY=PASSIVE
+./build/mixprec info models/default | head -n 6
+./build/mixprec eval models/default --data models/default/heldout.txt
