@@ -22,7 +22,7 @@ static inline float mxp_hmax256(__m256 v) {
 // |v| with the sign bit cleared.
 static inline __m256 mxp_abs256(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
-// Max |x| over n floats (n % 8 == 0), NaN ignored like fmaxf: max_ps(a, b) returns b when
+// Max |x| over n floats (n % 8 == 0), NaN ignored like mxp_maxf: max_ps(a, b) returns b when
 // a is NaN, so |x| goes first and the accumulator second.
 static inline float mxp_amax_avx2(const float *x, int n) {
     __m256 m = _mm256_setzero_ps();

@@ -6,7 +6,8 @@
 float mxp_f16_to_f32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
-    if (e == 0x1F) return mxp_bits_f32(sign | 0x7F800000u | (m << 13));  // inf / NaN
+    if (e == 0x1F)  // inf, or NaN made quiet (as vcvtph2ps does)
+        return mxp_bits_f32(sign | 0x7F800000u | (m << 13) | (m ? 0x00400000u : 0u));
     if (e != 0) return mxp_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
     // zero or subnormal: m * 2^-24, exact in f32
     const float v = (float)m * 5.9604644775390625e-8f;

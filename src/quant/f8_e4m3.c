@@ -12,7 +12,7 @@ float mxp_e4m3_to_f32(uint8_t c) {
 
 void mxp_quantize_f8_e4m3_ref(const float *x, void *q, int n) {
     float amax = 0.0f;
-    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    for (int i = 0; i < n; i++) amax = mxp_maxf(fabsf(x[i]), amax);
     float inv;
     const float s = mxp_f8_scale(amax, &inv);
     uint8_t *out = q;

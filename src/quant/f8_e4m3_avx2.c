@@ -23,7 +23,7 @@ void mxp_quantize_f8_e4m3_avx2(const float *x, void *q, int n) {
     int i = 0;
     float amax = 0.0f;
     if (n >= 8) amax = mxp_amax_avx2(x, n & ~7);
-    for (i = n & ~7; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    for (i = n & ~7; i < n; i++) amax = mxp_maxf(fabsf(x[i]), amax);
     float inv;
     const float s = mxp_f8_scale(amax, &inv);
     uint8_t *out = q;

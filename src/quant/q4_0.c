@@ -7,8 +7,8 @@
 
 static inline int q4_round(float v) {
     float t = v + 8.5f;
-    t = fmaxf(t, 0.0f);  // NaN -> 0 (matched by the AVX2 max_ps operand order)
-    t = fminf(t, 15.0f);
+    t = mxp_maxf(t, 0.0f);  // NaN -> 0, as max_ps(t, 0)
+    t = mxp_minf(t, 15.0f);
     return (int)t;       // t >= 0: truncation is floor
 }
 

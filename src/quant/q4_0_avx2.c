@@ -1,6 +1,6 @@
 // q4_0_avx2.c: q4_0 kernels, AVX2. The quantizer matches q4_0.c bit for bit (same NaN-
 // ignoring max, first index of the largest |x|, scalar scale code, v + 8.5 without FMA,
-// max_ps(t, 0) mapping NaN to 0 like fmaxf, truncation). The dot unpacks nibbles to bytes
+// max_ps(t, 0) mapping NaN to 0 like mxp_maxf, truncation). The dot unpacks nibbles to bytes
 // 0..15 and forms exact (q - 8) * x pair sums as maddubs(q, x) - maddubs(8, x).
 #include "quant/avx2_util.h"
 #include "quant/quant_internal.h"

@@ -8,7 +8,7 @@
 // One block: returns the f16 scale bits, writes 32 values.
 static uint16_t q8_block_ref(const float *x, int8_t *qs) {
     float amax = 0.0f;
-    for (int j = 0; j < MXP_QK; j++) amax = fmaxf(amax, fabsf(x[j]));  // NaN ignored
+    for (int j = 0; j < MXP_QK; j++) amax = mxp_maxf(fabsf(x[j]), amax);  // NaN ignored
     float id;
     const uint16_t dh = mxp_q8_scale(amax, &id);
     for (int j = 0; j < MXP_QK; j++) qs[j] = (int8_t)mxp_round_clamp(x[j] * id, 127.0f);

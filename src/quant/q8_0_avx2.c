@@ -1,6 +1,6 @@
 // q8_0_avx2.c: q8_0 kernels, AVX2. The quantizer reproduces q8_0.c bit for bit: the same
 // NaN-ignoring max, the same scalar scale code, the same clamp (max_ps(v, -127) maps NaN to
-// -127 like fmaxf) and an exact round-half-away-from-zero (truncate, then add the sign where
+// -127 like mxp_maxf) and an exact round-half-away-from-zero (truncate, then add the sign where
 // the exact remainder is >= 0.5). The dot sums exact int32 block products in float lanes.
 #include "quant/avx2_util.h"
 #include "quant/quant_internal.h"

@@ -21,11 +21,17 @@ static inline float mxp_bits_f32(uint32_t u) {
     return f;
 }
 
+// max/min with the semantics of SSE maxps/minps: the second operand when either is NaN.
+// (Not fmaxf/fminf: glibc's return NaN for a signalling NaN.) Used by every ref kernel so
+// that the AVX2 kernels can match them bit for bit on any input.
+static inline float mxp_maxf(float a, float b) { return a > b ? a : b; }
+static inline float mxp_minf(float a, float b) { return a < b ? a : b; }
+
 // Round half away from zero, NaN-safe, clamped to [-lim, lim]: the q8_0 rounding rule.
-// fmaxf(NaN, -lim) is -lim, which the AVX2 version reproduces with max_ps(v, -lim).
+// NaN becomes -lim (mxp_maxf(NaN, -lim)), as max_ps(v, -lim) in the AVX2 version.
 static inline int mxp_round_clamp(float v, float lim) {
-    v = fmaxf(v, -lim);
-    v = fminf(v, lim);
+    v = mxp_maxf(v, -lim);
+    v = mxp_minf(v, lim);
     return (int)roundf(v);
 }
 
@@ -58,7 +64,7 @@ static inline float mxp_f8_scale(float amax, float *inv) {
 // f32 -> e4m3 code of v = x * inv (sign from x): |v| clamped to 448 (NaN -> 448),
 // round-to-nearest-even. Subnormal range (|v| < 2^-6) via rint(|v| * 512).
 static inline uint8_t mxp_e4m3_encode(float x, float v) {
-    float a = fminf(fabsf(v), 448.0f);
+    float a = mxp_minf(fabsf(v), 448.0f);
     uint32_t code;
     if (a < 0.015625f) {
         code = (uint32_t)(int)nearbyintf(a * 512.0f);
