@@ -23,7 +23,7 @@ typedef struct {
     float **dy;  // per node: copy of the output gradient seen by the hook
 } hook_ctx;
 
-static void hook(void *vctx, int node, const float *x, const float *dy) {
+static void hook(void *vctx, int node, const float *x, const float *dy, const float *dw) {
     hook_ctx *h = vctx;
     size_t cells = (size_t)h->ex->N * (size_t)h->ex->g->nodes[node].cols;
     h->dy[node] = malloc(cells * sizeof(float));

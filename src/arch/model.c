@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/rng.h"
+
 // ---- GGUF name mapping ----
 
 // Hugging Face name -> GGUF name. Returns 1 and writes out, or 0 if the name has no GGUF twin.
@@ -65,8 +67,29 @@ static mxp_status keep_weight(mxp_model *m, float *w, mxp_err *err) {
     return MXP_OK;
 }
 
+// Synthetic parameter: random 2-D weights (std 0.02), ones for norm weights, zeros for biases.
+static mxp_status synthetic_param(mxp_model *m, const char *name, int ndim, const int64_t *shape, int *index,
+                                  mxp_err *err) {
+    size_t n = (size_t)shape[0] * (ndim == 2 ? (size_t)shape[1] : 1);
+    float *w = malloc(n * sizeof(float));
+    if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory creating %s", name);
+    mxp_rng rng;
+    mxp_rng_seed(&rng, m->seed++);
+    size_t len = strlen(name);
+    int is_bias = len > 5 && !strcmp(name + len - 5, ".bias");
+    for (size_t i = 0; i < n; i++)
+        w[i] = ndim == 2 ? (float)(0.02 * mxp_rng_normal(&rng)) : (is_bias ? 0.0f : 1.0f);
+    mxp_status st = keep_weight(m, w, err);
+    if (st) return st;
+    return mxp_graph_add_param(&m->graph, name, ndim, shape, w, 0, index, err);
+}
+
 mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const int64_t *shape, int transpose_2d,
                                int *index, int *found, mxp_err *err) {
+    if (m->synthetic) {
+        if (found) *found = 1;
+        return synthetic_param(m, name, ndim, shape, index, err);
+    }
     char gname[256];
     const char *file_name = name;
     int permute_heads = 0;
@@ -236,6 +259,27 @@ static mxp_status load(const char *path, int owned_only, mxp_model **out, mxp_er
 }
 
 mxp_status mxp_model_load(const char *path, mxp_model **out, mxp_err *err) { return load(path, 0, out, err); }
+
+mxp_status mxp_model_synthetic(const mxp_model_config *c, uint64_t seed, mxp_model **out, mxp_err *err) {
+    *out = NULL;
+    mxp_model *m = calloc(1, sizeof *m);
+    if (!m) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    m->synthetic = 1;
+    m->seed = seed;
+    m->config = *c;
+    m->path = mxp_strdup("(synthetic)");
+    mxp_status st = m->path ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    m->graph.vocab = c->vocab;
+    m->graph.max_pos = c->max_pos;
+    if (!st) st = c->arch == MXP_ARCH_GPT2 ? mxp_build_gpt2(m, err) : mxp_build_llama(m, err);
+    if (!st) st = mxp_graph_validate(&m->graph, err);
+    if (st) {
+        mxp_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MXP_OK;
+}
 
 mxp_status mxp_model_load_owned(const char *path, mxp_model **out, mxp_err *err) { return load(path, 1, out, err); }
 

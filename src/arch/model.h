@@ -22,11 +22,17 @@ typedef struct mxp_model {
     int n_weights, cap_weights;
     char *tokenizer_dir;      // folder holding tokenizer.json, or NULL (GGUF: metadata)
     int owned_only;           // copy every weight (mxp_model_load_owned)
+    int synthetic;            // weights are random (mxp_model_synthetic); no files
+    uint64_t seed;            // synthetic weights: the seed of the next parameter
 } mxp_model;
 
 // Load like mxp_model_load, but with every parameter in an owned f32 copy (never a pointer
 // into the mapping), so a trainer may update params[i].data in place through a cast.
 mxp_status mxp_model_load_owned(const char *path, mxp_model **out, mxp_err *err);
+
+// A model with random weights and no file, for benchmarks and tests: 2-D weights normal with
+// std 0.02 (the usual init), norm weights 1, biases 0; deterministic for a seed.
+mxp_status mxp_model_synthetic(const mxp_model_config *c, uint64_t seed, mxp_model **out, mxp_err *err);
 
 // Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) as f32 with
 // exactly the expected shape (ndim, shape: compute layout), add it to the graph's parameter

@@ -33,6 +33,7 @@ void mxp_exec_free(mxp_exec *ex) {
     free(ex->targets);
     free(ex->losses);
     free(ex->row_scale);
+    free(ex->wscratch);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -49,7 +50,7 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
     if (g->max_pos > 0 && T > g->max_pos)
         return mxp_fail(err, MXP_ERR_ARG, "sequence length %d exceeds the model's maximum of %d positions", T,
                         g->max_pos);
-    if (flags & MXP_EXEC_PARAM_GRADS) flags |= MXP_EXEC_BACKWARD;
+    if (flags & (MXP_EXEC_PARAM_GRADS | MXP_EXEC_WGRAD_SCRATCH)) flags |= MXP_EXEC_BACKWARD;
     ex->g = g;
     ex->B = B;
     ex->T = T;
@@ -73,6 +74,13 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
         if (ok && ex->grad) ok = (ex->grad[i] = alloc_floats(cells)) != NULL;
         size_t na = aux_floats(ex, n);
         if (ok && na) ok = (ex->aux[i] = alloc_floats(na)) != NULL;
+    }
+    if (ok && (flags & MXP_EXEC_WGRAD_SCRATCH)) {
+        size_t biggest = 1;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == MXP_OP_LINEAR && g->params[g->nodes[i].w].nelem > biggest)
+                biggest = g->params[g->nodes[i].w].nelem;
+        ok = (ex->wscratch = alloc_floats(biggest)) != NULL;
     }
     for (int p = 0; ok && ex->pgrad && p < g->n_params; p++) ok = (ex->pgrad[p] = alloc_floats(g->params[p].nelem)) != NULL;
     if (!ok) {
@@ -185,9 +193,15 @@ void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_
                               ex->aux[i] + N, N, n->cols);
             break;
         case MXP_OP_LINEAR:
-            if (hook) hook(ctx, i, x, dy);
-            mxp_linear_bwd(dx, pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x, pdata(ex, n->w), N, cin,
-                           n->cols);
+            if (ex->wscratch) {
+                size_t nw = ex->g->params[n->w].nelem;
+                memset(ex->wscratch, 0, nw * sizeof(float));
+                mxp_linear_bwd(NULL, ex->wscratch, NULL, dy, x, NULL, N, cin, n->cols);
+                if (pgrad(ex, n->w)) mxp_acc(pgrad(ex, n->w), ex->wscratch, (int64_t)nw);
+            }
+            if (hook) hook(ctx, i, x, dy, ex->wscratch);
+            mxp_linear_bwd(dx, ex->wscratch ? NULL : pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x,
+                           pdata(ex, n->w), N, cin, n->cols);
             break;
         case MXP_OP_SLICE:
             for (int r = 0; r < N; r++)

@@ -14,11 +14,16 @@
 enum {
     MXP_EXEC_BACKWARD = 1,     // allocate what backward needs
     MXP_EXEC_PARAM_GRADS = 2,  // keep a gradient per parameter (implies BACKWARD)
+    MXP_EXEC_WGRAD_SCRATCH = 4,// form each linear op's weight gradient in one reused scratch
+                               // buffer and hand it to the hook (implies BACKWARD; memory: the
+                               // largest weight once, not one gradient per parameter)
 };
 
 // Called during backward for every LINEAR node, after its output gradient is final and
-// before it is propagated: x (N, I) is the op's input, dy (N, O) = dLoss/d(output).
-typedef void (*mxp_linear_hook)(void *ctx, int node, const float *x, const float *dy);
+// before it is propagated: x (N, I) is the op's input, dy (N, O) = dLoss/d(output), and
+// dw (O, I) = dLoss/dW of this op over the batch with MXP_EXEC_WGRAD_SCRATCH (else NULL;
+// valid only during the call).
+typedef void (*mxp_linear_hook)(void *ctx, int node, const float *x, const float *dy, const float *dw);
 
 typedef struct mxp_exec {
     const mxp_graph *g;
@@ -32,6 +37,7 @@ typedef struct mxp_exec {
     int32_t *targets;    // (N) next-token targets
     float *losses;       // (N) per-position cross-entropy, filled by mxp_exec_loss
     float *row_scale;    // (N) scratch for the loss gradient
+    float *wscratch;     // (largest linear weight) with MXP_EXEC_WGRAD_SCRATCH, else NULL
 } mxp_exec;
 
 // Allocate everything for batches of B sequences of T tokens. T must not exceed the model's
