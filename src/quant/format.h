@@ -167,7 +167,9 @@ typedef struct mxp_quant_scratch {
     size_t bytes;  // capacity
 } mxp_quant_scratch;
 
-// Scratch bytes mxp_matmul needs for this format and shape (0 when none).
+// Scratch bytes mxp_matmul needs for this format and shape (0 when none), sized for the
+// current OpenMP thread count (omp_get_max_threads()); a scratch sized for fewer threads
+// still works, the sgemm path then uses fewer threads.
 size_t mxp_matmul_scratch_bytes(mxp_format_id id, int T, int I, int O);
 // Make s hold at least `bytes` (keeps it if large enough). MXP_ERR_NOMEM on failure.
 mxp_status mxp_quant_scratch_reserve(mxp_quant_scratch *s, size_t bytes, mxp_err *err);
@@ -177,8 +179,9 @@ void mxp_quant_scratch_free(mxp_quant_scratch *s);  // s is zeroed
 // For q8_0/q4_0 every activation row is quantized to q8_0 once per call and shared by all
 // output rows (integer dots), or, for T >= fmt->sgemm_min_T, fake-quantized and multiplied
 // by f32 tiles of the dequantized W with OpenBLAS sgemm (same values, float rounding only).
-// f32: OpenBLAS sgemv (T == 1) / sgemm. Threads (OpenMP) split output rows; the result does
-// not depend on the thread count. Must not be called inside an OpenMP parallel region.
+// f32: OpenBLAS sgemv (T == 1) / sgemm. Threads (OpenMP) split output rows into chunks
+// fixed by (I, O), BLAS runs single-threaded per chunk: the result does not depend on the
+// thread count. Must not be called inside an OpenMP parallel region.
 // Asserts: I % block_size == 0, T, I, O > 0, s->bytes >= mxp_matmul_scratch_bytes(...)
 // (s may be NULL when that is 0). y must not alias x or W.
 void mxp_matmul_fmt(float *y /*(T, O)*/, const mxp_format *fmt, const void *w /*(O rows)*/,
