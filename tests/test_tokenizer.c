@@ -1,7 +1,7 @@
 // test_tokenizer.c: tokenizer checks.
 //
 //   test_tokenizer                          unit checks (ctest runs this)
-//   test_tokenizer DIR EXPECTED.json ...    plus parity with reference ids (test_tokenizer.sh)
+//   test_tokenizer DIR EXPECTED.json ...    plus parity with reference ids (test_tokenizer_parity.sh)
 //
 // Unit checks: decode(encode(x)) == x on thousands of seeded random UTF-8 strings for a
 // byte-level and a SentencePiece-style tokenizer built from arrays; hand-worked merges;
