@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-// sgemm_min_T: measured with bench/bench_kernels (2-core Zen 3): below it the integer/
-// converting dot kernels beat dequantize-tile + sgemm.
+// sgemm_min_T: measured with `bench_kernels --crossover` (2-core Zen 3, I = O = 4096): below
+// it the integer/converting dot kernels beat dequantize-tile + sgemm. The same values in
+// both tables (scratch sizes depend on them).
 #define MXP_FORMAT_ROW(ID, NAME, BS, BB, PFX, BPW, ACT, HASG, GT, MINT, IMPL, K, ACTQ) \
     [ID] = {.id = ID, .name = NAME, .block_size = BS, .block_bytes = BB, .row_prefix_bytes = PFX, \
             .bits_per_weight = BPW, .act_format = ACT, .has_ggml_type = HASG, .ggml_type = GT,   \
@@ -21,9 +22,9 @@
         MXP_FORMAT_ROW(MXP_FMT_BF16, "bf16", 1, 2, 0, 16.0, MXP_FMT_F32, true, 30, 8, IMPL, bf16, \
                        NULL),                                                                   \
         MXP_FORMAT_ROW(MXP_FMT_F16, "f16", 1, 2, 0, 16.0, MXP_FMT_F32, true, 1, 8, IMPL, f16, NULL), \
-        MXP_FORMAT_ROW(MXP_FMT_Q8_0, "q8_0", 32, 34, 0, 8.5, MXP_FMT_Q8_0, true, 8, 8, IMPL, q8_0, \
+        MXP_FORMAT_ROW(MXP_FMT_Q8_0, "q8_0", 32, 34, 0, 8.5, MXP_FMT_Q8_0, true, 8, 32, IMPL, q8_0, \
                        mxp_quantize_act_q8_##IMPL),                                             \
-        MXP_FORMAT_ROW(MXP_FMT_Q4_0, "q4_0", 32, 18, 0, 4.5, MXP_FMT_Q8_0, true, 2, 8, IMPL, q4_0, \
+        MXP_FORMAT_ROW(MXP_FMT_Q4_0, "q4_0", 32, 18, 0, 4.5, MXP_FMT_Q8_0, true, 2, 32, IMPL, q4_0, \
                        mxp_quantize_act_q8_##IMPL),                                             \
         MXP_FORMAT_ROW(MXP_FMT_F8_E4M3, "f8_e4m3", 1, 1, 4, 8.0, MXP_FMT_F32, false, 0, 8, IMPL, \
                        f8_e4m3, NULL),                                                          \
