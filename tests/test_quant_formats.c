@@ -318,7 +318,21 @@ static void test_fake_act(void) {
     }
 }
 
+// MXP_FORCE_REF=1 forces the reference kernels; otherwise AVX2 when the CPU has it.
+static void test_dispatch(void) {
+    setenv("MXP_FORCE_REF", "1", 1);
+    CHECK(strcmp(mxp_format_get(MXP_FMT_Q4_0)->impl, "ref") == 0 && strcmp(mxp_kernel_impl_name(), "ref") == 0,
+          "MXP_FORCE_REF=1 gives ref");
+    setenv("MXP_FORCE_REF", "0", 1);
+    const char *want = mxp_cpu_has_avx2() ? "avx2" : "ref";
+    CHECK(strcmp(mxp_format_get(MXP_FMT_Q4_0)->impl, want) == 0, "MXP_FORCE_REF=0 gives %s", want);
+    unsetenv("MXP_FORCE_REF");
+    CHECK(strcmp(mxp_format_get(MXP_FMT_F16)->impl, want) == 0, "default gives %s", want);
+    CHECK(strcmp(mxp_format_get_impl(MXP_FMT_F16, MXP_IMPL_REF)->impl, "ref") == 0, "explicit ref");
+}
+
 int main(void) {
+    test_dispatch();
     test_table();
     test_f16();
     test_bf16();
