@@ -20,27 +20,33 @@
 
 #include "core/base.h"
 #include "ops/ops.h"
+#include "ops/vexp.h"
 
 #define ATT_BLOCK 64  // query (or key) rows per causal block
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
 // Rows S (Tq, Tk) of one head: on entry raw scores, on return softmax probabilities with the
-// causal limit (row i sees keys 0 .. Tk - Tq + i; zero beyond).
+// causal limit (row i sees keys 0 .. Tk - Tq + i; zero beyond). exp from vexp.h (vectorized).
 static void softmax_head(float *S, int Tq, int Tk) {
     for (int i = 0; i < Tq; i++) {
         float *s = S + (size_t)i * Tk;
         int lim = Tk - Tq + i + 1;  // keys visible
         float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
-        float sum = 0.0f;
+        int nan = 0;
+#pragma omp simd reduction(max : mx) reduction(| : nan)
         for (int j = 0; j < lim; j++) {
-            float e = expf(s[j] - mx);
+            mx = s[j] > mx ? s[j] : mx;
+            nan |= s[j] != s[j];
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < lim; j++) {
+            float e = mxp_vexpf(s[j] - mx);
             s[j] = e;
             sum += e;
         }
-        float inv = 1.0f / sum;
+        float inv = nan ? NAN : 1.0f / sum;  // a NaN score poisons its row instead of vanishing
 #pragma omp simd
         for (int j = 0; j < lim; j++) s[j] *= inv;
         for (int j = lim; j < Tk; j++) s[j] = 0.0f;

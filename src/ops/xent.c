@@ -1,6 +1,7 @@
 // xent.c: next-token cross-entropy over logits (N, V), forward (per-row losses) and backward.
 // Rows are independent and each belongs to one thread: any thread count gives the same bits.
-// Softmax uses max subtraction, expf, and a double accumulator for the row sum.
+// Softmax uses max subtraction, the vectorizable exp of vexp.h (about 2 ulp) and a double
+// accumulator for the row sum. A NaN logit makes the row's loss / gradient NaN.
 // Backward accumulates into dlogits. Not for use inside an OpenMP parallel region; the
 // backward allocates one row of scratch per thread and aborts if that fails.
 #include <math.h>
@@ -9,12 +10,34 @@
 
 #include "core/base.h"
 #include "ops/ops.h"
+#include "ops/vexp.h"
 
+// Max of l (V); NaN if any element is NaN (the vexp clamps would otherwise hide it).
 static float row_max(const float *l, int V) {
     float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    return mx;
+    int nan = 0;
+#pragma omp simd reduction(max : mx) reduction(| : nan)
+    for (int j = 0; j < V; j++) {
+        mx = l[j] > mx ? l[j] : mx;
+        nan |= l[j] != l[j];
+    }
+    return nan ? NAN : mx;
+}
+
+// sum_j exp(l_j - mx) in double; e (V) receives the exps when not NULL.
+static double row_expsum(float *e, const float *l, float mx, int V) {
+    double sum = 0.0;
+    if (e) {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) {
+            e[j] = mxp_vexpf(l[j] - mx);
+            sum += (double)e[j];
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) sum += (double)mxp_vexpf(l[j] - mx);
+    }
+    return sum;
 }
 
 // losses (N) = log(sum_j exp(l_j - max)) + max - l[target].
@@ -23,8 +46,7 @@ void mxp_xent_fwd(float *losses, const float *logits, const int32_t *targets, in
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float mx = row_max(l, V);
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) sum += expf(l[j] - mx);
+        double sum = row_expsum(NULL, l, mx, V);
         losses[n] = (float)(log(sum) + (double)mx - (double)l[targets[n]]);
     }
 }
@@ -42,12 +64,8 @@ void mxp_xent_bwd(float *dlogits, const float *logits, const int32_t *targets, c
         float *d = dlogits + (size_t)n * V;
         float *e = scratch + (size_t)omp_get_thread_num() * V;
         float mx = row_max(l, V);
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) {
-            e[j] = expf(l[j] - mx);
-            sum += e[j];
-        }
-        float k = scale[n] * (float)(1.0 / sum);
+        double sum = row_expsum(e, l, mx, V);
+        float k = scale[n] * (float)(1.0 / sum) + (mx - mx);  // NaN row -> NaN gradient
 #pragma omp simd
         for (int j = 0; j < V; j++) d[j] += k * e[j];
         d[targets[n]] -= scale[n];
