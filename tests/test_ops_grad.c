@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "ops/ops.h"
+#include "ops/vexp.h"
 
 #define FD_TOL 1e-3  // relative L2 error of a finite-difference gradient
 #define FD_H 1e-2f   // finite-difference step
@@ -455,6 +456,35 @@ static void test_xent(void) {
     free(e.logits); free(e.dlogits); free(e.losses);
 }
 
+// ---- the vectorizable exp (ops/vexp.h) and NaN propagation through its users ----
+static void test_vexp(void) {
+    double maxulp = 0;
+    float worst = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.00731f) {
+        double ref = exp((double)x);
+        float rf = (float)ref;
+        double ulp = fabs((double)mxp_vexpf(x) - ref) / ((double)nextafterf(rf, INFINITY) - rf);
+        if (ulp > maxulp) { maxulp = ulp; worst = x; }
+    }
+    CHECK(maxulp <= 3.0, "vexp: %.2f ulp at %.9g", maxulp, (double)worst);
+    fprintf(stderr, "  vexp: max %.2f ulp over [-87, 88]\n", maxulp);
+    CHECK(mxp_vexpf(-INFINITY) == 0.0f && mxp_vexpf(-200.0f) == 0.0f && mxp_vexpf(0.0f) == 1.0f,
+          "vexp edges: %g %g %g", mxp_vexpf(-INFINITY), mxp_vexpf(-200.0f), mxp_vexpf(0.0f));
+    CHECK(isfinite(mxp_vexpf(INFINITY)) && mxp_vexpf(INFINITY) > 1e38f, "vexp(+inf) = %g", mxp_vexpf(INFINITY));
+    // A NaN logit / score must not vanish in the clamps.
+    int V = 5;
+    float logits[5] = {0.1f, NAN, 0.3f, -1.0f, 2.0f}, loss = 0, dl[5] = {0};
+    int32_t t = 0;
+    float sc = 1.0f;
+    mxp_xent_fwd(&loss, logits, &t, 1, V);
+    mxp_xent_bwd(dl, logits, &t, &sc, 1, V);
+    CHECK(isnan(loss) && isnan(dl[2]), "xent with a NaN logit: loss %g, dlogits[2] %g", loss, dl[2]);
+    float q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[8] = {1, 0, 0, 1, 0, NAN, 1, 0}, v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    float o[8], att[4];
+    mxp_attention_fwd(o, att, q, k, v, 1, 2, 2, 1, 1, 4);
+    CHECK(!isnan(o[0]) && isnan(o[4]), "attention with a NaN key: row 0 %g (finite), row 1 %g (NaN)", o[0], o[4]);
+}
+
 // ---- determinism across thread counts ----
 // Runs every op forward and backward at shapes large enough to be split, appending all
 // outputs to res (a buffer of at least DET_MAX floats). Returns the number of floats written.
@@ -565,6 +595,7 @@ int main(void) {
     test_attention(1, 70, 2, 1, 4);  // crosses a causal block boundary (ATT_BLOCK = 64)
     test_elementwise();
     test_xent();
+    test_vexp();
     test_determinism();
     CHECK_DONE();
 }
