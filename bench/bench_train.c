@@ -30,6 +30,19 @@ static double peak_rss_mb(void) {
     return ru.ru_maxrss / 1024.0;
 }
 
+// Bytes of the activations a backward pass must keep: every node value, plus the saved norm
+// statistics and attention probabilities.
+static double activation_mb(const mxp_graph *g, int B, int T) {
+    double floats = 0, N = (double)B * T;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        floats += N * n->cols;
+        if (n->op == MXP_OP_RMSNORM) floats += N;
+        if (n->op == MXP_OP_ATTENTION) floats += (double)B * n->heads * T * T;
+    }
+    return floats * 4 / 1048576.0;
+}
+
 // Returns median seconds per iteration.
 static double time_mode(const mxp_graph *g, int B, int T, unsigned flags, int iters, const int32_t *seq) {
     mxp_exec ex;
@@ -100,8 +113,10 @@ int main(int argc, char **argv) {
            tok / t_scratch, t_scratch, rss_scratch);
     printf("mixprec fwd+bwd (a gradient per param):    %8.1f tokens/s  (%.3f s/iter)  peak RSS %.0f MB\n",
            tok / t_full, t_full, rss_full);
-    printf("peak RSS before any executor (weights): %.0f MB; scratch-mode peak / f32 weights = %.2f\n", rss0,
-           rss_scratch / weights_mb);
+    double act = activation_mb(&m->graph, B, T);
+    printf("peak RSS before any executor (weights): %.0f MB; activations kept for backward A = %.0f MB\n", rss0, act);
+    printf("memory goal: scratch-mode peak %.0f MB vs 1.5 x weights + A = %.0f MB (%s)\n", rss_scratch,
+           1.5 * weights_mb + act, rss_scratch <= 1.5 * weights_mb + act ? "met" : "NOT met");
     if (torch) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "/usr/bin/python3 tools/bench_torch_train.py --batch %d --threads %d --iters %d", B,

@@ -23,6 +23,9 @@ void mxp_exec_free(mxp_exec *ex) {
         if (ex->grad) free(ex->grad[i]);
         if (ex->aux) free(ex->aux[i]);
     }
+    for (int k = 0; k < ex->n_pool; k++) free(ex->pool[k]);
+    free(ex->pool);
+    free(ex->pool_cols);
     if (ex->pgrad)
         for (int p = 0; p < ex->g->n_params; p++) free(ex->pgrad[p]);
     free(ex->val);
@@ -41,6 +44,107 @@ static float *alloc_floats(size_t n) {
     size_t bytes;
     if (!mxp_mul_ok(n, sizeof(float), &bytes)) return NULL;
     return mxp_aligned_alloc(bytes);
+}
+
+// ---- gradient buffer pool ----
+
+static int pool_push(mxp_exec *ex, float *buf, int cols) {
+    if (ex->n_pool == ex->cap_pool) {
+        int ncap = ex->cap_pool ? 2 * ex->cap_pool : 32;
+        float **p = realloc(ex->pool, (size_t)ncap * sizeof *p);
+        if (!p) return 0;
+        ex->pool = p;
+        int *c = realloc(ex->pool_cols, (size_t)ncap * sizeof *c);
+        if (!c) return 0;
+        ex->pool_cols = c;
+        ex->cap_pool = ncap;
+    }
+    ex->pool[ex->n_pool] = buf;
+    ex->pool_cols[ex->n_pool++] = cols;
+    return 1;
+}
+
+float *mxp_exec_grad(mxp_exec *ex, int node) {
+    MXP_ASSERT(ex->grad && node >= 0 && node < ex->g->n_nodes);
+    if (ex->grad[node]) return ex->grad[node];
+    int cols = ex->g->nodes[node].cols;
+    size_t cells = (size_t)ex->N * (size_t)cols;
+    float *buf = NULL;
+    for (int k = ex->n_pool - 1; k >= 0 && !buf; k--)
+        if (ex->pool_cols[k] == cols) {
+            buf = ex->pool[k];
+            ex->pool[k] = ex->pool[ex->n_pool - 1];
+            ex->pool_cols[k] = ex->pool_cols[ex->n_pool - 1];
+            ex->n_pool--;
+        }
+    if (buf) {
+        memset(buf, 0, cells * sizeof(float));
+    } else {
+        // the pool was sized at init for a full backward; only unusual sub-range use gets here
+        buf = alloc_floats(cells);
+        if (!buf) {
+            fprintf(stderr, "mixprec: out of memory for a gradient buffer of %zu floats\n", cells);
+            abort();
+        }
+    }
+    ex->grad[node] = buf;
+    return buf;
+}
+
+static void release_grad(mxp_exec *ex, int node) {
+    float *buf = ex->grad[node];
+    if (!buf) return;
+    ex->grad[node] = NULL;
+    if (!pool_push(ex, buf, ex->g->nodes[node].cols)) free(buf);
+}
+
+// Fill the pool with as many buffers of each width as a full backward holds alive at once.
+static int prefill_pool(mxp_exec *ex) {
+    const mxp_graph *g = ex->g;
+    int n = g->n_nodes;
+    char *live = calloc((size_t)n, 1);
+    int *now = calloc((size_t)n, sizeof *now), *peak = calloc((size_t)n, sizeof *peak);  // by width rank
+    int *widths = calloc((size_t)n, sizeof *widths), nw = 0;
+    int ok = live && now && peak && widths;
+    // rank of a width in widths[]
+#define WIDTH_RANK(c, r)                                  \
+    do {                                                  \
+        r = -1;                                           \
+        for (int w_ = 0; w_ < nw; w_++)                   \
+            if (widths[w_] == (c)) r = w_;                \
+        if (r < 0) { r = nw; widths[nw++] = (c); }        \
+    } while (0)
+    for (int i = n - 1; ok && i >= 0; i--) {
+        int r;
+        if (i == n - 1) {
+            live[i] = 1;
+            WIDTH_RANK(g->nodes[i].cols, r);
+            if (++now[r] > peak[r]) peak[r] = now[r];
+        }
+        if (!live[i]) continue;
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int j = g->nodes[i].in[k];
+            if (live[j]) continue;
+            live[j] = 1;
+            WIDTH_RANK(g->nodes[j].cols, r);
+            if (++now[r] > peak[r]) peak[r] = now[r];
+        }
+        live[i] = 0;
+        WIDTH_RANK(g->nodes[i].cols, r);
+        now[r]--;
+    }
+#undef WIDTH_RANK
+    for (int w = 0; ok && w < nw; w++)
+        for (int k = 0; ok && k < peak[w]; k++) {
+            float *buf = alloc_floats((size_t)ex->N * (size_t)widths[w]);
+            ok = buf && pool_push(ex, buf, widths[w]);
+            if (buf && !ok) free(buf);
+        }
+    free(live);
+    free(now);
+    free(peak);
+    free(widths);
+    return ok;
 }
 
 mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, mxp_err *err) {
@@ -71,10 +175,10 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
         size_t cells;
         ok = mxp_mul_ok((size_t)ex->N, (size_t)n->cols, &cells);
         if (ok) ok = (ex->val[i] = alloc_floats(cells)) != NULL;
-        if (ok && ex->grad) ok = (ex->grad[i] = alloc_floats(cells)) != NULL;
         size_t na = aux_floats(ex, n);
         if (ok && na) ok = (ex->aux[i] = alloc_floats(na)) != NULL;
     }
+    if (ok && ex->grad) ok = prefill_pool(ex);
     if (ok && (flags & MXP_EXEC_WGRAD_SCRATCH)) {
         size_t biggest = 1;
         for (int i = 0; i < g->n_nodes; i++)
@@ -161,8 +265,7 @@ double mxp_exec_loss(mxp_exec *ex, double *seq_loss) {
 
 void mxp_exec_zero_grads(mxp_exec *ex) {
     MXP_ASSERT(ex->grad);
-    for (int i = 0; i < ex->g->n_nodes; i++)
-        memset(ex->grad[i], 0, (size_t)ex->N * (size_t)ex->g->nodes[i].cols * sizeof(float));
+    for (int i = 0; i < ex->g->n_nodes; i++) release_grad(ex, i);
     if (ex->pgrad)
         for (int p = 0; p < ex->g->n_params; p++) memset(ex->pgrad[p], 0, ex->g->params[p].nelem * sizeof(float));
 }
@@ -173,13 +276,14 @@ void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_
     const int B = ex->B, T = ex->T, N = ex->N;
     if (last == g->n_nodes) {
         for (int r = 0; r < N; r++) ex->row_scale[r] = loss_scale;
-        mxp_xent_bwd(ex->grad[last - 1], ex->val[last - 1], ex->targets, ex->row_scale, N, g->nodes[last - 1].cols);
+        mxp_xent_bwd(mxp_exec_grad(ex, last - 1), ex->val[last - 1], ex->targets, ex->row_scale, N, g->nodes[last - 1].cols);
     }
     for (int i = last - 1; i >= first; i--) {
         const mxp_node *n = &g->nodes[i];
         const float *dy = ex->grad[i];
+        if (!dy) continue;  // no gradient reaches this node
         const float *x = n->n_in ? ex->val[n->in[0]] : NULL;
-        float *dx = n->n_in ? ex->grad[n->in[0]] : NULL;
+        float *dx = n->n_in ? mxp_exec_grad(ex, n->in[0]) : NULL;
         int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
         int64_t cells = (int64_t)N * n->cols;
         switch (n->op) {
@@ -209,16 +313,17 @@ void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_
             break;
         case MXP_OP_ROPE: mxp_rope_bwd(dx, dy, n->inv_freq, B, T, 0, n->heads, n->head_dim); break;
         case MXP_OP_ATTENTION:
-            mxp_attention_bwd(dx, ex->grad[n->in[1]], ex->grad[n->in[2]], dy, x, ex->val[n->in[1]], ex->val[n->in[2]],
+            mxp_attention_bwd(dx, mxp_exec_grad(ex, n->in[1]), mxp_exec_grad(ex, n->in[2]), dy, x, ex->val[n->in[1]], ex->val[n->in[2]],
                               ex->aux[i], B, T, n->heads, n->kv_heads, n->head_dim);
             break;
-        case MXP_OP_SWIGLU: mxp_swiglu_bwd(dx, ex->grad[n->in[1]], dy, x, ex->val[n->in[1]], cells); break;
+        case MXP_OP_SWIGLU: mxp_swiglu_bwd(dx, mxp_exec_grad(ex, n->in[1]), dy, x, ex->val[n->in[1]], cells); break;
         case MXP_OP_GELU: mxp_gelu_bwd(dx, dy, x, cells); break;
         case MXP_OP_ADD:
             mxp_acc(dx, dy, cells);
-            mxp_acc(ex->grad[n->in[1]], dy, cells);
+            mxp_acc(mxp_exec_grad(ex, n->in[1]), dy, cells);
             break;
         case MXP_OP_COUNT: MXP_ASSERT(0);
         }
+        release_grad(ex, i);
     }
 }

@@ -1,9 +1,10 @@
 // exec.h: the executor. Runs a graph (all of it or any contiguous range of nodes) forward,
 // and backward, in f32, on a batch of B sequences of T tokens.
 //
-// Memory: one (N, cols) buffer per node value (N = B*T), plus with MXP_EXEC_BACKWARD one
-// gradient buffer per node and the saved statistics the backward needs (norm rstd/mean,
-// attention probabilities). Parameter gradients are kept only with MXP_EXEC_PARAM_GRADS;
+// Memory: one (N, cols) buffer per node value (N = B*T), plus with MXP_EXEC_BACKWARD the
+// saved statistics the backward needs (norm rstd/mean, attention probabilities) and a pool of
+// gradient buffers: a node's gradient exists from the moment a consumer first writes it until
+// the node's own backward has run, so only about a block's worth of gradients is alive at once. Parameter gradients are kept only with MXP_EXEC_PARAM_GRADS;
 // otherwise a linear op's weight gradient is never formed by the executor: a hook receives
 // the op's input and output gradient and forms what it needs (the sensitivity pass does).
 #ifndef MXP_EXEC_H
@@ -30,7 +31,10 @@ typedef struct mxp_exec {
     int B, T, N;         // batch, sequence length, rows (N = B*T)
     unsigned flags;
     float **val;         // (n_nodes) -> (N, cols)
-    float **grad;        // (n_nodes) -> (N, cols), or NULL without BACKWARD
+    float **grad;        // (n_nodes) -> (N, cols) while alive, else NULL (see mxp_exec_grad)
+    float **pool;        // free gradient buffers (n_pool), pool_cols[k] = width of pool[k]
+    int *pool_cols;
+    int n_pool, cap_pool;
     float **aux;         // (n_nodes) -> saved statistics, or NULL
     float **pgrad;       // (n_params) -> (nelem), or NULL without PARAM_GRADS
     int32_t *tokens;     // (N) input token ids
@@ -57,14 +61,20 @@ void mxp_exec_forward(mxp_exec *ex, int first, int last);
 // returns the mean over all N positions. seq_loss (B), if not NULL, gets each sequence's mean.
 double mxp_exec_loss(mxp_exec *ex, double *seq_loss);
 
-// Zero the node gradients (and parameter gradients when kept).
+// Drop every node gradient (back to the pool) and zero the parameter gradients when kept.
 void mxp_exec_zero_grads(mxp_exec *ex);
+
+// The gradient buffer of node i, (N, cols), created zeroed if it is not alive. Use it to seed
+// the gradient flowing into a sub-graph before mxp_exec_backward on a range, or to read the
+// gradient of a node before the range after it.
+float *mxp_exec_grad(mxp_exec *ex, int node);
 
 // Backward over nodes [first, last) in reverse. When last == n_nodes, the output gradient is
 // seeded from the cross-entropy with weight `loss_scale` per position (1/N: the mean loss;
 // 1/T: the sum over sequences of each sequence's mean loss); otherwise the caller has set
-// ex->grad[last-1] (and any other gradient flowing into the range). Gradients accumulate:
-// call mxp_exec_zero_grads first. hook may be NULL.
+// mxp_exec_grad(ex, last-1) (and any other gradient flowing into the range). Gradients
+// accumulate: call mxp_exec_zero_grads first. The gradients of nodes in the range are dropped
+// once used; those of nodes before `first` stay readable. hook may be NULL.
 void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx);
 
 #endif
