@@ -5,26 +5,37 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "core/base.h"
 #include "ops/ops.h"
+
+#define ROPE_MAX_HALF 256  // D / 2 limit of the per-row cos/sin tables
 
 // Rotate one row x (H*D) of position pos by sign * angle into out (may alias); accumulate adds.
 static void rope_row(float *out, const float *x, const float *inv_freq, int pos, int H, int D,
                      float sign, int accumulate) {
     int half = D / 2;
+    float cs[ROPE_MAX_HALF], sn[ROPE_MAX_HALF];
     for (int i = 0; i < half; i++) {
         float ang = (float)pos * inv_freq[i];
-        float c = cosf(ang), s = sign * sinf(ang);
-        for (int h = 0; h < H; h++) {
-            const float *xh = x + (size_t)h * D;
-            float *oh = out + (size_t)h * D;
-            float a = xh[i], b = xh[i + half];
-            float ra = a * c - b * s, rb = b * c + a * s;
-            if (accumulate) {
-                oh[i] += ra;
-                oh[i + half] += rb;
-            } else {
-                oh[i] = ra;
-                oh[i + half] = rb;
+        cs[i] = cosf(ang);
+        sn[i] = sign * sinf(ang);
+    }
+    for (int h = 0; h < H; h++) {
+        const float *xa = x + (size_t)h * D, *xb = xa + half;
+        float *oa = out + (size_t)h * D, *ob = oa + half;
+        if (accumulate) {
+#pragma omp simd
+            for (int i = 0; i < half; i++) {
+                float a = xa[i], b = xb[i];
+                oa[i] += a * cs[i] - b * sn[i];
+                ob[i] += b * cs[i] + a * sn[i];
+            }
+        } else {  // out may alias x: each pair is read before it is written
+#pragma omp simd
+            for (int i = 0; i < half; i++) {
+                float a = xa[i], b = xb[i];
+                oa[i] = a * cs[i] - b * sn[i];
+                ob[i] = b * cs[i] + a * sn[i];
             }
         }
     }
@@ -32,6 +43,7 @@ static void rope_row(float *out, const float *x, const float *inv_freq, int pos,
 
 // out, x (B*T, H*D); inv_freq (D/2).
 void mxp_rope_fwd(float *out, const float *x, const float *inv_freq, int B, int T, int pos0, int H, int D) {
+    MXP_ASSERT(D % 2 == 0 && D / 2 <= ROPE_MAX_HALF);
     size_t row = (size_t)H * D;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < B * T; r++)
@@ -41,6 +53,7 @@ void mxp_rope_fwd(float *out, const float *x, const float *inv_freq, int B, int 
 // dx (B*T, H*D) += R(-angle) dout: out_i = d_i c + d_{i+h} s, out_{i+h} = d_{i+h} c - d_i s.
 void mxp_rope_bwd(float *dx, const float *dout, const float *inv_freq, int B, int T, int pos0, int H, int D) {
     if (!dx) return;
+    MXP_ASSERT(D % 2 == 0 && D / 2 <= ROPE_MAX_HALF);
     size_t row = (size_t)H * D;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < B * T; r++)
