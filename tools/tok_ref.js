@@ -20,10 +20,14 @@
 //    out of order. "ids" are computed with the merge table's priorities multiplied by 1e4
 //    (same order, the tie-break can no longer reorder ranks); "ids_as_shipped" are the
 //    package's own output where it differs.
+//  - llama3-tokenizer-js rewrites (?i:'s|...) as '([sS]|...), which misses "'\u017f" (long s
+//    case-folds to s under (?i) in Oniguruma and Rust regex). The pieces differ ("'\u017f" +
+//    "hall" against "'\u017fhall") but no Llama 3 merge joins U+017F's bytes to a following
+//    letter, so the ids agree; the case is an ordinary parity case.
 //  - gpt-3-encoder runs GPT-2's regex in JavaScript, whose \s includes U+FEFF and excludes
 //    U+0085, unlike Unicode White_Space used by Python's regex module (GPT-2), Oniguruma
 //    (Hugging Face tokenizers) and mixprec. Cases containing either character are marked
-//    "known_divergence". Its merge table is keyed by String([a, b]) = "a,b", so merges whose
+//    "known_divergence" (llama3-tokenizer-js too). Its merge table is keyed by String([a, b]) = "a,b", so merges whose
 //    tokens contain commas can collide; the script counts such collisions and reports them.
 'use strict';
 const fs = require('fs');
