@@ -235,8 +235,7 @@ static void lin_bwd(void *c) {
     lin_ctx *e = c;
     mxp_linear_bwd(e->dx, e->dw, e->db, e->dout, e->x, e->w, e->N, e->I, e->O);
 }
-static void test_linear(int N, int bias) {
-    int I = 5, O = 4;
+static void test_linear(int N, int I, int O, int bias) {
     lin_ctx e = {rnd(N * I, 1), rnd(O * I, 1), bias ? rnd(O, 1) : NULL, zeros(N * I), zeros(O * I),
                  bias ? zeros(O) : NULL, zeros(N * O), rnd(N * O, 1), N, I, O};
     lin_obj(&e);
@@ -248,7 +247,7 @@ static void test_linear(int N, int bias) {
             ref[n * O + o] = (float)s;
         }
     char nm[64];
-    snprintf(nm, sizeof nm, "linear N=%d%s", N, bias ? " +b" : "");
+    snprintf(nm, sizeof nm, "linear N=%d %d->%d%s", N, I, O, bias ? " +b" : "");
     CHECK_CLOSE(nm, e.out, ref, N * O, 1e-5, 1e-5);
     param ps[] = {{"x", e.x, e.dx, N * I}, {"w", e.w, e.dw, O * I}, {"b", e.b, e.db, O}};
     check_grads(nm, lin_obj, lin_bwd, &e, ps, bias ? 3 : 2);
@@ -534,9 +533,9 @@ static long run_all(float *res, int nthreads) {
     mxp_rope_bwd(g, dout, invf, 1, N, 7, 2, 64); EMIT(g, N * 128);
     free(tok); free(x); free(wte); free(dout); free(g); free(out); free(w1); free(b1); free(st1); free(st2); free(sc);
     // linear: big enough for OpenBLAS to thread; also the N == 1 (gemv/ger) path.
-    int LN[2] = {96, 1}, I = 384, O = 640;
-    for (int t = 0; t < 2; t++) {
-        int n = LN[t];
+    int LN[3] = {96, 1, 40}, LI[3] = {384, 384, 100}, LO[3] = {640, 640, 5000};  // last: split K
+    for (int t = 0; t < 3; t++) {
+        int n = LN[t], I = LI[t], O = LO[t];
         float *lx = rnd(n * I, 1), *lw = rnd(O * I, 1), *lb = rnd(O, 1), *lo = zeros(n * O), *ld = rnd(n * O, 1);
         float *gx = rnd(n * I, 1), *gw = rnd(O * I, 1), *gb = rnd(O, 1);
         mxp_linear_fwd(lo, lx, lw, lb, n, I, O); EMIT(lo, n * O);
@@ -584,10 +583,11 @@ int main(void) {
     test_norm(0, 0);
     test_norm(1, 0);
     test_norm(1, 1);
-    test_linear(3, 0);
-    test_linear(3, 1);
-    test_linear(1, 0);
-    test_linear(1, 1);
+    test_linear(3, 5, 4, 0);
+    test_linear(3, 5, 4, 1);
+    test_linear(1, 5, 4, 0);
+    test_linear(1, 5, 4, 1);
+    test_linear(4, 6, 4100, 0);  // dx has a long inner dimension: the split-K path of gemm.c
     test_rope();
     test_attention(2, 5, 2, 2, 8);
     test_attention(2, 5, 4, 2, 8);

@@ -4,6 +4,7 @@
 #include "ops/gemm.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 
 #define MAX_TILES 4     // tiles per call: even (two cores), small (each tile repacks the other operand)
 #define MIN_TILE 64     // never cut a dimension into pieces thinner than this
@@ -18,10 +19,46 @@ static int tile_size(int dim) {
     return (ts + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
 }
 
+// Long inner dimension (K much larger than M and N, e.g. the LM head's dx = dlogits W with
+// K = vocab): cutting M or N would make every tile repack a whole K-long operand. Instead
+// cut K into tiles, each writing a partial product into scratch, then add the partials into C
+// in tile order (fixed, so still independent of the thread count). Returns 0 if the scratch
+// could not be allocated (the caller then takes the ordinary path).
+static int sgemm_split_k(enum CBLAS_TRANSPOSE TA, enum CBLAS_TRANSPOSE TB, int M, int N, int K,
+                         float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                         float *C, int ldc) {
+    int ts = tile_size(K), nt = (K + ts - 1) / ts;
+    size_t mn = (size_t)M * N;
+    float *part = malloc((size_t)nt * mn * sizeof(float));  // (nt, M, N)
+    if (!part) return 0;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < nt; t++) {
+        int s = t * ts, len = K - s < ts ? K - s : ts;
+        const float *At = TA == CblasTrans ? A + (size_t)s * lda : A + s;  // op(A)[:, s:s+len]
+        const float *Bt = TB == CblasTrans ? B + s : B + (size_t)s * ldb;  // op(B)[s:s+len, :]
+        cblas_sgemm(CblasRowMajor, TA, TB, M, N, len, alpha, At, lda, Bt, ldb, 0.0f,
+                    part + (size_t)t * mn, N);
+    }
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        float *c = C + (size_t)m * ldc;
+        for (int n = 0; n < N; n++) {
+            float acc = part[(size_t)m * N + n];
+            for (int t = 1; t < nt; t++) acc += part[(size_t)t * mn + (size_t)m * N + n];
+            c[n] = beta == 0.0f ? acc : beta * c[n] + acc;
+        }
+    }
+    free(part);
+    return 1;
+}
+
 void mxp_ops_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    if (K >= 4096 && K >= 8 * (M > N ? M : N) &&
+        sgemm_split_k(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
     // Always a real parallel region, even for one tile: inside it OpenBLAS is single-threaded.
     // Split the output along N when B is the larger operand (each tile then packs only its
     // slice of B and all of A), else along M.
