@@ -1,8 +1,11 @@
-// data.c: token-id files (format in data.h) and cutting token streams into samples.
+// data.c: data files (token ids or text, format in data.h), the calibration/evaluation
+// split and cutting token streams into samples. Reads files; never writes them.
 #include "io/data.h"
 
-#include <errno.h>
 #include <string.h>
+
+#include "core/rng.h"
+#include "io/tensors.h"
 
 int mxp_is_token_file(const uint8_t *buf, size_t size) {
     size_t k = strlen(MXP_TOKENS_MAGIC);
@@ -68,4 +71,120 @@ size_t mxp_tokens_windows(const mxp_tokens *t, size_t start, int T, size_t max_w
         w++;
     }
     return w;
+}
+
+mxp_status mxp_data_parse(mxp_tokens *t, const uint8_t *buf, size_t size, const char *label,
+                          const mxp_tokenizer *tok, mxp_err *err) {
+    memset(t, 0, sizeof *t);
+    if (size == 0) return mxp_fail(err, MXP_ERR_FORMAT, "%s: empty file", label);
+    if (mxp_is_token_file(buf, size)) return mxp_tokens_parse(t, buf, size, label, err);
+    if (!tok)
+        return mxp_fail(err, MXP_ERR_UNSUPPORTED,
+                        "%s: text data needs the model's tokenizer, and this model has none here "
+                        "(give a token-id file: first line \"%s\", then ids)", label, MXP_TOKENS_MAGIC);
+    unsigned flags = (mxp_tokenizer_add_bos(tok) ? MXP_TOK_ADD_BOS : 0u) | (mxp_tokenizer_add_eos(tok) ? MXP_TOK_ADD_EOS : 0u);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    mxp_status st = mxp_tokenizer_encode(tok, (const char *)buf, size, flags, &ids, &n, err);
+    if (st) return mxp_fail_prefix(err, "%s: ", label);
+    if (n == 0) {
+        free(ids);
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: the text gives no tokens", label);
+    }
+    t->ids = ids;
+    t->n = n;
+    return MXP_OK;
+}
+
+mxp_status mxp_data_load(mxp_tokens *t, const char *path, const mxp_tokenizer *tok, mxp_err *err) {
+    memset(t, 0, sizeof *t);
+    mxp_mapping map;
+    mxp_status st = mxp_map_file(&map, path, err);
+    if (st) return st;
+    st = mxp_data_parse(t, map.base, map.size, path, tok, err);
+    mxp_unmap(&map);
+    return st;
+}
+
+mxp_status mxp_data_load_tok_path(mxp_tokens *t, const char *path, const char *tokenizer_path, mxp_err *err) {
+    memset(t, 0, sizeof *t);
+    mxp_mapping map;
+    mxp_status st = mxp_map_file(&map, path, err);
+    if (st) return st;
+    mxp_tokenizer *tok = NULL;
+    if (map.size && !mxp_is_token_file(map.base, map.size) && tokenizer_path) {
+        st = mxp_tokenizer_load_json(tokenizer_path, &tok, err);
+        if (st) st = mxp_fail_prefix(err, "%s is text, but the model's tokenizer could not be loaded: ", path);
+    }
+    if (!st) st = mxp_data_parse(t, map.base, map.size, path, tok, err);
+    mxp_tokenizer_free(tok);
+    mxp_unmap(&map);
+    return st;
+}
+
+const char *mxp_split_name(mxp_split s) {
+    switch (s) {
+    case MXP_SPLIT_ALL: return "all";
+    case MXP_SPLIT_CALIB: return "calibration";
+    case MXP_SPLIT_EVAL: return "evaluation";
+    }
+    return "?";
+}
+
+void mxp_split_range(size_t n, mxp_split s, size_t *start, size_t *end) {
+    size_t half = n / 2;
+    *start = s == MXP_SPLIT_EVAL ? half : 0;
+    *end = s == MXP_SPLIT_CALIB ? half : n;
+}
+
+size_t mxp_split_windows(size_t n, mxp_split s, int T) {
+    MXP_ASSERT(T >= 1);
+    size_t a, b;
+    mxp_split_range(n, s, &a, &b);
+    return (b - a) / ((size_t)T + 1);
+}
+
+mxp_status mxp_data_samples(const mxp_tokens *t, mxp_split s, int T, size_t n_samples, uint64_t seed,
+                            const char *label, int32_t **out, size_t *n_out, mxp_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    if (T < 1) return mxp_fail(err, MXP_ERR_ARG, "%s: sequence length must be positive (got %d)", label, T);
+    size_t a, b, stride = (size_t)T + 1;
+    mxp_split_range(t->n, s, &a, &b);
+    size_t avail = (b - a) / stride;
+    size_t want = n_samples ? n_samples : avail;
+    if (avail == 0 || want > avail)
+        return mxp_fail(err, MXP_ERR_ARG,
+                        "%s: the %s split (%zu of %zu tokens) holds %zu windows of %d+1 tokens; %zu requested%s", label,
+                        mxp_split_name(s), b - a, t->n, avail, T, want ? want : 1,
+                        avail ? " (ask for fewer samples or a shorter sequence)" : " (the data is too short)");
+    size_t bytes;
+    if (!mxp_mul_ok(want, stride * sizeof(int32_t), &bytes)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    int32_t *o = malloc(bytes ? bytes : 1);
+    uint8_t *pick = want < avail ? calloc(avail, 1) : NULL;
+    if (!o || (want < avail && !pick)) {
+        free(o);
+        free(pick);
+        return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    }
+    if (pick) {
+        // Floyd's algorithm: `want` distinct window indices, uniform, in O(want) draws.
+        mxp_rng rng;
+        mxp_rng_seed(&rng, seed);
+        for (size_t j = avail - want; j < avail; j++) {
+            size_t k = (size_t)mxp_rng_below(&rng, (uint64_t)j + 1);
+            pick[pick[k] ? j : k] = 1;
+        }
+    }
+    size_t w = 0;
+    for (size_t k = 0; k < avail; k++) {
+        if (pick && !pick[k]) continue;
+        memcpy(o + w * stride, t->ids + a + k * stride, stride * sizeof(int32_t));
+        w++;
+    }
+    MXP_ASSERT(w == want);
+    free(pick);
+    *out = o;
+    *n_out = want;
+    return MXP_OK;
 }

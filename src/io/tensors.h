@@ -134,4 +134,19 @@ mxp_status mxp_tensor_set_add_map(mxp_tensor_set *ts, mxp_mapping m, mxp_err *er
 // MXP_ERR_FORMAT "<label>: tensor '<name>': duplicate tensor name" if two entries share a name.
 mxp_status mxp_tensor_set_check_unique(const mxp_tensor_set *ts, const char *label, mxp_err *err);
 
+// ---- safetensors writer (safetensors_write.c) ----
+// Write tensors t[0..n) as one safetensors file: an 8-byte little-endian header length, the
+// JSON header (tensors sorted by name, each {"dtype", "shape", "data_offsets"}, plus
+// "__metadata__": {"format": "pt"} and the n_meta key/value string pairs meta[2k], meta[2k+1]),
+// padded with spaces to a multiple of 8 bytes, then the data in the same sorted order.
+// Reads name, dtype (F32, F16, BF16 or I32), ndim, shape, data and nbytes of each entry
+// (nbytes must equal the element count times the element size). The file is written to a
+// temporary name beside `path` and renamed over it, so `path` is either the old file or the
+// complete new one. Errors: MXP_ERR_ARG (duplicate or empty names, a dtype safetensors
+// cannot hold, nbytes inconsistent with the shape), MXP_ERR_IO naming the path.
+mxp_status mxp_safetensors_write(const char *path, const mxp_tensor_info *t, int n,
+                                 const char *const *meta, int n_meta, mxp_err *err);
+// Write len bytes to `path` the same way (temporary file beside it, fsync, rename).
+mxp_status mxp_write_file_atomic(const char *path, const void *data, size_t len, mxp_err *err);
+
 #endif

@@ -48,32 +48,18 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
     int B = o->batch ? o->batch : 1;
     if (T < 1 || B < 1) return mxp_fail(err, MXP_ERR_ARG, "--seq and --batch must be positive");
     if (o->max_samples < 0) return mxp_fail(err, MXP_ERR_ARG, "--samples must be positive");
-    mxp_mapping map;
-    mxp_status st = mxp_map_file(&map, o->data_path, err);
-    if (st) return st;
+    // Text goes through the model's tokenizer; only the evaluation split is scored (data.h).
     mxp_tokens toks = {0};
-    if (mxp_is_token_file(map.base, map.size)) {
-        st = mxp_tokens_parse(&toks, map.base, map.size, o->data_path, err);
-    } else {
-        st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: not a token-id file (first line \"%s\"); text data needs the model's tokenizer",
-                      o->data_path, MXP_TOKENS_MAGIC);
-    }
-    mxp_unmap(&map);
+    mxp_status st = mxp_data_load_tok_path(&toks, o->data_path, m->tokenizer_dir, err);
     if (st) return st;
-    size_t avail = toks.n / ((size_t)T + 1);
-    size_t want = o->max_samples ? (size_t)o->max_samples : avail;
-    if (avail == 0 || want > avail) {
-        st = mxp_fail(err, MXP_ERR_ARG, "%s: %zu tokens hold %zu windows of %d+1 tokens; %zu requested", o->data_path,
-                      toks.n, avail, T, want ? want : 1);
-        mxp_tokens_free(&toks);
-        return st;
-    }
+    int32_t *seq = NULL;
+    size_t want = 0;
+    st = mxp_data_samples(&toks, MXP_SPLIT_EVAL, T, (size_t)o->max_samples, 0, o->data_path, &seq, &want, err);
+    mxp_tokens_free(&toks);
+    if (st) return st;
     if ((size_t)B > want) B = (int)want;
-    int32_t *seq = malloc(want * ((size_t)T + 1) * sizeof *seq);
     mxp_exec ex = {0};
-    if (!seq) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    if (!st) mxp_tokens_windows(&toks, 0, T, want, seq);
-    if (!st) st = mxp_exec_init(&ex, g, B, T, 0, err);
+    st = mxp_exec_init(&ex, g, B, T, 0, err);
     double total = 0, t0 = mxp_now();
     size_t done = 0;
     while (!st && done < want) {
@@ -107,6 +93,5 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
     }
     mxp_exec_free(&ex);
     free(seq);
-    mxp_tokens_free(&toks);
     return st;
 }
