@@ -34,7 +34,8 @@ typedef struct mxp_tensor_info {
     int ndim;                      // 0..MXP_MAX_DIMS (0 = scalar)
     int64_t shape[MXP_MAX_DIMS];   // row-major, outermost first; every dim >= 0
     size_t nelem;                  // product of shape (checked)
-    const uint8_t *data;           // borrowed from the mapping or buffer; read-only
+    const uint8_t *data;           // borrowed from the mapping or buffer; read-only; may be
+                                   // unaligned (safetensors): read via memcpy or to_f32
     size_t nbytes;                 // exact byte size for dtype and nelem
 } mxp_tensor_info;
 
@@ -68,6 +69,7 @@ mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err)
 // Parse one safetensors image (8-byte little-endian header length, JSON header, data).
 // Appends its tensors to ts; `label` names the source in error messages. A tensor name that
 // is already in ts is an error (duplicate across shards too). Data pointers borrow from buf.
+// On failure ts is left exactly as it was (entries appended by this call are removed).
 mxp_status mxp_safetensors_parse(mxp_tensor_set *ts, const uint8_t *buf, size_t size,
                                  const char *label, mxp_err *err);
 mxp_status mxp_safetensors_open(mxp_tensor_set *ts, const char *path, mxp_err *err);
@@ -110,6 +112,10 @@ typedef struct mxp_gguf {
     char *label;            // owned copy of the path/label, named by the getters' messages
 } mxp_gguf;
 
+// Parse a GGUF image into *g (overwritten, not freed first). Tensor data, string values and
+// fixed-size arrays borrow from buf; keys, names and string-array tables are owned by g.
+// Failure leaves *g zeroed. Unsupported GGML tensor types fail with MXP_ERR_UNSUPPORTED.
+// mxp_gguf_open maps the path (owned in g->map) and parses it with the path as label.
 mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const char *label,
                           mxp_err *err);
 mxp_status mxp_gguf_open(mxp_gguf *g, const char *path, mxp_err *err);
