@@ -5,6 +5,7 @@
 
 #include <string.h>
 #include "ops/ops.h"
+#include "quant/format.h"
 
 static size_t aux_floats(const mxp_exec *ex, const mxp_node *n) {
     switch (n->op) {
@@ -23,6 +24,14 @@ void mxp_exec_free(mxp_exec *ex) {
         if (ex->grad) free(ex->grad[i]);
         if (ex->aux) free(ex->aux[i]);
     }
+    for (int i = 0; ex->kc && i < ex->g->n_nodes; i++) {
+        free(ex->kc[i]);
+        free(ex->vc[i]);
+    }
+    free(ex->kc);
+    free(ex->vc);
+    free(ex->xq);
+    mxp_quant_scratch_free(&ex->qs);
     for (int k = 0; k < ex->n_pool; k++) free(ex->pool[k]);
     free(ex->pool);
     free(ex->pool_cols);
@@ -159,7 +168,10 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
     ex->B = B;
     ex->T = T;
     ex->N = B * T;
+    ex->Tq = T;
     ex->flags = flags;
+    if ((flags & MXP_EXEC_KV_CACHE) && (flags & MXP_EXEC_BACKWARD))
+        return mxp_fail(err, MXP_ERR_ARG, "the KV cache is for inference only (no backward)");
     size_t nn = (size_t)g->n_nodes;
     ex->val = calloc(nn, sizeof *ex->val);
     ex->aux = calloc(nn, sizeof *ex->aux);
@@ -179,6 +191,15 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
         if (ok && na) ok = (ex->aux[i] = alloc_floats(na)) != NULL;
     }
     if (ok && ex->grad) ok = prefill_pool(ex);
+    if (ok && (flags & MXP_EXEC_KV_CACHE)) {
+        ok = (ex->kc = calloc(nn, sizeof *ex->kc)) && (ex->vc = calloc(nn, sizeof *ex->vc));
+        for (int i = 0; ok && i < g->n_nodes; i++) {
+            const mxp_node *n = &g->nodes[i];
+            if (n->op != MXP_OP_ATTENTION) continue;
+            size_t cells = (size_t)ex->N * (size_t)(n->kv_heads * n->head_dim);
+            ok = (ex->kc[i] = alloc_floats(cells)) && (ex->vc[i] = alloc_floats(cells));
+        }
+    }
     if (ok && (flags & MXP_EXEC_WGRAD_SCRATCH)) {
         size_t biggest = 1;
         for (int i = 0; i < g->n_nodes; i++)
@@ -194,6 +215,99 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
     return MXP_OK;
 }
 
+mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mxp_err *err) {
+    const mxp_graph *g = ex->g;
+    int widest = 0;
+    size_t scratch = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        if (n->op != MXP_OP_LINEAR || n->fmt == MXP_FMT_F32) continue;
+        MXP_ASSERT(n->fmt > MXP_FMT_F32 && n->fmt < MXP_FMT_COUNT);
+        mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)n->fmt, mode, err);
+        if (st) return st;
+        int I = g->nodes[n->in[0]].cols;
+        if (I > widest) widest = I;
+        size_t sb = mxp_matmul_scratch_bytes((mxp_format_id)n->fmt, ex->N, I, n->cols);
+        if (sb > scratch) scratch = sb;
+    }
+    free(ex->xq);
+    ex->xq = NULL;
+    if (widest && mode == MXP_QMODE_FAKE && !(ex->xq = alloc_floats((size_t)ex->N * (size_t)widest)))
+        return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    if (mode == MXP_QMODE_REAL) {
+        mxp_status st = mxp_quant_scratch_reserve(&ex->qs, scratch, err);
+        if (st) return st;
+    }
+    ex->qc = qc;
+    ex->qmode = mode;
+    return MXP_OK;
+}
+
+// y (N, O) = x (N, I) W^T + b for linear node i, in the node's format.
+static void linear_forward(mxp_exec *ex, int i, float *out, const float *x, int N, int I) {
+    const mxp_node *n = &ex->g->nodes[i];
+    const float *b = n->has_b ? ex->g->params[n->b].data : NULL;
+    if (n->fmt == MXP_FMT_F32 || !ex->qc) {
+        mxp_linear_fwd(out, x, ex->g->params[n->w].data, b, N, I, n->cols);
+        return;
+    }
+    mxp_format_id f = (mxp_format_id)n->fmt;
+    if (ex->qmode == MXP_QMODE_FAKE) {
+        const mxp_format *ft = mxp_format_get(f);
+        const float *xa = x;
+        if (ft->act_format != MXP_FMT_F32) {
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < N; r++) mxp_fake_quant_act_row(ft, x + (size_t)r * I, ex->xq + (size_t)r * I, I);
+            xa = ex->xq;
+        }
+        mxp_linear_fwd(out, xa, mxp_qcache_fake(ex->qc, i, f), b, N, I, n->cols);
+        return;
+    }
+    mxp_matmul(out, f, mxp_qcache_real(ex->qc, i, f), x, N, I, n->cols, &ex->qs);
+    if (b)
+        for (int r = 0; r < N; r++) mxp_acc(out + (size_t)r * n->cols, b, n->cols);
+}
+
+void mxp_exec_reset_cache(mxp_exec *ex) { ex->cached = 0; }
+
+mxp_status mxp_exec_step(mxp_exec *ex, const int32_t *tokens, int n, mxp_err *err) {
+    MXP_ASSERT(ex->kc);
+    if (n < 1 || ex->cached + n > ex->T)
+        return mxp_fail(err, MXP_ERR_ARG, "KV cache holds %d positions: cannot add %d to the %d already there", ex->T, n,
+                        ex->cached);
+    for (int b = 0; b < ex->B; b++)
+        for (int t = 0; t < n; t++) {
+            int32_t id = tokens[(size_t)b * n + t];
+            if (id < 0 || id >= ex->g->vocab)
+                return mxp_fail(err, MXP_ERR_ARG, "token id %d is outside the vocabulary [0, %d)", id, ex->g->vocab);
+            ex->tokens[b * n + t] = id;
+        }
+    ex->Tq = n;
+    ex->pos0 = ex->cached;
+    mxp_exec_forward(ex, 0, ex->g->n_nodes);
+    ex->cached += n;
+    return MXP_OK;
+}
+
+// Attention of the current pass; with a KV cache, append this pass's keys and values first.
+static void attention_forward(mxp_exec *ex, int i, float *out, const float *q) {
+    const mxp_node *n = &ex->g->nodes[i];
+    const float *k = ex->val[n->in[1]], *v = ex->val[n->in[2]];
+    const int B = ex->B, Tq = ex->Tq, H = n->heads, Hkv = n->kv_heads, D = n->head_dim;
+    if (!ex->kc) {
+        mxp_attention_fwd(out, ex->aux[i], q, k, v, B, Tq, Tq, H, Hkv, D);
+        return;
+    }
+    size_t kw = (size_t)Hkv * D, qw = (size_t)H * D;
+    for (int b = 0; b < B; b++) {
+        float *kc = ex->kc[i] + (size_t)b * ex->T * kw, *vc = ex->vc[i] + (size_t)b * ex->T * kw;
+        memcpy(kc + (size_t)ex->pos0 * kw, k + (size_t)b * Tq * kw, (size_t)Tq * kw * sizeof(float));
+        memcpy(vc + (size_t)ex->pos0 * kw, v + (size_t)b * Tq * kw, (size_t)Tq * kw * sizeof(float));
+        mxp_attention_fwd(out + (size_t)b * Tq * qw, NULL, q + (size_t)b * Tq * qw, kc, vc, 1, Tq, ex->pos0 + Tq, H, Hkv,
+                          D);
+    }
+}
+
 mxp_status mxp_exec_set_batch(mxp_exec *ex, const int32_t *seq, mxp_err *err) {
     for (int b = 0; b < ex->B; b++)
         for (int t = 0; t <= ex->T; t++) {
@@ -204,6 +318,9 @@ mxp_status mxp_exec_set_batch(mxp_exec *ex, const int32_t *seq, mxp_err *err) {
             if (t < ex->T) ex->tokens[b * ex->T + t] = id;
             if (t > 0) ex->targets[b * ex->T + t - 1] = id;
         }
+    ex->Tq = ex->T;
+    ex->pos0 = 0;
+    ex->cached = 0;
     return MXP_OK;
 }
 
@@ -213,7 +330,7 @@ static float *pgrad(const mxp_exec *ex, int p) { return ex->pgrad ? ex->pgrad[p]
 void mxp_exec_forward(mxp_exec *ex, int first, int last) {
     const mxp_graph *g = ex->g;
     MXP_ASSERT(0 <= first && first <= last && last <= g->n_nodes);
-    const int B = ex->B, T = ex->T, N = ex->N;
+    const int B = ex->B, T = ex->Tq, N = ex->B * ex->Tq, pos0 = ex->pos0;
     for (int i = first; i < last; i++) {
         const mxp_node *n = &g->nodes[i];
         float *out = ex->val[i];
@@ -222,24 +339,19 @@ void mxp_exec_forward(mxp_exec *ex, int first, int last) {
         int64_t cells = (int64_t)N * n->cols;
         switch (n->op) {
         case MXP_OP_EMBED: mxp_embed_fwd(out, ex->tokens, pdata(ex, n->w), N, n->cols); break;
-        case MXP_OP_POSEMBED: mxp_posembed_fwd(out, x, pdata(ex, n->w), B, T, 0, n->cols); break;
+        case MXP_OP_POSEMBED: mxp_posembed_fwd(out, x, pdata(ex, n->w), B, T, pos0, n->cols); break;
         case MXP_OP_RMSNORM: mxp_rmsnorm_fwd(out, ex->aux[i], x, pdata(ex, n->w), N, n->cols, n->eps); break;
         case MXP_OP_LAYERNORM:
             mxp_layernorm_fwd(out, ex->aux[i], ex->aux[i] + N, x, pdata(ex, n->w), n->has_b ? pdata(ex, n->b) : NULL, N,
                               n->cols, n->eps);
             break;
-        case MXP_OP_LINEAR:
-            mxp_linear_fwd(out, x, pdata(ex, n->w), n->has_b ? pdata(ex, n->b) : NULL, N, cin, n->cols);
-            break;
+        case MXP_OP_LINEAR: linear_forward(ex, i, out, x, N, cin); break;
         case MXP_OP_SLICE:
             for (int r = 0; r < N; r++)
                 memcpy(out + (size_t)r * n->cols, x + (size_t)r * cin + n->slice_off, (size_t)n->cols * sizeof(float));
             break;
-        case MXP_OP_ROPE: mxp_rope_fwd(out, x, n->inv_freq, B, T, 0, n->heads, n->head_dim); break;
-        case MXP_OP_ATTENTION:
-            mxp_attention_fwd(out, ex->aux[i], x, ex->val[n->in[1]], ex->val[n->in[2]], B, T, T, n->heads, n->kv_heads,
-                              n->head_dim);
-            break;
+        case MXP_OP_ROPE: mxp_rope_fwd(out, x, n->inv_freq, B, T, pos0, n->heads, n->head_dim); break;
+        case MXP_OP_ATTENTION: attention_forward(ex, i, out, x); break;
         case MXP_OP_SWIGLU: mxp_swiglu_fwd(out, x, ex->val[n->in[1]], cells); break;
         case MXP_OP_GELU: mxp_gelu_fwd(out, x, cells); break;
         case MXP_OP_ADD: mxp_add_fwd(out, x, ex->val[n->in[1]], cells); break;
@@ -250,6 +362,7 @@ void mxp_exec_forward(mxp_exec *ex, int first, int last) {
 
 double mxp_exec_loss(mxp_exec *ex, double *seq_loss) {
     const mxp_graph *g = ex->g;
+    MXP_ASSERT(ex->Tq == ex->T && ex->pos0 == 0);
     int V = g->nodes[g->n_nodes - 1].cols;
     MXP_ASSERT(V == g->vocab);
     mxp_xent_fwd(ex->losses, ex->val[g->n_nodes - 1], ex->targets, ex->N, V);
@@ -272,7 +385,7 @@ void mxp_exec_zero_grads(mxp_exec *ex) {
 
 void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx) {
     const mxp_graph *g = ex->g;
-    MXP_ASSERT(ex->grad && 0 <= first && first <= last && last <= g->n_nodes);
+    MXP_ASSERT(ex->grad && 0 <= first && first <= last && last <= g->n_nodes && ex->Tq == ex->T && ex->pos0 == 0);
     const int B = ex->B, T = ex->T, N = ex->N;
     if (last == g->n_nodes) {
         for (int r = 0; r < N; r++) ex->row_scale[r] = loss_scale;

@@ -11,10 +11,12 @@
 #define MXP_EXEC_H
 
 #include "core/graph.h"
+#include "runtime/qcache.h"
 
 enum {
     MXP_EXEC_BACKWARD = 1,     // allocate what backward needs
     MXP_EXEC_PARAM_GRADS = 2,  // keep a gradient per parameter (implies BACKWARD)
+    MXP_EXEC_KV_CACHE = 8,     // keep keys/values of past positions: mxp_exec_step (forward only)
     MXP_EXEC_WGRAD_SCRATCH = 4,// form each linear op's weight gradient in one reused scratch
                                // buffer and hand it to the hook (implies BACKWARD; memory: the
                                // largest weight once, not one gradient per parameter)
@@ -28,7 +30,8 @@ typedef void (*mxp_linear_hook)(void *ctx, int node, const float *x, const float
 
 typedef struct mxp_exec {
     const mxp_graph *g;
-    int B, T, N;         // batch, sequence length, rows (N = B*T)
+    int B, T, N;         // batch, sequence capacity, rows of a full pass (N = B*T)
+    int Tq, pos0;        // the current pass: Tq tokens per sequence at positions pos0...
     unsigned flags;
     float **val;         // (n_nodes) -> (N, cols)
     float **grad;        // (n_nodes) -> (N, cols) while alive, else NULL (see mxp_exec_grad)
@@ -42,12 +45,32 @@ typedef struct mxp_exec {
     float *losses;       // (N) per-position cross-entropy, filled by mxp_exec_loss
     float *row_scale;    // (N) scratch for the loss gradient
     float *wscratch;     // (largest linear weight) with MXP_EXEC_WGRAD_SCRATCH, else NULL
+    // formats (mxp_exec_use_formats): linear ops whose node->fmt is not f32 read qc's copies
+    mxp_qcache *qc;      // borrowed, or NULL: every op runs in f32
+    mxp_qmode qmode;
+    float *xq;           // (N, widest linear input) fake-quantized activations
+    mxp_quant_scratch qs;// real-kernel scratch
+    // KV cache (MXP_EXEC_KV_CACHE): per attention node, keys and values (B, T, kv width)
+    float **kc, **vc;
+    int cached;          // positions already in the cache
 } mxp_exec;
 
 // Allocate everything for batches of B sequences of T tokens. T must not exceed the model's
 // maximum positions (when it has one).
 mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, mxp_err *err);
 void mxp_exec_free(mxp_exec *ex);
+
+// Run linear ops in the formats of their graph slots (node->fmt), taking weight copies from
+// qc (borrowed; prepared here, quantizing what is missing) in `mode`. Call again after
+// changing the slots. Backward always uses the f32 weights. Errors name the module.
+mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mxp_err *err);
+
+// KV-cache inference (MXP_EXEC_KV_CACHE): run n new tokens per sequence (tokens (B, n)) at
+// positions cached .. cached+n-1; the logits of those positions are then in
+// ex->val[n_nodes-1], rows (b*n + i). MXP_ERR_ARG if the cache would exceed T or an id is
+// outside the vocabulary.
+mxp_status mxp_exec_step(mxp_exec *ex, const int32_t *tokens, int n, mxp_err *err);
+void mxp_exec_reset_cache(mxp_exec *ex);
 
 // Copy the batch in: seq (B, T+1) token ids per sequence; inputs are seq[:, :T] and targets
 // seq[:, 1:]. Ids outside [0, vocab) are an MXP_ERR_ARG naming the position.
