@@ -56,22 +56,69 @@ void mxp_model_print_info(const mxp_model *m, FILE *f);
 
 // ---- evaluation ----
 typedef struct mxp_eval_opts {
-    const char *data_path;  // token-id file (see src/io/data.h) or text
+    const char *data_path;  // token-id file (see src/io/data.h) or text (model's tokenizer)
     int seq_len;            // tokens per sample (T); 0: min(256, model maximum)
     int batch;              // sequences per forward pass; 0: 1
-    int max_samples;        // 0: every full window in the file
+    int max_samples;        // 0: every full window of the evaluation split
     int progress;           // 1: progress with ETA on stderr
+    const char *formats;    // NULL: the reference (f32) only. "uniform:FMT" or a plan file:
+                            // also run the model with these formats (real kernels) and compare
+    int decode_tokens;      // tokens timed in the decode-speed run (0: 64; -1: skip it)
 } mxp_eval_opts;
 
-typedef struct mxp_eval_result {
+typedef struct mxp_eval_side {
     double loss;            // mean next-token cross-entropy, nats
     double perplexity;      // exp(loss)
+    double prefill_tokens_per_s;  // scoring the samples (B x T tokens per forward pass)
+    double decode_tokens_per_s;   // one token at a time with a KV cache (0 if skipped)
+    double weight_bytes;    // bytes of the linear weights in their formats
+} mxp_eval_side;
+
+typedef struct mxp_eval_result {
     size_t samples, tokens; // windows and predicted tokens evaluated
-    double seconds;         // wall time of the forward passes
-    double tokens_per_s;    // tokens / seconds
+    int seq_len, batch;
+    mxp_eval_side ref;      // the reference model (f32)
+    int quantized;          // 1 when opts->formats was given: the fields below are set
+    mxp_eval_side quant;    // the model in the given formats
+    double loss_mse;        // measured loss MSE: mean over samples of (L_n(quant) - L_n(ref))^2
+    double loss_mse_se;     // its standard error over samples
+    double kl;              // mean over positions of KL(p_ref || p_quant), nats
+    double top1;            // fraction of positions whose most likely next token agrees
 } mxp_eval_result;
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
+
+// ---- text generation ----
+typedef struct mxp_generate_opts {
+    const char *prompt;   // UTF-8 text, encoded with the model's tokenizer and its BOS default;
+                          // "" starts from the BOS token alone (an error if there is none)
+    int n_tokens;         // new tokens to generate (> 0); generation never stops early
+    double temperature;   // 0: greedy (highest logit, lowest id on ties); > 0: sample from
+                          // softmax(logits / temperature)
+    int top_k;            // with temperature > 0: sample among the k highest logits; 0: all
+    uint64_t seed;        // sampling seed: the same model, options and seed give the same text
+    // Optional streaming: called after each new token with the bytes it adds to the text
+    // (possibly 0 bytes, or part of a UTF-8 character). ctx is passed through.
+    void (*on_text)(void *ctx, const char *bytes, size_t len);
+    void *ctx;
+} mxp_generate_opts;
+
+typedef struct mxp_generate_result {
+    char *text;           // the generated continuation (not the prompt), NUL-terminated,
+                          // malloc'd: free with mxp_generate_result_free
+    size_t text_len;
+    int32_t *ids;         // (n_ids) the generated token ids, malloc'd
+    size_t n_ids;
+    size_t prompt_tokens; // tokens the prompt encoded to (BOS included)
+    double seconds;       // wall time of the forward passes
+} mxp_generate_result;
+
+// Continue `prompt` by n_tokens tokens. Each new token runs the full forward pass over the
+// context (no KV cache yet); once the context reaches the model's maximum positions, the
+// oldest tokens slide out of the window. Needs the model's tokenizer (a Hugging Face folder
+// with tokenizer.json): otherwise MXP_ERR_UNSUPPORTED. On success *res owns its arrays.
+mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *opts, mxp_generate_result *res, mxp_err *err);
+void mxp_generate_result_free(mxp_generate_result *res);
 
 #ifdef __cplusplus
 }

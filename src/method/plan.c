@@ -1,0 +1,77 @@
+// plan.c: format specifications -> graph format slots.
+// Plan file (version 1):
+//   {"format": "mixprec-plan", "version": 1,
+//    "ops": {"model.layers.0.self_attn.q_proj": "q8_0", ...}, ...other keys ignored here}
+#include "method/plan.h"
+
+#include <string.h>
+#include <cJSON.h>
+
+#include "io/tensors.h"
+#include "quant/format.h"
+
+void mxp_formats_reset(mxp_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = MXP_FMT_F32;
+}
+
+double mxp_formats_weight_bytes(const mxp_graph *g) {
+    double bytes = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        if (n->op != MXP_OP_LINEAR) continue;
+        const mxp_param *w = &g->params[n->w];
+        size_t b = 0;
+        if (mxp_format_matrix_bytes((mxp_format_id)n->fmt, w->shape[0], w->shape[1], &b, NULL) == MXP_OK) bytes += (double)b;
+    }
+    return bytes;
+}
+
+mxp_status mxp_formats_apply_plan_json(mxp_graph *g, const char *json, size_t len, const char *label, mxp_err *err) {
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) return mxp_fail(err, MXP_ERR_FORMAT, "%s: not valid JSON", label);
+    mxp_status st = MXP_OK;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+    const cJSON *ops = cJSON_GetObjectItemCaseSensitive(root, "ops");
+    if (!cJSON_IsObject(root) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, "mixprec-plan")) {
+        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: not a mixprec plan (\"format\": \"mixprec-plan\" missing)", label);
+    } else if (!cJSON_IsNumber(ver) || ver->valuedouble != 1) {
+        st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: plan version is not 1", label);
+    } else if (!cJSON_IsObject(ops)) {
+        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: \"ops\" must be an object mapping module names to formats", label);
+    }
+    mxp_formats_reset(g);
+    for (const cJSON *it = st ? NULL : ops->child; it && !st; it = it->next) {
+        int node;
+        mxp_format_id f;
+        if (!mxp_graph_find_linear(g, it->string, &node)) {
+            st = mxp_fail(err, MXP_ERR_ARG, "%s: module \"%s\" is not a linear op of this model", label, it->string);
+        } else if (!cJSON_IsString(it)) {
+            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: the format of \"%s\" must be a string", label, it->string);
+        } else if (mxp_format_parse(it->valuestring, &f, err)) {
+            st = mxp_fail_prefix(err, "%s: module %s: ", label, it->string);
+        } else {
+            g->nodes[node].fmt = f;
+        }
+    }
+    cJSON_Delete(root);
+    if (st) mxp_formats_reset(g);
+    return st;
+}
+
+mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err) {
+    if (!strncmp(spec, "uniform:", 8)) {
+        mxp_format_id f;
+        if (mxp_format_parse(spec + 8, &f, err)) return mxp_fail_prefix(err, "--formats %s: ", spec);
+        for (int i = 0; i < g->n_nodes; i++)
+            if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = f;
+        return MXP_OK;
+    }
+    mxp_mapping map;
+    mxp_status st = mxp_map_file(&map, spec, err);
+    if (st) return mxp_fail_prefix(err, "--formats expects uniform:FMT or a plan file: ");
+    st = mxp_formats_apply_plan_json(g, (const char *)map.base, map.size, spec, err);
+    mxp_unmap(&map);
+    return st;
+}
