@@ -52,7 +52,7 @@ static int cmp_d(const void *a, const void *b) {
         }                                                   \
         qsort(ts_, REPS, sizeof(double), cmp_d);            \
         (out) = ts_[0];                                     \
-        median_sum += ts_[REPS / 2];                        \
+        last_median = ts_[REPS / 2];                        \
     } while (0)
 
 static void row(const char *name, double fwd_ms, double bwd_ms, double fwd_flop, double bwd_flop) {
@@ -96,20 +96,29 @@ int main(int argc, char **argv) {
     float inv_freq[HD / 2];
     for (int i = 0; i < HD / 2; i++) inv_freq[i] = powf(10000.0f, -2.0f * i / HD);
 
-    double f, b, layer_ms = 0, once_ms = 0, median_sum = 0;
+    double f, b, fm, bm, layer_ms = 0, once_ms = 0, layer_med = 0, once_med = 0, last_median = 0;
     // embedding (once per step)
     TIME_MS(f, mxp_embed_fwd(x, tok, big_w, N, DIM));
+    fm = last_median;
     TIME_MS(b, mxp_embed_bwd(big_dw, dout, tok, N, DIM));
+    bm = last_median;
     row("embed", f, b, 0, 0);
     once_ms += f + b;
+    once_med += fm + bm;
     // RMSNorm (2 per layer + final)
     TIME_MS(f, mxp_rmsnorm_fwd(x2, st, x, w, N, DIM, 1e-5f));
+    fm = last_median;
     TIME_MS(b, mxp_rmsnorm_bwd(dx, dw, dout, x, w, st, N, DIM));
+    bm = last_median;
     row("rmsnorm", f, b, 0, 0);
     layer_ms += 2 * (f + b);
+    layer_med += 2 * (fm + bm);
     once_ms += f + b;
+    once_med += fm + bm;
     TIME_MS(f, mxp_layernorm_fwd(x2, st, st2, x, w, w, N, DIM, 1e-5f));
+    fm = last_median;
     TIME_MS(b, mxp_layernorm_bwd(dx, dw, dw, dout, x, w, st, st2, N, DIM));
+    bm = last_median;
     row("layernorm (+b)", f, b, 0, 0);
     // linear layers: q, k, v, o (768 -> 768), gate, up (768 -> 2048), down (2048 -> 768)
     struct { const char *name; int I, O, per_layer; } lin[] = {
@@ -126,51 +135,80 @@ int main(int argc, char **argv) {
         const float *dy = O == VOCAB ? dlogits : (O == FFN ? h3 : dout);
         double fl = 2.0 * N * I * O;
         TIME_MS(f, mxp_linear_fwd(out, in, big_w, NULL, N, I, O));
+        fm = last_median;
         TIME_MS(b, mxp_linear_bwd(din, big_dw, NULL, dy, in, big_w, N, I, O));
+        bm = last_median;
         row(lin[l].name, f, b, fl, 2 * fl);
-        if (lin[l].per_layer) layer_ms += lin[l].per_layer * (f + b);
-        else once_ms += f + b;
+        if (lin[l].per_layer) {
+            layer_ms += lin[l].per_layer * (f + b);
+            layer_med += lin[l].per_layer * (fm + bm);
+        } else {
+            once_ms += f + b;
+            once_med += fm + bm;
+        }
     }
     // single-token linear (decode): sgemv path, forward only
     TIME_MS(f, mxp_linear_fwd(h2, x, big_w, NULL, 1, DIM, FFN));
+    fm = last_median;
     row("linear N=1 768->2048", f, -1, 2.0 * DIM * FFN, 0);
     // RoPE on q and k (2 per layer)
     TIME_MS(f, mxp_rope_fwd(x2, x, inv_freq, B, T, 0, HEADS, HD));
+    fm = last_median;
     TIME_MS(b, mxp_rope_bwd(dx, dout, inv_freq, B, T, 0, HEADS, HD));
+    bm = last_median;
     row("rope (q)", f, b, 0, 0);
     layer_ms += 2 * (f + b);
+    layer_med += 2 * (fm + bm);
     // attention (causal: useful flops only)
     double afl = 2.0 * 2.0 * HEADS * HD * B * (double)T * (T + 1) / 2;
     TIME_MS(f, mxp_attention_fwd(x2, att, x, k, v, B, T, T, HEADS, HEADS, HD));
+    fm = last_median;
     TIME_MS(b, mxp_attention_bwd(dx, dk, dv, dout, x, k, v, att, B, T, HEADS, HEADS, HD));
+    bm = last_median;
     row("attention MHA", f, b, afl, 2 * afl);
     layer_ms += f + b;
+    layer_med += fm + bm;
     TIME_MS(f, mxp_attention_fwd(x2, NULL, x, k, v, B, T, T, HEADS, HEADS, HD));
+    fm = last_median;
     row("attention MHA att=NULL", f, -1, afl, 0);
     TIME_MS(f, mxp_attention_fwd(x2, NULL, x + (size_t)(T - 1) * DIM, k, v, 1, 1, T, HEADS, HEADS, HD));
+    fm = last_median;
     row("attention decode Tq=1", f, -1, 2.0 * 2.0 * HEADS * HD * T, 0);
     // SwiGLU
     TIME_MS(f, mxp_swiglu_fwd(h3, h1, h2, (int64_t)N * FFN));
+    fm = last_median;
     TIME_MS(b, mxp_swiglu_bwd(dh1, dh2, h3, h1, h2, (int64_t)N * FFN));
+    bm = last_median;
     row("swiglu", f, b, 0, 0);
     layer_ms += f + b;
+    layer_med += fm + bm;
     TIME_MS(f, mxp_gelu_fwd(h3, h1, (int64_t)N * FFN));
+    fm = last_median;
     TIME_MS(b, mxp_gelu_bwd(dh1, h3, h1, (int64_t)N * FFN));
+    bm = last_median;
     row("gelu (n=T*2048)", f, b, 0, 0);
     // residual adds (2 per layer) and gradient accumulation (2 per layer)
     TIME_MS(f, mxp_add_fwd(x2, x, x2, (int64_t)N * DIM));
+    fm = last_median;
     TIME_MS(b, mxp_acc(dx, dout, (int64_t)N * DIM));
+    bm = last_median;
     row("add / acc", f, b, 0, 0);
     layer_ms += 2 * (f + b);
+    layer_med += 2 * (fm + bm);
     // cross-entropy
     for (long i = 0; i < (long)N * VOCAB; i++) logits[i] *= 8.0f;
     TIME_MS(f, mxp_xent_fwd(st, logits, tok, N, VOCAB));
+    fm = last_median;
     TIME_MS(b, mxp_xent_bwd(dlogits, logits, tok, scale, N, VOCAB));
+    bm = last_median;
     row("xent V=32000", f, b, 0, 0);
     once_ms += f + b;
+    once_med += fm + bm;
 
-    double step = LAYERS * layer_ms + once_ms;
-    printf("(sum of the medians of every timing above, for the noise: %.1f ms; of the minima: see rows)\n", median_sum);
+    double step = LAYERS * layer_ms + once_ms, step_med = LAYERS * layer_med + once_med;
+    (void)fm;
+    (void)bm;
+    printf("from the medians instead of the minima: step %.1f ms\n", step_med);
     printf("per layer %.2f ms; step (12 layers + embed, final norm, head, xent) %.1f ms\n", layer_ms, step);
     printf("summary: bench_ops B=%d T=%d threads=%d step_ms=%.1f tokens_per_s=%.1f\n", B, T,
            omp_get_max_threads(), step, N / (step / 1e3));
