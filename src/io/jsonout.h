@@ -1,0 +1,29 @@
+// jsonout.h: writing the JSON files mixprec produces: provenance and atomic writes.
+// Every output file goes through mxp_write_file_atomic: written to PATH.tmp.PID in the same
+// folder, flushed, renamed over PATH; on any failure the temporary is removed and PATH is
+// untouched.
+#ifndef MXP_JSONOUT_H
+#define MXP_JSONOUT_H
+
+#include <cJSON.h>
+
+#include "core/base.h"
+
+// Write len bytes to path atomically (see above).
+mxp_status mxp_write_file_atomic(const char *path, const void *data, size_t len, mxp_err *err);
+// Print j (formatted) and write it atomically.
+mxp_status mxp_write_json_atomic(const char *path, const cJSON *j, mxp_err *err);
+// Read a whole JSON file; *out owned by the caller (cJSON_Delete). Errors name the file.
+mxp_status mxp_read_json(const char *path, cJSON **out, mxp_err *err);
+
+// FNV-1a 64 of a file's bytes, or of every regular file a model folder holds that the
+// model reads (config.json, *.safetensors, *.json index), in name order. "fnv1a64:<hex>".
+mxp_status mxp_hash_path(const char *path, char out[32], mxp_err *err);
+// CPU model name and thread count, e.g. "AMD EPYC 7B13 (2 threads)".
+void mxp_machine_description(char *out, size_t cap);
+
+// The "provenance" object of docs/FILES.md. data_path may be NULL. Returns NULL on OOM or
+// when a hash cannot be read (err set).
+cJSON *mxp_provenance_json(const char *model_path, const char *data_path, mxp_err *err);
+
+#endif
