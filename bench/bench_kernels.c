@@ -175,7 +175,15 @@ int main(int argc, char **argv) {
             printf("\n");
         }
     }
-    printf("(shared, noisy machine: figures vary by ~10%% between runs)\n");
+    // The machine may be shared: print the load so each table carries its context.
+    FILE *la = fopen("/proc/loadavg", "r");
+    char line[128] = "?";
+    if (la) {
+        if (!fgets(line, sizeof line, la)) line[0] = 0;
+        fclose(la);
+    }
+    printf("load average at the end: %s(ratios within one run are comparable; absolute figures on a busy "
+           "machine are not)\n", line);
     for (int fi = 0; fi < MXP_FMT_COUNT; fi++) free(fb[fi].w);
     mxp_quant_scratch_free(&sc);
     free(w32), free(x), free(y);
