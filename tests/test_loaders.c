@@ -27,8 +27,9 @@ static void put(bbuf *b, const void *src, size_t n) {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
-        b->p = realloc(b->p, cap);
-        MXP_ASSERT(b->p);
+        uint8_t *np = realloc(b->p, cap);
+        MXP_ASSERT(np);  // a test cannot go on without memory
+        b->p = np;
         b->cap = cap;
     }
     if (n) memcpy(b->p + b->n, src, n);

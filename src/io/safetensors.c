@@ -203,7 +203,7 @@ mxp_status mxp_safetensors_parse(mxp_tensor_set *ts, const uint8_t *buf, size_t 
     cJSON *root = NULL;
     mxp_status st = parse_json(buf + 8, (size_t)hlen, label, "header", &root, err);
     if (st) return st;
-    if (!cJSON_IsObject(root)) {
+    if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return mxp_fail(err, MXP_ERR_FORMAT, "%s: header is not a JSON object", label);
     }
