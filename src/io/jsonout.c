@@ -12,24 +12,6 @@
 #include "io/tensors.h"
 #include "quant/format.h"
 
-mxp_status mxp_write_file_atomic(const char *path, const void *data, size_t len, mxp_err *err) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return mxp_fail(err, MXP_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mxp_fail(err, MXP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    int ok = fwrite(data, 1, len, f) == len;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return mxp_fail(err, MXP_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    return MXP_OK;
-}
-
 mxp_status mxp_write_json_atomic(const char *path, const cJSON *j, mxp_err *err) {
     char *text = cJSON_Print(j);
     if (!text) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory printing %s", path);

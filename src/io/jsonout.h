@@ -1,16 +1,14 @@
 // jsonout.h: writing the JSON files mixprec produces: provenance and atomic writes.
-// Every output file goes through mxp_write_file_atomic: written to PATH.tmp.PID in the same
-// folder, flushed, renamed over PATH; on any failure the temporary is removed and PATH is
-// untouched.
+// Every output file goes through mxp_write_file_atomic (io/tensors.h): written to a temporary
+// in the same folder, flushed, renamed over PATH; on failure PATH is untouched.
 #ifndef MXP_JSONOUT_H
 #define MXP_JSONOUT_H
 
 #include <cJSON.h>
 
 #include "core/base.h"
+#include "io/tensors.h"
 
-// Write len bytes to path atomically (see above).
-mxp_status mxp_write_file_atomic(const char *path, const void *data, size_t len, mxp_err *err);
 // Print j (formatted) and write it atomically.
 mxp_status mxp_write_json_atomic(const char *path, const cJSON *j, mxp_err *err);
 // Read a whole JSON file; *out owned by the caller (cJSON_Delete). Errors name the file.
