@@ -297,6 +297,12 @@ static void test_quantize_matrix(void) {
     w[2 * I + 5] = 1e9f;
     CHECK(mxp_quantize_matrix(MXP_FMT_Q8_0, w, O, I, out, sizeof out, "t", &err) == MXP_ERR_ARG, "q8 overflow");
     CHECK(mxp_quantize_matrix(MXP_FMT_F8_E4M3, w, O, I, out, sizeof out, "t", &err) == MXP_OK, "f8 any scale");
+    w[2 * I + 5] = 70000.0f;
+    CHECK(mxp_quantize_matrix(MXP_FMT_F16, w, O, I, out, sizeof out, "t", &err) == MXP_ERR_ARG &&
+              strstr(err.msg, "overflows f16"), "f16 overflow: %s", err.msg);
+    CHECK(mxp_quantize_matrix(MXP_FMT_BF16, w, O, I, out, sizeof out, "t", &err) == MXP_OK, "bf16 fine");
+    w[2 * I + 5] = 3.4e38f;
+    CHECK(mxp_quantize_matrix(MXP_FMT_BF16, w, O, I, out, sizeof out, "t", &err) == MXP_ERR_ARG, "bf16 overflow");
 }
 
 // Activation fake-quant is q8_0 for q8_0/q4_0 and the identity for the weight-only formats.

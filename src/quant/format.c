@@ -121,10 +121,15 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, v
         return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
                         name, out_bytes, need, f->name, O, I);
     // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
+    // Element formats with a smaller range than f32: values that would round to inf.
+    const float lim = id == MXP_FMT_F16 ? 65520.0f : id == MXP_FMT_BF16 ? 3.38953139e38f : INFINITY;
     for (size_t k = 0; k < (size_t)O * (size_t)I; k++) {
         if (!isfinite(w[k]))
             return mxp_fail(err, MXP_ERR_ARG, "tensor %s: non-finite weight %g at row %zu column %zu",
                             name, (double)w[k], k / (size_t)I, k % (size_t)I);
+        if (fabsf(w[k]) >= lim)
+            return mxp_fail(err, MXP_ERR_ARG, "tensor %s: weight %g at row %zu column %zu overflows %s",
+                            name, (double)w[k], k / (size_t)I, k % (size_t)I, f->name);
     }
     const size_t rb = mxp_row_bytes(f, I);
     uint8_t *o8 = out;
