@@ -6,7 +6,10 @@
 // A NULL gradient pointer means "not needed" and is skipped.
 // Kernels use OpenMP internally; none may be called from inside an OpenMP parallel region
 // (BLAS is the OpenMP build and shares the same thread pool).
-// Same input, same output, for any thread count (no reductions whose order depends on it).
+// Same input, same output, for any thread count (no reductions whose order depends on it;
+// OpenBLAS's own threading is not used because its results change with the thread count:
+// products are cut into tiles fixed by the shape, one single-threaded BLAS call per tile).
+// Scratch allocation failure inside attention/xent backward aborts (void signatures).
 #ifndef MXP_OPS_H
 #define MXP_OPS_H
 
@@ -34,11 +37,12 @@ void mxp_layernorm_bwd(float *dx, float *dw, float *db, const float *dout, const
                        const float *w, const float *mean, const float *rstd, int N, int C);
 
 // ---- linear (OpenBLAS sgemm; sgemv when N == 1) ----
-// out (N, O) = x (N, I) @ w(O, I)^T + b (O). b may be NULL.
-void mxp_linear_fwd(float *out, const float *x, const float *w, const float *b, int N, int I, int O);
+// out (N, Out) = x (N, In) @ w(Out, In)^T + b (Out). b may be NULL. (Not "I": complex.h, pulled in
+// by cblas.h, defines a macro I.)
+void mxp_linear_fwd(float *out, const float *x, const float *w, const float *b, int N, int In, int Out);
 // dx (N, I) += dout @ w;  dw (O, I) += dout^T @ x;  db (O) += sum_n dout.
 void mxp_linear_bwd(float *dx, float *dw, float *db, const float *dout, const float *x,
-                    const float *w, int N, int I, int O);
+                    const float *w, int N, int In, int Out);
 
 // ---- rotary position embedding (Hugging Face "rotate_half" convention) ----
 // x (B*T, H*D): for each head, pairs (i, i + D/2), i < D/2, rotate by angle
