@@ -122,7 +122,9 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, v
                         name, out_bytes, need, f->name, O, I);
     // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
     // Element formats with a smaller range than f32: values that would round to inf.
-    const float lim = id == MXP_FMT_F16 ? 65520.0f : id == MXP_FMT_BF16 ? 3.38953139e38f : INFINITY;
+    const float lim = id == MXP_FMT_F16    ? 65520.0f  // half way from 65504 up: rounds to inf
+                      : id == MXP_FMT_BF16 ? mxp_bits_f32(0x7F7F8000u)  // same for bf16
+                                           : INFINITY;
     for (size_t k = 0; k < (size_t)O * (size_t)I; k++) {
         if (!isfinite(w[k]))
             return mxp_fail(err, MXP_ERR_ARG, "tensor %s: non-finite weight %g at row %zu column %zu",
