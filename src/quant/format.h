@@ -145,7 +145,7 @@ mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_
 // Errors (MXP_ERR_ARG, message naming `name`, the format and the size): I not a multiple of
 // the block size, O or I <= 0, out too small, a non-finite weight (gives its row and column),
 // a block scale that overflows f16 (|w| >= ~8.3e6 for q8_0, ~5.2e5 for q4_0), a weight that
-// rounds to inf (|w| >= 65520 for f16, >= 0x1.fffp+127 ~ 3.396e38 for bf16).
+// rounds to inf (|w| >= 65520 for f16, >= 0x1.ffp+127 ~ 3.396e38 for bf16).
 mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w /*(O, I)*/, int O, int I,
                                void *out, size_t out_bytes, const char *name, mxp_err *err);
 
