@@ -42,6 +42,9 @@ struct mxp_tokenizer {
     size_t pair_cap;
     float *scores;             // (n) score mode only
     int use_scores;
+    int byte_merges;           // some merge has a <0xNN> token on one side (rank mode)
+    int space_split_safe;      // LLAMA: no token has a space right after a non-space byte,
+                               // so no merge crosses such a boundary: pieces can split there
     int32_t byte_sym[256];     // GPT2: token whose raw bytes are that one byte
     int32_t byte_tok[256];     // LLAMA: <0xNN> tokens (valid when byte_fallback)
     int32_t *added;            // ids of CONTROL/USER_DEFINED tokens, longest raw first
@@ -281,6 +284,7 @@ static mxp_status add_merge(mxp_tokenizer *t, const char *lab, int32_t m, const 
     t->pair_key[i] = key;
     t->pair_rank[i] = (uint32_t)m + 1;
     t->pair_res[i] = c;
+    if (t->type[a] == MXP_TOKT_BYTE || t->type[b] == MXP_TOKT_BYTE) t->byte_merges = 1;
     return MXP_OK;
 }
 
@@ -458,6 +462,15 @@ static mxp_status build(mxp_tokenizer *t, const mxp_tokenizer_desc *d, const cha
             t->scores[i] = d->scores[i];
         }
         t->use_scores = 1;
+    }
+    if (t->kind == MXP_TOK_LLAMA) {
+        t->space_split_safe = 1;
+        for (int32_t i = 0; i < n && t->space_split_safe; i++) {
+            if (t->type[i] != MXP_TOKT_NORMAL && t->type[i] != MXP_TOKT_UNUSED) continue;
+            const uint8_t *r = t->raw_blob + t->raw_off[i];
+            for (uint32_t k = 1; k < t->raw_len[i]; k++)
+                if (r[k] == ' ' && r[k - 1] != ' ') t->space_split_safe = 0;
+        }
     }
     return MXP_OK;
 }
@@ -642,6 +655,9 @@ static int try_pair(const mxp_tokenizer *t, work *w, const uint8_t *s, int32_t l
     return heap_push(w, c);
 }
 
+static mxp_status merge_run(const mxp_tokenizer *t, work *w, const uint8_t *s, int32_t r0,
+                            int32_t r1, mxp_err *err);
+
 static mxp_status bpe_piece(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
                             size_t text_off, mxp_err *err) {
     if (len == 0) return MXP_OK;
@@ -668,7 +684,7 @@ static mxp_status bpe_piece(const mxp_tokenizer *t, work *w, const uint8_t *s, s
             } else if (t->byte_fallback) {
                 for (int j = 0; j < k; j++) {
                     w->syms[ns] = (sym){(uint32_t)(i + (size_t)j), 1, t->byte_tok[s[i + (size_t)j]],
-                                        ns - 1, ns + 1, (uint8_t)!t->use_scores};
+                                        ns - 1, ns + 1, (uint8_t)t->byte_merges};
                     ns++;
                 }
             } else if (t->has_unk) {
@@ -688,8 +704,25 @@ static mxp_status bpe_piece(const mxp_tokenizer *t, work *w, const uint8_t *s, s
         }
     }
     w->syms[ns - 1].next = -1;
+    // Runs of mergeable symbols are independent (nothing merges across an unmergeable one):
+    // merge each run with its own heap, which stays small and cache-resident.
+    for (int32_t r0 = 0; r0 < ns;) {
+        int32_t r1 = r0 + 1;
+        while (r1 < ns && w->syms[r1].mergeable && w->syms[r1 - 1].mergeable) r1++;
+        mxp_status st = merge_run(t, w, s, r0, r1, err);
+        if (st) return st;
+        r0 = r1;
+    }
+    for (int32_t i = 0; i >= 0; i = w->syms[i].next)
+        if (!push_id(w, w->syms[i].id)) return mxp_fail(err, MXP_ERR_NOMEM, "tokenizer: out of memory");
+    return MXP_OK;
+}
+
+// The merge loop over symbols [r0, r1) of the current piece.
+static mxp_status merge_run(const mxp_tokenizer *t, work *w, const uint8_t *s, int32_t r0,
+                            int32_t r1, mxp_err *err) {
     w->nheap = 0;
-    for (int32_t i = 0; i + 1 < ns; i++)
+    for (int32_t i = r0; i + 1 < r1; i++)
         if (!try_pair(t, w, s, i)) return mxp_fail(err, MXP_ERR_NOMEM, "tokenizer: out of memory");
     while (w->nheap) {
         cand c = heap_pop(w);
@@ -706,8 +739,6 @@ static mxp_status bpe_piece(const mxp_tokenizer *t, work *w, const uint8_t *s, s
             return mxp_fail(err, MXP_ERR_NOMEM, "tokenizer: out of memory");
         if (!try_pair(t, w, s, c.left)) return mxp_fail(err, MXP_ERR_NOMEM, "tokenizer: out of memory");
     }
-    for (int32_t i = 0; i >= 0; i = w->syms[i].next)
-        if (!push_id(w, w->syms[i].id)) return mxp_fail(err, MXP_ERR_NOMEM, "tokenizer: out of memory");
     return MXP_OK;
 }
 
@@ -857,10 +888,15 @@ static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t 
         }
     }
     // Byte offsets in messages refer to the normalized text when a prefix was added.
-    if (!t->split_on_space) return bpe_piece(t, w, w->buf, o, text_off, err);
+    // Pieces: Metaspace split=true starts one at every space; otherwise the text is one word,
+    // cut (exactly, see space_split_safe) before each space that follows a non-space.
+    if (!t->split_on_space && !t->space_split_safe) return bpe_piece(t, w, w->buf, o, text_off, err);
     for (size_t a = 0; a < o;) {
         size_t b = a + 1;
-        while (b < o && w->buf[b] != ' ') b++;
+        if (t->split_on_space)
+            while (b < o && w->buf[b] != ' ') b++;
+        else
+            while (b < o && !(w->buf[b] == ' ' && w->buf[b - 1] != ' ')) b++;
         if ((st = bpe_piece(t, w, w->buf + a, b - a, text_off + a, err))) return st;
         a = b;
     }
