@@ -19,6 +19,13 @@
 // duplicated give an mxp_status naming the file, never a crash. Invalid UTF-8 given to
 // encode is an error naming the byte offset.
 //
+// Semantics worth knowing: \s in the pre-tokenizer regexes is Unicode White_Space (as in
+// Oniguruma, Rust regex, Python regex), \p{L}/\p{N} come from Unicode 14.0 tables
+// (unicode_tables.c); (?i) folds U+017F to s. SentencePiece style: a literal U+2581 in the
+// text is a space (as in Hugging Face), so it decodes to " "; consecutive unknown characters
+// (no byte fallback) fuse into one unk token; byte-fallback and unk symbols never merge
+// unless a merge names a <0xNN> token. NFC (Qwen2) is only checked, not applied.
+//
 // A built tokenizer is immutable: encode/decode may run on it from several threads.
 #ifndef MXP_TOKENIZER_H
 #define MXP_TOKENIZER_H
