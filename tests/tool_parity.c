@@ -23,8 +23,11 @@ typedef struct {
     float **dy;  // per node: copy of the output gradient seen by the hook
 } hook_ctx;
 
-static void hook(void *vctx, int node, const float *x, const float *dy, const float *dw) {
+static void hook(void *vctx, const mxp_linear_event *e) {
     hook_ctx *h = vctx;
+    if (e->phase != MXP_HOOK_PRE) return;
+    int node = e->node;
+    const float *dy = e->dy;
     size_t cells = (size_t)h->ex->N * (size_t)h->ex->g->nodes[node].cols;
     h->dy[node] = malloc(cells * sizeof(float));
     memcpy(h->dy[node], dy, cells * sizeof(float));

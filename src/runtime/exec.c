@@ -416,9 +416,12 @@ void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_
                 mxp_linear_bwd(NULL, ex->wscratch, NULL, dy, x, NULL, N, cin, n->cols);
                 if (pgrad(ex, n->w)) mxp_acc(pgrad(ex, n->w), ex->wscratch, (int64_t)nw);
             }
-            if (hook) hook(ctx, i, x, dy, ex->wscratch);
+            mxp_linear_event ev = {.node = i, .phase = MXP_HOOK_PRE, .x = x, .dy = dy, .dx = dx, .dw = ex->wscratch};
+            if (hook) hook(ctx, &ev);
             mxp_linear_bwd(dx, ex->wscratch ? NULL : pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x,
                            pdata(ex, n->w), N, cin, n->cols);
+            ev.phase = MXP_HOOK_POST;
+            if (hook) hook(ctx, &ev);
             break;
         case MXP_OP_SLICE:
             for (int r = 0; r < N; r++)

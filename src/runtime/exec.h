@@ -22,11 +22,20 @@ enum {
                                // largest weight once, not one gradient per parameter)
 };
 
-// Called during backward for every LINEAR node, after its output gradient is final and
-// before it is propagated: x (N, I) is the op's input, dy (N, O) = dLoss/d(output), and
-// dw (O, I) = dLoss/dW of this op over the batch with MXP_EXEC_WGRAD_SCRATCH (else NULL;
-// valid only during the call).
-typedef void (*mxp_linear_hook)(void *ctx, int node, const float *x, const float *dy, const float *dw);
+// What a hook sees of one LINEAR node during backward. The hook is called twice per node:
+// phase MXP_HOOK_PRE once its output gradient is final, before it is propagated, and
+// MXP_HOOK_POST after the op has added its share to the input gradient. So
+// dx(POST) - dx(PRE) = dy @ W, the input gradient through this op alone.
+enum { MXP_HOOK_PRE, MXP_HOOK_POST };
+typedef struct mxp_linear_event {
+    int node, phase;
+    const float *x;   // (N, I) the op's input
+    const float *dy;  // (N, O) dLoss/d(output)
+    const float *dx;  // (N, I) the gradient of the input node accumulated so far
+    const float *dw;  // (O, I) dLoss/dW over the batch with MXP_EXEC_WGRAD_SCRATCH, else NULL
+} mxp_linear_event;
+// Pointers are valid only during the call.
+typedef void (*mxp_linear_hook)(void *ctx, const mxp_linear_event *e);
 
 typedef struct mxp_exec {
     const mxp_graph *g;
