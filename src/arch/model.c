@@ -1,51 +1,23 @@
 // model.c: loading a model (Hugging Face folder or GGUF file) into f32 parameters and a graph.
-// Name mapping between llama.cpp's GGUF tensor names and Hugging Face names lives here and
-// nowhere else; so does the undoing of llama.cpp's q/k row permutation.
+// The undoing of llama.cpp's q/k row permutation lives here; the name table between llama.cpp's
+// GGUF tensor names and Hugging Face names is in gguf_names.c.
 #include "arch/model.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
+#include "arch/gguf_names.h"
 #include "core/rng.h"
 
-// ---- GGUF name mapping ----
+// ---- GGUF name mapping (the table lives in gguf_names.c) ----
 
 // Hugging Face name -> GGUF name. Returns 1 and writes out, or 0 if the name has no GGUF twin.
 // *permute_heads > 0 when the GGUF rows are permuted for rotary embeddings (q: heads, k: kv heads).
 static int hf_to_gguf(const mxp_model_config *c, const char *hf, char *out, size_t cap, int *permute_heads) {
-    static const struct { const char *hf, *gg; } fixed[] = {
-        {"model.embed_tokens.weight", "token_embd.weight"},
-        {"model.norm.weight", "output_norm.weight"},
-        {"lm_head.weight", "output.weight"},
-    };
-    static const struct { const char *hf, *gg; } per_layer[] = {
-        {"input_layernorm.weight", "attn_norm.weight"},
-        {"self_attn.q_proj.weight", "attn_q.weight"},
-        {"self_attn.k_proj.weight", "attn_k.weight"},
-        {"self_attn.v_proj.weight", "attn_v.weight"},
-        {"self_attn.o_proj.weight", "attn_output.weight"},
-        {"post_attention_layernorm.weight", "ffn_norm.weight"},
-        {"mlp.gate_proj.weight", "ffn_gate.weight"},
-        {"mlp.up_proj.weight", "ffn_up.weight"},
-        {"mlp.down_proj.weight", "ffn_down.weight"},
-    };
-    *permute_heads = 0;
-    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
-        if (!strcmp(hf, fixed[i].hf)) {
-            snprintf(out, cap, "%s", fixed[i].gg);
-            return 1;
-        }
-    int layer, consumed = 0;
-    if (sscanf(hf, "model.layers.%d.%n", &layer, &consumed) != 1 || consumed == 0) return 0;
-    const char *rest = hf + consumed;
-    for (size_t i = 0; i < sizeof per_layer / sizeof *per_layer; i++)
-        if (!strcmp(rest, per_layer[i].hf)) {
-            snprintf(out, cap, "blk.%d.%s", layer, per_layer[i].gg);
-            if (!strcmp(rest, "self_attn.q_proj.weight")) *permute_heads = c->n_heads;
-            if (!strcmp(rest, "self_attn.k_proj.weight")) *permute_heads = c->n_kv_heads;
-            return 1;
-        }
-    return 0;
+    mxp_gguf_rope_rows rows;
+    int ok = mxp_gguf_name_from_hf(hf, out, cap, &rows);
+    *permute_heads = rows == MXP_GGUF_ROWS_Q ? c->n_heads : rows == MXP_GGUF_ROWS_K ? c->n_kv_heads : 0;
+    return ok;
 }
 
 // ---- parameter fetch ----
