@@ -13,7 +13,7 @@ static int add(mxp_builder *b, const mxp_node *proto) {
     return idx;
 }
 
-static int vparam(mxp_builder *b, int ndim, int64_t d0, int64_t d1, int transpose, const char *fmt,
+__attribute__((format(printf, 6, 0))) static int vparam(mxp_builder *b, int ndim, int64_t d0, int64_t d1, int transpose, const char *fmt,
                   va_list ap) {
     if (b->st) return 0;
     char name[256];

@@ -4,6 +4,7 @@
 #include "quant/quant_internal.h"
 
 #include <stdlib.h>
+#include <cpuid.h>
 #include <string.h>
 
 // sgemm_min_T: measured with `bench_kernels --crossover` (2-core Zen 3, I = O = 4096): below
@@ -33,10 +34,20 @@
 static const mxp_format formats_ref[MXP_FMT_COUNT] = MXP_FORMAT_TABLE(ref);
 static const mxp_format formats_avx2[MXP_FMT_COUNT] = MXP_FORMAT_TABLE(avx2);
 
+// CPUID leaf 1: ECX bit 12 FMA, 27 OSXSAVE, 28 AVX, 29 F16C; leaf 7: EBX bit 5 AVX2; and the
+// OS must save the YMM state (XCR0 bits 1 and 2). Read directly: clang's
+// __builtin_cpu_supports does not know "f16c".
 bool mxp_cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c)) return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) return false;
+    if (__get_cpuid_max(0, NULL) < 7) return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1;
 }
 
 // MXP_FORCE_REF=1 in the environment forces the scalar reference kernels everywhere.
