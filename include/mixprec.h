@@ -120,6 +120,58 @@ typedef struct mxp_generate_result {
 mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *opts, mxp_generate_result *res, mxp_err *err);
 void mxp_generate_result_free(mxp_generate_result *res);
 
+// ---- solve and apply (DESIGN 1.3; docs/FILES.md "Plan") [block owned by: solve] ----
+typedef struct mxp_solve_opts {
+    const char *sens_path;       // sensitivity table (mixprec calibrate)
+    const char *latency_path;    // latency table (mixprec profile)
+    const char *objective;       // "time" (NULL means time), "memory" or "mac": what the plan gains
+    int has_max_loss;  double max_loss_mse;  // tau: predicted loss MSE <= tau (maximise the gain)
+    int has_min_gain;  double min_gain;      // the dual: least loss with gain >= this (objective units)
+    int has_max_bytes; double max_bytes;     // weight bytes of the linear ops <= this
+    const char *const *force;  int n_force;  // "GLOB=FMT" (fnmatch on module names): ops take FMT
+    const char *const *forbid; int n_forbid; // "GLOB=FMT": ops never take FMT
+    int pareto;                  // > 0: also solve N budgets log-spaced over the loss range
+    double time_limit_s;         // per solve (0: 60 s)
+    double mip_gap;              // relative gap GLPK may stop at (0: exact)
+    int no_prune;                // 1: skip dominance pruning
+    const char *out_plan;        // plan JSON, or NULL
+    const char *out_tensor_types;// llama.cpp llama-quantize --tensor-type-file, or NULL
+    const char *out_csv;         // the Pareto curve as CSV, or NULL
+} mxp_solve_opts;
+
+typedef struct mxp_solve_report {
+    int solved;                  // 1: a plan for the budget (fields below)
+    const char *status;          // "optimal", "feasible" (time limit) or "infeasible"; static
+    double gap, seconds;         // relative optimality gap, wall time of the solve
+    double loss_mse, time_gain_s, mac_gain, mem_gain_bytes, weight_bytes;  // predicted
+    int n_ops, n_groups, n_configs, n_kept;  // sizes; n_kept after dominance pruning
+    int n_dropped_input, n_dropped_user;     // configurations removed by the tables / the user
+    int has_nearest;             // infeasible: the nearest feasible plan's figures
+    double nearest_loss_mse, nearest_gain, nearest_bytes;
+    int pareto_points;           // points solved for --pareto
+    double pareto_seconds;
+} mxp_solve_report;
+
+// Solve the integer program and write the requested files. Needs a budget: max_loss_mse,
+// min_gain or max_bytes (or pareto). An infeasible budget returns MXP_ERR_ARG with a message
+// giving the nearest feasible plan and its loss (figures in rep->nearest_*); nothing is written.
+mxp_status mxp_solve(const mxp_solve_opts *o, mxp_solve_report *rep, mxp_err *err);
+
+typedef struct mxp_apply_report {
+    int n_tensors;               // tensors written
+    int n_by_format[8];          // linear weights per format id (f32, bf16, f16, q8_0, q4_0, ...)
+    double file_bytes;           // size of the GGUF written
+    int tokenizer;               // 1: tokenizer metadata written (the model has tokenizer.json)
+} mxp_apply_report;
+
+// Write MODEL with the formats of `plan` (a plan file or "uniform:FMT") as a GGUF v3 file
+// llama.cpp loads (architecture llama): linear weights in their formats, norms and embeddings
+// f32, q/k rows permuted as llama.cpp's converter does. Written atomically. Llama-family
+// models without biases only; f8_e4m3 has no GGML type and is refused.
+mxp_status mxp_apply(const char *model_path, const char *plan, const char *out_path, mxp_apply_report *rep,
+                     mxp_err *err);
+// ---- end of block: solve ----
+
 #ifdef __cplusplus
 }
 #endif
