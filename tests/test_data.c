@@ -198,7 +198,7 @@ static void test_samples(void) {
           "message: %s", err.msg);
     CHECK(!w && nw == 0, "nothing returned on error");
     CHECK(mxp_data_samples(&t, MXP_SPLIT_EVAL, 500, 0, 1, "data.txt", &w, &nw, &err) == MXP_ERR_ARG, "too short");
-    CHECK(strstr(err.msg, "holds 0 windows") && strstr(err.msg, "500 of 1000 tokens"), "message: %s", err.msg);
+    CHECK(strstr(err.msg, "too short for one window of 500+1") && strstr(err.msg, "500 of 1000 tokens"), "message: %s", err.msg);
     CHECK(mxp_data_samples(&t, MXP_SPLIT_EVAL, 0, 0, 1, "data.txt", &w, &nw, &err) == MXP_ERR_ARG, "T = 0");
     // exactly all windows by count: the same as 0 (all), in order
     int32_t *wa = NULL, *wb = NULL;

@@ -153,11 +153,13 @@ mxp_status mxp_data_samples(const mxp_tokens *t, mxp_split s, int T, size_t n_sa
     mxp_split_range(t->n, s, &a, &b);
     size_t avail = (b - a) / stride;
     size_t want = n_samples ? n_samples : avail;
-    if (avail == 0 || want > avail)
+    if (avail == 0)
+        return mxp_fail(err, MXP_ERR_ARG, "%s: the %s split (%zu of %zu tokens) is too short for one window of %d+1 tokens",
+                        label, mxp_split_name(s), b - a, t->n, T);
+    if (want > avail)
         return mxp_fail(err, MXP_ERR_ARG,
-                        "%s: the %s split (%zu of %zu tokens) holds %zu windows of %d+1 tokens; %zu requested%s", label,
-                        mxp_split_name(s), b - a, t->n, avail, T, want ? want : 1,
-                        avail ? " (ask for fewer samples or a shorter sequence)" : " (the data is too short)");
+                        "%s: the %s split (%zu of %zu tokens) holds %zu windows of %d+1 tokens; %zu requested", label,
+                        mxp_split_name(s), b - a, t->n, avail, T, want);
     size_t bytes;
     if (!mxp_mul_ok(want, stride * sizeof(int32_t), &bytes)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     int32_t *o = malloc(bytes ? bytes : 1);
