@@ -221,18 +221,22 @@ mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mx
     size_t scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const mxp_node *n = &g->nodes[i];
-        if (n->op != MXP_OP_LINEAR || n->fmt == MXP_FMT_F32) continue;
-        MXP_ASSERT(n->fmt > MXP_FMT_F32 && n->fmt < MXP_FMT_COUNT);
-        mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)n->fmt, mode, err);
-        if (st) return st;
+        if (n->op != MXP_OP_LINEAR) continue;
+        MXP_ASSERT(n->fmt >= MXP_FMT_F32 && n->fmt < MXP_FMT_COUNT);
         int I = g->nodes[n->in[0]].cols;
         if (I > widest) widest = I;
-        size_t sb = mxp_matmul_scratch_bytes((mxp_format_id)n->fmt, ex->N, I, n->cols);
-        if (sb > scratch) scratch = sb;
+        // buffers sized for any format, so callers may change slots to prepared copies later
+        for (int f = 1; f < MXP_FMT_COUNT; f++) {
+            size_t bytes;
+            if (mxp_format_matrix_bytes((mxp_format_id)f, n->cols, I, &bytes, NULL)) continue;
+            size_t sb = mxp_matmul_scratch_bytes((mxp_format_id)f, ex->N, I, n->cols);
+            if (sb > scratch) scratch = sb;
+        }
+        if (n->fmt == MXP_FMT_F32) continue;
+        mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)n->fmt, mode, err);
+        if (st) return st;
     }
-    free(ex->xq);
-    ex->xq = NULL;
-    if (widest && mode == MXP_QMODE_FAKE && !(ex->xq = alloc_floats((size_t)ex->N * (size_t)widest)))
+    if (mode == MXP_QMODE_FAKE && !ex->xq && widest && !(ex->xq = alloc_floats((size_t)ex->N * (size_t)widest)))
         return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     if (mode == MXP_QMODE_REAL) {
         mxp_status st = mxp_quant_scratch_reserve(&ex->qs, scratch, err);

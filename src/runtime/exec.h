@@ -70,8 +70,9 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
 void mxp_exec_free(mxp_exec *ex);
 
 // Run linear ops in the formats of their graph slots (node->fmt), taking weight copies from
-// qc (borrowed; prepared here, quantizing what is missing) in `mode`. Call again after
-// changing the slots. Backward always uses the f32 weights. Errors name the module.
+// qc (borrowed; prepared here, quantizing what is missing) in `mode`. Slots may later be
+// changed to formats whose copies are already in qc (mxp_qcache_prepare), else call this
+// again. Backward always uses the f32 weights. Errors name the module.
 mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mxp_err *err);
 
 // KV-cache inference (MXP_EXEC_KV_CACHE): run n new tokens per sequence (tokens (B, n)) at
