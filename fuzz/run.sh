@@ -1,11 +1,12 @@
 #!/bin/bash
-# fuzz/run.sh SECONDS BUILD_DIR: run every loader fuzz target for SECONDS each.
+# fuzz/run.sh SECONDS BUILD_DIR: run every fuzz target (fuzz/fuzz_NAME.c) for SECONDS each.
 #
 # Builds nothing: BUILD_DIR must come from
 #   CC=clang cmake -S . -B BUILD_DIR -G Ninja -DMXP_FUZZ=ON && ninja -C BUILD_DIR
-# Seeds are the committed tiny valid images in fuzz/corpus/<target>/ (regenerate them with
-# `BUILD_DIR/test_loaders --write-seeds fuzz/corpus`); new inputs go to a temporary corpus, so
-# the committed one does not grow. Crash inputs are kept in BUILD_DIR/fuzz-artifacts/.
+# Seeds are the committed tiny inputs in fuzz/corpus/NAME/ when that folder exists (the loader
+# seeds are regenerated with `BUILD_DIR/test_loaders --write-seeds fuzz/corpus`), and
+# fuzz/NAME.dict is used as a dictionary when present; new inputs go to a temporary corpus,
+# so the committed one does not grow. Crash inputs are kept in BUILD_DIR/fuzz-artifacts/.
 # Exits non-zero if any target crashes or is missing.
 set -u
 if [ $# -ne 2 ]; then
@@ -19,7 +20,12 @@ work=$(mktemp -d /tmp/mxp_fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$build/fuzz-artifacts"
 status=0
-for t in safetensors gguf; do
+targets=()
+for src in "$root"/fuzz/fuzz_*.c; do
+    t=$(basename "$src" .c)
+    targets+=("${t#fuzz_}")
+done
+for t in "${targets[@]}"; do
     bin="$build/fuzz_$t"
     if [ ! -x "$bin" ]; then
         echo "fuzz/run.sh: missing $bin (configure with CC=clang -DMXP_FUZZ=ON)" >&2
@@ -32,7 +38,7 @@ for t in safetensors gguf; do
     echo "== fuzz_$t for ${secs}s" >&2
     "$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 "${dict[@]}" -artifact_prefix="$build/fuzz-artifacts/$t-" \
-        "$work/$t" "$root/fuzz/corpus/$t" > "$work/$t.log" 2>&1
+        "$work/$t" $([ -d "$root/fuzz/corpus/$t" ] && echo "$root/fuzz/corpus/$t") > "$work/$t.log" 2>&1
     rc=$?
     grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_executed_units|^stat::peak_rss_mb|ERROR|SUMMARY' "$work/$t.log" >&2
     echo "fuzz_$t: exit $rc, corpus $(ls "$work/$t" | wc -l) inputs" >&2
