@@ -16,6 +16,22 @@ static const char *const usage_text =
     "                                 loss, perplexity, prefill and decode tokens/s; with\n"
     "                                 --formats also the quantized model and its measured\n"
     "                                 loss MSE, KL divergence and top-1 agreement vs f32\n"
+    "  solve SENS.json LATENCY.json -o PLAN.json (--max-loss-mse X | --max-ppl-increase P% |\n"
+    "       --min-gain G | --max-bytes B | --pareto N) [--objective time|memory|mac]\n"
+    "       [--force 'GLOB=FMT'] [--forbid 'GLOB=FMT'] [--tensor-types FILE] [--csv FILE]\n"
+    "       [--time-limit S] [--mip-gap G] [--no-prune]\n"
+    "                                 the format per op that maximises the gain under the\n"
+    "                                 predicted-loss budget (or the least loss for a gain or a\n"
+    "                                 size budget), solved exactly (GLPK); --tensor-types writes\n"
+    "                                 a llama.cpp llama-quantize --tensor-type-file\n"
+    "  apply MODEL PLAN.json|uniform:FMT -o OUT.gguf\n"
+    "                                 write the model with the plan's formats as GGUF (llama)\n"
+    "  calibrate MODEL --data FILE -o SENS.json [--samples N] [--seq T] [--batch B]\n"
+    "       [--formats f32,bf16,...] [--metric taylor|fisher|noise] [--fisher] [--seed S]\n"
+    "       [--resume] [--check K [--check-samples N] [--check-csv FILE]]\n"
+    "                                 per-op, per-format loss-MSE sensitivities; --check K\n"
+    "                                 measures single ops and K random configurations on\n"
+    "                                 held-out data against the predictions\n"
     "\n"
     "MODEL is a Hugging Face folder (config.json + *.safetensors) or a GGUF file.\n"
     "FILE is text (tokenized with the model's tokenizer) or a token-id file (first line\n"
@@ -40,5 +56,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "solve")) return cmd_solve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "apply")) return cmd_apply(argc - 2, argv + 2);
     return cli_usage_error("unknown command: ", cmd);
 }
