@@ -8,6 +8,7 @@
 
 #include "arch/gguf_names.h"
 #include "core/rng.h"
+#include "quant/format.h"
 
 // ---- GGUF name mapping (the table lives in gguf_names.c) ----
 
@@ -182,6 +183,24 @@ static mxp_status check_all_used(mxp_model *m, mxp_err *err) {
 
 // ---- loading ----
 
+// A GGUF that stores a linear weight as Q8_0 or Q4_0 (mixprec apply, llama.cpp's quantizer)
+// runs that op in that format: its graph slot takes the file's format, so `--formats stored`
+// (plan.c) runs the model as written. The f32 parameter holds the dequantized weight, which
+// the slot's quantizer maps back to the same bytes.
+static void slots_from_gguf(mxp_model *m) {
+    for (int i = 0; i < m->graph.n_nodes; i++) {
+        mxp_node *n = &m->graph.nodes[i];
+        char gname[256];
+        int perm;
+        if (n->op != MXP_OP_LINEAR || !hf_to_gguf(&m->config, m->graph.params[n->w].name, gname, sizeof gname, &perm))
+            continue;
+        // a tied head takes token_embd's format, as llama.cpp runs it
+        const mxp_tensor_info *t = mxp_tensor_find(&m->gguf.tensors, gname);
+        if (t && t->dtype == MXP_DT_Q8_0) n->fmt = MXP_FMT_Q8_0;
+        if (t && t->dtype == MXP_DT_Q4_0) n->fmt = MXP_FMT_Q4_0;
+    }
+}
+
 static mxp_status read_config(mxp_model *m, const char *dir, mxp_err *err) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path)
@@ -226,6 +245,7 @@ static mxp_status load(const char *path, int owned_only, mxp_model **out, mxp_er
         mxp_model_free(m);
         return st;
     }
+    if (m->is_gguf) slots_from_gguf(m);
     *out = m;
     return MXP_OK;
 }

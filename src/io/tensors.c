@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "quant/format.h"
+
 const char *mxp_dtype_name(mxp_dtype dt) {
     switch (dt) {
     case MXP_DT_F32: return "f32";
@@ -144,6 +146,36 @@ static float bf16_to_f32(uint16_t b) {
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
+// Q8_0 / Q4_0: the format table's dequantizer, one innermost row at a time (blocks run along
+// the innermost dimension). Rows at an address the block struct may not be read from (odd:
+// the f16 scale is a uint16_t) are copied to an aligned buffer first.
+static mxp_status dequantize_blocks(const mxp_tensor_info *t, float *out, mxp_err *err) {
+    const char *name = t->name ? t->name : "(unnamed)";
+    const mxp_format *f = mxp_format_get(t->dtype == MXP_DT_Q8_0 ? MXP_FMT_Q8_0 : MXP_FMT_Q4_0);
+    if (t->nelem == 0) return MXP_OK;
+    int64_t n = t->ndim > 0 ? t->shape[t->ndim - 1] : 1;
+    if (n <= 0 || n % f->block_size || n > (1 << 30))
+        return mxp_fail(err, MXP_ERR_FORMAT, "tensor '%s': innermost dimension %lld is not a multiple of %d (%s blocks)",
+                        name, (long long)n, f->block_size, f->name);
+    size_t row_bytes = (size_t)(n / f->block_size) * (size_t)f->block_bytes;
+    size_t rows = t->nelem / (size_t)n;
+    uint8_t *tmp = NULL;
+    if (((uintptr_t)t->data | row_bytes) % 2) {
+        tmp = mxp_aligned_alloc(row_bytes);
+        if (!tmp) return mxp_fail(err, MXP_ERR_NOMEM, "tensor '%s': out of memory", name);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *src = t->data + r * row_bytes;
+        if (tmp) {
+            memcpy(tmp, src, row_bytes);
+            src = tmp;
+        }
+        f->dequantize_row(src, out + r * (size_t)n, (int)n);
+    }
+    free(tmp);
+    return MXP_OK;
+}
+
 mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err) {
     MXP_ASSERT(t && (out || t->nelem == 0));
     const char *name = t->name ? t->name : "(unnamed)";
@@ -167,8 +199,7 @@ mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err)
         return MXP_OK;
     case MXP_DT_Q8_0:
     case MXP_DT_Q4_0:
-        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "tensor '%s': dequantization of %s not wired yet",
-                        name, mxp_dtype_name(t->dtype));
+        return dequantize_blocks(t, out, err);
     case MXP_DT_I32:
         return mxp_fail(err, MXP_ERR_UNSUPPORTED, "tensor '%s': dtype i32 is not a float dtype",
                         name);

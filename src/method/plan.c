@@ -1,4 +1,6 @@
 // plan.c: format specifications -> graph format slots.
+// "stored": the formats the model file carries (a GGUF's Q8_0/Q4_0 linear weights, set at
+// load by model.c); every other op f32.
 // Plan file (version 1):
 //   {"format": "mixprec-plan", "version": 1,
 //    "ops": {"model.layers.0.self_attn.q_proj": "q8_0", ...}, ...other keys ignored here}
@@ -61,6 +63,7 @@ mxp_status mxp_formats_apply_plan_json(mxp_graph *g, const char *json, size_t le
 }
 
 mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err) {
+    if (!strcmp(spec, "stored")) return MXP_OK;  // the slots as the model file set them
     if (!strncmp(spec, "uniform:", 8)) {
         mxp_format_id f;
         if (mxp_format_parse(spec + 8, &f, err)) return mxp_fail_prefix(err, "--formats %s: ", spec);

@@ -1,5 +1,6 @@
 // plan.h: putting formats into a graph's format slots from a user's specification:
-// "uniform:FMT" (every linear op in FMT), or a plan file (JSON, see plan.c) whose "ops"
+// "uniform:FMT" (every linear op in FMT), "stored" (the slots as loading the model set them:
+// a GGUF's quantized linear weights run in their formats, see model.c), or a plan file (JSON, see plan.c) whose "ops"
 // object maps Hugging Face module names to format names. Unknown module or format names are
 // errors naming them; ops a plan does not list stay at the reference format (f32).
 #ifndef MXP_PLAN_H
