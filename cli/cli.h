@@ -22,6 +22,7 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
 int cmd_info(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_apply(int argc, char **argv);

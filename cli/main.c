@@ -16,6 +16,14 @@ static const char *const usage_text =
     "                                 loss, perplexity, prefill and decode tokens/s; with\n"
     "                                 --formats also the quantized model and its measured\n"
     "                                 loss MSE, KL divergence and top-1 agreement vs f32\n"
+    "  profile MODEL --workload prefill:T|decode:L -o LATENCY.json [--batch B]\n"
+    "       [--formats f32,bf16,...] [--tie q_proj,k_proj,v_proj]... [--data FILE] [--seed S]\n"
+    "       [--rel-ci X] [--budget S] [--check K [--check-budget S]] [--cache-dir D]\n"
+    "       [--no-cache] [--no-pin] [--quiet]\n"
+    "                                 partition into sequential sub-graphs and time every\n"
+    "                                 configuration of each with the real kernels; --check K\n"
+    "                                 times K random whole-model configurations against the\n"
+    "                                 sub-graph, per-op and MAC predictions\n"
     "  solve SENS.json LATENCY.json -o PLAN.json (--max-loss-mse X | --max-ppl-increase P% |\n"
     "       --min-gain G | --max-bytes B | --pareto N) [--objective time|memory|mac]\n"
     "       [--force 'GLOB=FMT'] [--forbid 'GLOB=FMT'] [--tensor-types FILE] [--csv FILE]\n"
@@ -56,6 +64,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "profile")) return cmd_profile(argc - 2, argv + 2);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 2, argv + 2);
     if (!strcmp(cmd, "solve")) return cmd_solve(argc - 2, argv + 2);
     if (!strcmp(cmd, "apply")) return cmd_apply(argc - 2, argv + 2);

@@ -172,6 +172,65 @@ mxp_status mxp_apply(const char *model_path, const char *plan, const char *out_p
                      mxp_err *err);
 // ---- end of block: solve ----
 
+// ---- profiling: measured time gain per sequential sub-graph (DESIGN.md 1.2) ----
+typedef struct mxp_profile_opts {
+    const char *workload;       // "prefill:T" (one pass of T tokens) or "decode:L" (one token
+                                // after L cached ones)
+    int batch;                  // sequences per pass (0: 1)
+    const char *formats;        // comma-separated candidates (NULL: "f32,bf16,f16,q8_0,q4_0");
+                                // f32, the reference, is always measured
+    const char *const *ties;    // (n_ties) comma lists of module-name endings ("q_proj,k_proj")
+    int n_ties;                 // ops of one sub-graph matching one list share a format
+    const char *data_path;      // text or token-id file whose activations feed the sub-graphs
+                                // (NULL: seeded random token ids through the model)
+    uint64_t seed;              // token windows / random ids / check configurations
+    double rel_ci;              // stop repeating once the 95% CI of a gain is within this
+                                // fraction of the sub-graph's reference time (0: 0.01)
+    double budget_s;            // time budget for the table's measurements (0: 480)
+    int check;                  // K > 0: also time K random whole-model configurations end to
+                                // end against the three predictions
+    double check_budget_s;      // time budget for the check (0: 240)
+    const char *cache_dir;      // NULL: $MIXPREC_CACHE_DIR, else $XDG_CACHE_HOME/mixprec,
+                                // else $HOME/.cache/mixprec
+    int no_cache;               // 1: measure even when a cached table matches (then refresh it)
+    int no_pin;                 // 1: leave thread placement alone (otherwise, unless
+                                // OMP_PROC_BIND is set, OpenMP threads are pinned one per CPU
+                                // for the rest of the process)
+    int progress;               // 1: progress with ETA on stderr
+} mxp_profile_opts;
+
+typedef struct mxp_profile_check_row {
+    double measured_s, ci_s;    // measured end-to-end gain vs the reference, 95% CI half-width
+    double ref_s;               // end-to-end reference time
+    double pred_subgraph_s;     // sum of the sub-graph gains of the table
+    double pred_op_s;           // sum of per-op gains (each op timed alone)
+    double pred_mac_s;          // MAC counts / each format's best measured MAC rate
+} mxp_profile_check_row;
+
+typedef struct mxp_profile_result {
+    int n_subgraphs, n_classes; // sub-graphs, and distinct measurements (shared signatures)
+    int n_configs;              // configurations measured (over the classes)
+    int from_cache;             // 1: the table came from the cache (cache_path)
+    char cache_path[1024];      // the cache file used or written ("" without a cache)
+    double seconds;             // wall time of the call
+    double ref_time_s;          // sum over sub-graphs of their reference times
+    double max_rel_ci;          // largest CI half-width of a gain / its sub-graph's reference
+    int n_capped;               // configurations stopped by the time cap above rel_ci
+    int n_check;
+    mxp_profile_check_row *check;  // (n_check) owned: free with mxp_profile_result_free
+    double e2e_ref_s;           // end-to-end reference time (median over the check)
+    double mae_subgraph, mae_op, mae_mac;  // median |predicted - measured| / e2e_ref_s
+} mxp_profile_result;
+
+// Partition the model, time every configuration of every sub-graph signature with the real
+// kernels (DESIGN 1.2) and write the latency table (docs/FILES.md) to out_path (atomically).
+// A table cached for the same machine, shapes, workload, formats and settings is reused
+// unless opts->no_cache. The model's format slots are back at f32 on return.
+mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *opts, const char *out_path, mxp_profile_result *res,
+                       mxp_err *err);
+void mxp_profile_result_free(mxp_profile_result *res);
+// ---- end of profiling ----
+
 #ifdef __cplusplus
 }
 #endif
