@@ -153,6 +153,7 @@ mxp_status mxp_mckp_solve(const mxp_mckp *p, const mxp_mckp_opts *o, mxp_mckp_re
     if (!(s_loss > 0)) s_loss = 1;
     if (!(s_bytes > 0)) s_bytes = 1;
 
+    MXP_ASSERT(m >= G);  // pruning keeps at least one configuration per group
     glp_prob *lp = glp_create_prob();
     glp_set_obj_dir(lp, maximize ? GLP_MAX : GLP_MIN);
     int rows = G + (o->has_max_loss ? 1 : 0) + (o->has_min_gain ? 1 : 0) + (use_bytes ? 1 : 0);
@@ -207,8 +208,12 @@ mxp_status mxp_mckp_solve(const mxp_mckp *p, const mxp_mckp_opts *o, mxp_mckp_re
     parm.cb_info = &info;
     parm.gmi_cuts = GLP_ON;
     parm.mir_cuts = GLP_ON;
-    parm.cov_cuts = GLP_ON;
+    // no cover cuts: GLPK 5.0's cover-cut setup aborts on a presolved problem whose knapsack
+    // rows lost every column (seen on small instances), and it prints regardless of msg_lev
+    parm.cov_cuts = GLP_OFF;
+    int term = glp_term_out(GLP_OFF);  // GLPK's own per-thread terminal switch, restored below
     int ret = glp_intopt(lp, &parm);
+    glp_term_out(term);
     int ms = glp_mip_status(lp);
     if (ret == GLP_ENOPFS || ret == GLP_ENODFS || ms == GLP_NOFEAS) {
         r->status = MXP_SOLVE_INFEASIBLE;
