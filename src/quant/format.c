@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <cpuid.h>
+#include <pthread.h>
 #include <string.h>
 
 // sgemm_min_T: measured with `bench_kernels --crossover` (2-core Zen 3, I = O = 4096): below
@@ -37,7 +38,7 @@ static const mxp_format formats_avx2[MXP_FMT_COUNT] = MXP_FORMAT_TABLE(avx2);
 // CPUID leaf 1: ECX bit 12 FMA, 27 OSXSAVE, 28 AVX, 29 F16C; leaf 7: EBX bit 5 AVX2; and the
 // OS must save the YMM state (XCR0 bits 1 and 2). Read directly: clang's
 // __builtin_cpu_supports does not know "f16c".
-bool mxp_cpu_has_avx2(void) {
+static bool detect_avx2(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
     int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
@@ -50,11 +51,26 @@ bool mxp_cpu_has_avx2(void) {
     return (b >> 5) & 1;
 }
 
-// MXP_FORCE_REF=1 in the environment forces the scalar reference kernels everywhere.
-static bool use_avx2(void) {
+// The dispatch is decided once per process (CPUID is slow under virtualisation and the
+// answer cannot change): whether the CPU has the AVX2 set, and whether MXP_FORCE_REF=1 in the
+// environment at the first call forces the scalar reference kernels everywhere.
+static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
+static bool cpu_avx2, chosen_avx2;  // written once, inside dispatch_once
+
+static void decide_dispatch(void) {
+    cpu_avx2 = detect_avx2();
     const char *force = getenv("MXP_FORCE_REF");
-    if (force && strcmp(force, "1") == 0) return false;
-    return mxp_cpu_has_avx2();
+    chosen_avx2 = cpu_avx2 && !(force && strcmp(force, "1") == 0);
+}
+
+bool mxp_cpu_has_avx2(void) {
+    pthread_once(&dispatch_once, decide_dispatch);
+    return cpu_avx2;
+}
+
+static bool use_avx2(void) {
+    pthread_once(&dispatch_once, decide_dispatch);
+    return chosen_avx2;
 }
 
 const char *mxp_kernel_impl_name(void) { return use_avx2() ? "avx2" : "ref"; }

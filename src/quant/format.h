@@ -34,8 +34,9 @@
 //    `_avx2` version (AVX2+FMA+F16C). Quantizers and dequantizers match `_ref` bit for bit;
 //    dots and matmuls match within float-summation rounding (see tests/test_quant*.c).
 //    mxp_format_get picks the AVX2 table when the CPU has avx2, fma and f16c, unless the
-//    environment variable MXP_FORCE_REF=1 is set (read on every mxp_format_get call: cheap).
-//  - No state: the tables are const; every function is reentrant.
+//    environment variable MXP_FORCE_REF=1 is set; decided once, at the first call.
+//  - No state but the once-per-process dispatch decision: the tables are const; every
+//    function is reentrant.
 #ifndef MXP_QUANT_FORMAT_H
 #define MXP_QUANT_FORMAT_H
 
