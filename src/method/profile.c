@@ -875,9 +875,12 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     char key[32];
     mxp_profile_cache_key(&t, g, key);
     char cpath[1024] = "";
-    if (!o->no_cache || o->cache_dir) {
-        st = cache_path(o->cache_dir, key, cpath, sizeof cpath, err);
-        if (st) goto done;
+    {
+        mxp_err e2 = {0};
+        st = cache_path(o->cache_dir, key, cpath, sizeof cpath, o->no_cache ? &e2 : err);
+        if (st && !o->no_cache) goto done;
+        if (st) cpath[0] = 0;  // --no-cache without a usable cache folder: nothing to refresh
+        st = MXP_OK;
     }
     if (!o->no_cache && cpath[0] && access(cpath, R_OK) == 0) {
         cJSON *j = NULL;
