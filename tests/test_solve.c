@@ -408,6 +408,9 @@ static void test_problem(void) {
           "%s", err.msg);
     cJSON_Delete(lat);
     lat = make_lat();
+    cJSON_AddFalseToObject(sens, "complete");
+    CHECK(mxp_solve_problem_build(&p, sens, "sens.json", lat, "lat", NULL, &err) == MXP_ERR_ARG && strstr(err.msg, "partial"),
+          "%s", err.msg);
     cJSON_ReplaceItemInObject(sens, "version", cJSON_CreateNumber(2));
     CHECK(mxp_solve_problem_build(&p, sens, "sens.json", lat, "lat", NULL, &err) == MXP_ERR_UNSUPPORTED, "%s", err.msg);
     cJSON_Delete(sens);

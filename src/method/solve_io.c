@@ -80,6 +80,10 @@ static mxp_status read_sens(mxp_solve_problem *p, const cJSON *sens, const char 
     mxp_status st = check_header(sens, "mixprec-sensitivity", label, err);
     if (st) return st;
     const cJSON *ops = cJSON_GetObjectItemCaseSensitive(sens, "ops");
+    const cJSON *complete = cJSON_GetObjectItemCaseSensitive(sens, "complete");
+    if (cJSON_IsFalse(complete))
+        return mxp_fail(err, MXP_ERR_ARG, "%s: a partial sensitivity table (\"complete\": false): finish it with "
+                        "mixprec calibrate --resume first", label);
     if (!cJSON_IsArray(ops)) return mxp_fail(err, MXP_ERR_FORMAT, "%s: \"ops\" must be an array", label);
     int n = cJSON_GetArraySize(ops);
     if (n > (1 << 20)) return mxp_fail(err, MXP_ERR_FORMAT, "%s: too many ops (%d)", label, n);
