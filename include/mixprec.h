@@ -88,6 +88,40 @@ typedef struct mxp_eval_result {
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
 
+// ---- sensitivity calibration (DESIGN.md 1.1) ----
+typedef struct mxp_calib_opts {
+    const char *data_path;  // calibration text or token-id file (its calibration split is used)
+    int samples;            // N (0: 32)
+    int seq_len;            // T (0: min(256, model maximum))
+    int batch;              // samples per forward/backward pass (0: 1)
+    uint64_t seed;          // which windows are drawn
+    const char *formats;    // comma-separated (NULL: "f32,bf16,f16,q8_0,q4_0,f8_e4m3")
+    const char *metric;     // primary metric written as "s": "taylor" (NULL), "fisher", "noise"
+    int fisher;             // also accumulate the fisher metric (implied by metric fisher or check)
+    const char *out_path;   // sens.json (written atomically; a partial table while running)
+    int resume;             // continue from out_path's partial table
+    int progress;           // progress with ETA on stderr
+    volatile int *stop;     // set to non-zero (e.g. by a SIGINT handler) to stop cleanly; may be NULL
+    // prediction check on held-out samples (the evaluation split)
+    int check;              // K random whole-model configurations (0: no check)
+    int check_samples;      // held-out samples (0: 16)
+    const char *check_csv;  // write every (predicted, measured) pair here (NULL: none)
+    FILE *report;           // where the check's table goes (NULL: stdout)
+} mxp_calib_opts;
+
+typedef struct mxp_calib_result {
+    size_t samples;
+    double seconds;         // calibration pass wall time
+    double reference_loss;
+    // prediction check, per metric (taylor, fisher, noise): Spearman rank correlation and the
+    // median of measured/predicted, for single ops and for whole configurations
+    int checked;
+    double single_spearman[3], single_median_ratio[3];
+    double config_spearman[3], config_median_ratio[3];
+} mxp_calib_result;
+
+mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *opts, mxp_calib_result *res, mxp_err *err);
+
 // ---- text generation ----
 typedef struct mxp_generate_opts {
     const char *prompt;   // UTF-8 text, encoded with the model's tokenizer and its BOS default;

@@ -1,0 +1,94 @@
+// bench_calibrate.c: what the sensitivity pass costs next to a plain forward+backward.
+// usage: bench_calibrate MODEL [--samples N] [--seq T]   (run from the repository root)
+// Times, in one run and interleaved, (a) forward + loss + backward forming every linear
+// weight gradient (what a training step computes, without the optimizer) and (b) the
+// calibration pass with 6 formats (taylor + noise metrics), both over the same N samples of
+// random tokens, one sample per pass, in alternating rounds. Prints the median per-sample
+// times and their ratio.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/model.h"
+#include "core/rng.h"
+#include "method/sensitivity.h"
+#include "runtime/exec.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_calibrate MODEL [--samples N] [--seq T]\n");
+        return 2;
+    }
+    int N = 8, T = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--samples")) N = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
+    }
+    mxp_err err = {0};
+    mxp_model *m;
+    if (mxp_model_load(argv[1], &m, &err)) {
+        fprintf(stderr, "bench_calibrate: %s\n", err.msg);
+        return 1;
+    }
+    mxp_graph *g = &m->graph;
+    if (T <= 0) T = g->max_pos > 0 && g->max_pos < 256 ? g->max_pos : 256;
+    int32_t *seq = malloc((size_t)N * (T + 1) * sizeof *seq);
+    mxp_rng rng;
+    mxp_rng_seed(&rng, 1);
+    for (int i = 0; i < N * (T + 1); i++) seq[i] = (int32_t)mxp_rng_below(&rng, (uint64_t)g->vocab);
+    mxp_format_id fmts[] = {MXP_FMT_F32, MXP_FMT_BF16, MXP_FMT_F16, MXP_FMT_Q8_0, MXP_FMT_Q4_0, MXP_FMT_F8_E4M3};
+    mxp_sens s;
+    mxp_qcache qc;
+    mxp_exec ex;
+    if (mxp_sens_init(&s, g, fmts, 6, T, &err) || mxp_qcache_init(&qc, g, &err) ||
+        mxp_exec_init(&ex, g, 1, T, MXP_EXEC_WGRAD_SCRATCH, &err)) {
+        fprintf(stderr, "bench_calibrate: %s\n", err.msg);
+        return 1;
+    }
+    // warm-up (also builds the fake-quant cache, which is a one-time cost reported apart)
+    double tc0 = mxp_now();
+    if (mxp_sens_accumulate(&s, m, &qc, seq, 1, 1, 0, 0, NULL, 0, NULL, NULL, &err)) {
+        fprintf(stderr, "bench_calibrate: %s\n", err.msg);
+        return 1;
+    }
+    double t_cache = mxp_now() - tc0;
+    // R rounds, alternating: N plain passes, then one calibration call over the same N samples
+    enum { R = 5 };
+    double tp[R], tc[R];
+    for (int r = 0; r < R; r++) {
+        double t0 = mxp_now();
+        for (int n = 0; n < N; n++) {
+            mxp_exec_set_batch(&ex, seq + (size_t)n * (T + 1), &err);
+            mxp_exec_forward(&ex, 0, g->n_nodes);
+            mxp_exec_loss(&ex, NULL);
+            mxp_exec_zero_grads(&ex);
+            mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, NULL, NULL);
+        }
+        tp[r] = (mxp_now() - t0) / N;
+        t0 = mxp_now();
+        if (mxp_sens_accumulate(&s, m, &qc, seq, (size_t)N, 1, 0, 0, NULL, 0, NULL, NULL, &err)) {
+            fprintf(stderr, "bench_calibrate: %s\n", err.msg);
+            return 1;
+        }
+        tc[r] = (mxp_now() - t0) / N;
+    }
+    qsort(tp, R, sizeof *tp, cmp_double);
+    qsort(tc, R, sizeof *tc, cmp_double);
+    printf("model %s, %d samples x %d tokens, 6 formats (taylor + noise), kernels %s, median of %d rounds\n", argv[1],
+           N, T, mxp_kernel_impl_name(), R);
+    printf("forward+backward (weight grads formed): %.4f s/sample\n", tp[R / 2]);
+    printf("calibration pass (incl. its setup):     %.4f s/sample\n", tc[R / 2]);
+    printf("ratio calibration / forward+backward:   %.2fx (goal <= 1.3x)\n", tc[R / 2] / tp[R / 2]);
+    printf("one-time fake-quant cache + first sample: %.3f s\n", t_cache);
+    mxp_exec_free(&ex);
+    mxp_qcache_free(&qc);
+    mxp_sens_free(&s);
+    free(seq);
+    mxp_model_free(m);
+    return 0;
+}

@@ -1,0 +1,154 @@
+// calibrate.c: `mixprec calibrate`: draws calibration samples, runs the sensitivity pass
+// (sensitivity.c) with checkpoints of the accumulators, writes the table, and optionally
+// checks the predictions against measured loss MSE on held-out samples (check.c).
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arch/model.h"
+#include "io/data.h"
+#include "io/jsonout.h"
+#include "method/check.h"
+#include "method/sens_io.h"
+#include "method/sensitivity.h"
+
+static mxp_status parse_formats(const char *list, mxp_format_id *out, int *n, mxp_err *err) {
+    char buf[256];
+    if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf)
+        return mxp_fail(err, MXP_ERR_ARG, "--formats: list too long");
+    *n = 0;
+    int has_f32 = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == MXP_FMT_COUNT) return mxp_fail(err, MXP_ERR_ARG, "--formats: too many formats");
+        mxp_status st = mxp_format_parse(tok, &out[*n], err);
+        if (st) return mxp_fail_prefix(err, "--formats: ");
+        has_f32 |= out[*n] == MXP_FMT_F32;
+        (*n)++;
+    }
+    if (!has_f32) {  // the reference is always a candidate
+        if (*n == MXP_FMT_COUNT) return mxp_fail(err, MXP_ERR_ARG, "--formats: too many formats");
+        memmove(out + 1, out, (size_t)*n * sizeof *out);
+        out[0] = MXP_FMT_F32;
+        (*n)++;
+    }
+    return MXP_OK;
+}
+
+// The final table goes to out_path; checkpoints of an unfinished run go to out_path.partial
+// (what --resume reads), so out_path never holds an incomplete table.
+static void partial_path(const mxp_calib_opts *o, char *buf, size_t cap) { snprintf(buf, cap, "%s.partial", o->out_path); }
+
+typedef struct save_ctx {
+    const mxp_calib_opts *o;
+    mxp_metric primary;
+    const cJSON *prov;  // computed once (hashing the model is not free)
+} save_ctx;
+
+static mxp_status save(const mxp_sens *s, const save_ctx *c, int complete, mxp_err *err) {
+    const mxp_calib_opts *o = c->o;
+    char partial[4200];
+    partial_path(o, partial, sizeof partial);
+    cJSON *prov = cJSON_Duplicate(c->prov, 1);
+    mxp_metric primary = c->primary;
+    if (!prov) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    cJSON *j = mxp_sens_to_json(s, primary, prov, complete);
+    if (!j) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    if (complete) {
+        cJSON *calib = cJSON_AddObjectToObject(j, "calibration");
+        cJSON_AddNumberToObject(calib, "seed", (double)o->seed);
+        cJSON_AddStringToObject(calib, "split", "calibration");
+    }
+    mxp_status st = mxp_write_json_atomic(complete ? o->out_path : partial, j, err);
+    cJSON_Delete(j);
+    if (!st && complete) unlink(partial);
+    return st;
+}
+
+static mxp_status checkpoint(void *ctx, const mxp_sens *s, mxp_err *err) { return save(s, ctx, 0, err); }
+
+mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result *r, mxp_err *err) {
+    memset(r, 0, sizeof *r);
+    if (!o->data_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs --data");
+    if (!o->out_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs -o FILE");
+    mxp_format_id fmts[MXP_FMT_COUNT];
+    int n_fmts = 0;
+    mxp_status st = parse_formats(o->formats ? o->formats : "f32,bf16,f16,q8_0,q4_0,f8_e4m3", fmts, &n_fmts, err);
+    if (st) return st;
+    mxp_metric primary = MXP_METRIC_TAYLOR;
+    if (o->metric && (st = mxp_metric_parse(o->metric, &primary, err))) return mxp_fail_prefix(err, "--metric: ");
+    int want_fisher = o->fisher || o->check > 0 || primary == MXP_METRIC_FISHER;
+    mxp_graph *g = &m->graph;
+    int T = o->seq_len ? o->seq_len : 256;
+    if (!o->seq_len && g->max_pos > 0 && T > g->max_pos) T = g->max_pos;
+    size_t N = o->samples ? (size_t)o->samples : 32;
+    int B = o->batch ? o->batch : 1;
+
+    mxp_tokens toks = {0};
+    int32_t *seq = NULL;
+    size_t got = 0;
+    st = mxp_data_load_tok_path(&toks, o->data_path, m->tokenizer_dir, err);
+    if (!st) st = mxp_data_samples(&toks, MXP_SPLIT_CALIB, T, N, o->seed, o->data_path, &seq, &got, err);
+    if (st) {
+        mxp_tokens_free(&toks);
+        return st;
+    }
+    mxp_sens s;
+    mxp_qcache qc = {0};
+    st = mxp_sens_init(&s, g, fmts, n_fmts, T, err);
+    if (st) {
+        free(seq);
+        mxp_tokens_free(&toks);
+        return st;
+    }
+    char partial[4200];
+    partial_path(o, partial, sizeof partial);
+    if (o->resume && access(partial, F_OK) != 0)
+        st = mxp_fail(err, MXP_ERR_ARG, "--resume: no partial table %s to continue", partial);
+    if (!st && o->resume) {
+        cJSON *j = NULL;
+        st = mxp_read_json(partial, &j, err);
+        if (!st) st = mxp_sens_restore(&s, j, partial, err);
+        cJSON_Delete(j);
+        if (!st && s.samples > got)
+            st = mxp_fail(err, MXP_ERR_ARG, "%s holds %zu samples, more than the %zu requested", partial, s.samples, got);
+        if (!st && o->progress) fprintf(stderr, "calibrate: resuming after %zu samples\n", s.samples);
+    }
+    if (!st) st = mxp_qcache_init(&qc, g, err);
+    save_ctx sc = {.o = o, .primary = primary};
+    cJSON *prov = st ? NULL : mxp_provenance_json(m->path, o->data_path, err);
+    if (!st && !prov) st = err ? err->code : MXP_ERR_NOMEM;
+    sc.prov = prov;
+    // checkpoint the accumulators every ~10% of the work
+    size_t every = got / 10 > (size_t)B ? got / 10 : (size_t)B;
+    double t0 = mxp_now();
+    if (!st && s.samples < got) {
+        st = mxp_sens_accumulate(&s, m, &qc, seq + s.samples * (size_t)(T + 1), got - s.samples, B, want_fisher,
+                                 o->progress, o->stop, every, checkpoint, &sc, err);
+        if (st == MXP_ERR_INTERRUPTED && s.samples > 0) {
+            mxp_err e2 = {0};
+            if (save(&s, &sc, 0, &e2) == MXP_OK)
+                mxp_fail(err, MXP_ERR_INTERRUPTED,
+                         "interrupted after %zu of %zu samples; the partial table is in %s (continue with --resume)",
+                         s.samples, got, partial);
+        }
+    }
+    r->seconds = mxp_now() - t0;
+    if (!st) st = save(&s, &sc, 1, err);
+    cJSON_Delete(prov);
+    r->samples = s.samples;
+    r->reference_loss = s.samples ? s.loss_sum / (double)s.samples : 0;
+    if (!st && o->check > 0) {
+        int32_t *held = NULL;
+        size_t nh = 0;
+        size_t want_h = o->check_samples ? (size_t)o->check_samples : 16;
+        st = mxp_data_samples(&toks, MXP_SPLIT_EVAL, T, want_h, o->seed + 1, o->data_path, &held, &nh, err);
+        if (!st) st = mxp_check_predictions(&s, m, &qc, held, nh, o->check, o->seed, o->check_csv,
+                                            o->report ? o->report : stdout, o->progress, o->stop, r, err);
+        free(held);
+    }
+    mxp_qcache_free(&qc);
+    mxp_sens_free(&s);
+    free(seq);
+    mxp_tokens_free(&toks);
+    return st;
+}

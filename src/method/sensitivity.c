@@ -1,0 +1,366 @@
+// sensitivity.c: the calibration pass of DESIGN.md 1.1 (see sensitivity.h for the math).
+// Runs the executor forward and backward (input gradients only) and does all of its work in
+// the linear hook: the per-sample weight gradient of one op is formed in a scratch buffer,
+// dotted with every format's weight error, and dropped; the input gradient through the op
+// alone is the difference of the input gradient around the op's backward.
+#include "method/sensitivity.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "runtime/exec.h"
+
+static const char *const metric_names[MXP_METRIC_COUNT] = {"taylor", "fisher", "noise"};
+
+const char *mxp_metric_name(mxp_metric m) { return (m >= 0 && m < MXP_METRIC_COUNT) ? metric_names[m] : "?"; }
+
+mxp_status mxp_metric_parse(const char *s, mxp_metric *out, mxp_err *err) {
+    for (int i = 0; i < MXP_METRIC_COUNT; i++)
+        if (!strcmp(s, metric_names[i])) {
+            *out = (mxp_metric)i;
+            return MXP_OK;
+        }
+    return mxp_fail(err, MXP_ERR_ARG, "unknown metric \"%s\" (known: taylor, fisher, noise)", s);
+}
+
+mxp_status mxp_sens_init(mxp_sens *s, const mxp_graph *g, const mxp_format_id *fmts, int n_fmts, int seq_len,
+                         mxp_err *err) {
+    memset(s, 0, sizeof *s);
+    MXP_ASSERT(n_fmts > 0 && n_fmts <= MXP_FMT_COUNT);
+    for (int k = 0; k < n_fmts; k++) {
+        for (int j = 0; j < k; j++)
+            if (fmts[j] == fmts[k])
+                return mxp_fail(err, MXP_ERR_ARG, "format %s is listed twice", mxp_format_get(fmts[k])->name);
+        s->formats[k] = fmts[k];
+    }
+    s->n_formats = n_fmts;
+    s->seq_len = seq_len;
+    for (int i = 0; i < g->n_nodes; i++) s->n_ops += g->nodes[i].op == MXP_OP_LINEAR;
+    s->ops = calloc((size_t)s->n_ops, sizeof *s->ops);
+    if (!s->ops) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        if (n->op != MXP_OP_LINEAR) continue;
+        mxp_sens_op *o = &s->ops[k++];
+        o->name = mxp_strdup(n->name);
+        if (!o->name) {
+            mxp_sens_free(s);
+            return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        }
+        o->node = i;
+        o->in = g->nodes[n->in[0]].cols;
+        o->out = n->cols;
+        for (int f = 0; f < n_fmts; f++) {
+            size_t bytes;
+            o->ok[fmts[f]] = mxp_format_matrix_bytes(fmts[f], o->out, o->in, &bytes, NULL) == MXP_OK;
+        }
+    }
+    return MXP_OK;
+}
+
+void mxp_sens_free(mxp_sens *s) {
+    for (int i = 0; s->ops && i < s->n_ops; i++) free(s->ops[i].name);
+    free(s->ops);
+    memset(s, 0, sizeof *s);
+}
+
+int mxp_sens_has_format(const mxp_sens *s, mxp_format_id f) {
+    for (int k = 0; k < s->n_formats; k++)
+        if (s->formats[k] == f) return 1;
+    return 0;
+}
+
+double mxp_sens_mean(const mxp_sens *s, int op, mxp_format_id f, mxp_metric mt) {
+    return s->samples ? s->ops[op].sum[mt][f] / (double)s->samples : 0;
+}
+
+double mxp_sens_se(const mxp_sens *s, int op, mxp_format_id f) {
+    if (s->samples < 2) return 0;
+    double n = (double)s->samples, m = s->ops[op].sum[MXP_METRIC_TAYLOR][f] / n;
+    double var = (s->ops[op].sum_d4[f] / n - m * m) * n / (n - 1);
+    return var > 0 ? sqrt(var / n) : 0;
+}
+
+// ---- deterministic double-accumulated reductions ----
+// Fixed chunks, partial sums added in chunk order: the same result for any thread count.
+#define CHUNK 8192
+
+static double dot(const float *a, const float *b, size_t n) {
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    if (nc < 8) {  // small: one thread, same chunked order
+        double total = 0;
+        for (size_t c = 0; c < nc; c++) {
+            size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+            double acc = 0;
+            for (size_t i = lo; i < hi; i++) acc += (double)a[i] * b[i];
+            total += acc;
+        }
+        return total;
+    }
+    double part[512], total = 0;
+    for (size_t c0 = 0; c0 < nc; c0 += 512) {
+        size_t c1 = c0 + 512 < nc ? c0 + 512 : nc;
+#pragma omp parallel for schedule(static)
+        for (size_t c = c0; c < c1; c++) {
+            size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+            double acc = 0;
+            for (size_t i = lo; i < hi; i++) acc += (double)a[i] * b[i];
+            part[c - c0] = acc;
+        }
+        for (size_t c = c0; c < c1; c++) total += part[c - c0];
+    }
+    return total;
+}
+
+// out[k] = <a, b[k]> for k < nb (nb <= 8), in one pass over a. Chunked and lane-split in a
+// fixed order (independent of the thread count); 4 double lanes per stream so the compiler
+// can vectorize without reassociating.
+#define LANES 4
+static void multi_dot(const float *a, const float *const *b, int nb, size_t n, double *out) {
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    double *part = calloc(nc * (size_t)nb, sizeof *part);
+    MXP_ASSERT(part);
+#pragma omp parallel for schedule(static) if (nc >= 8)
+    for (size_t c = 0; c < nc; c++) {
+        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        for (int k = 0; k < nb; k++) {
+            const float *bk = b[k];
+            double acc[LANES] = {0};
+            size_t i = lo;
+            for (; i + LANES <= hi; i += LANES)
+                for (int l = 0; l < LANES; l++) acc[l] += (double)a[i + l] * (double)bk[i + l];
+            double t = 0;
+            for (; i < hi; i++) t += (double)a[i] * bk[i];
+            for (int l = 0; l < LANES; l++) t += acc[l];
+            part[c * (size_t)nb + (size_t)k] = t;
+        }
+    }
+    for (int k = 0; k < nb; k++) {
+        double t = 0;
+        for (size_t c = 0; c < nc; c++) t += part[c * (size_t)nb + (size_t)k];
+        out[k] = t;
+    }
+    free(part);
+}
+
+// sum of (a*b)^2
+static double sq_prod_sum(const float *a, const float *b, size_t n) {
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)a[i] * b[i];
+        total += v * v;
+    }
+    return total;
+}
+
+// ---- the hook ----
+
+typedef struct calib_ctx {
+    mxp_sens *s;
+    mxp_exec *ex;
+    mxp_qcache *qc;
+    const mxp_graph *g;
+    int B, T, want_fisher;
+    int *op_of_node;       // (n_nodes) index into s->ops
+    float *dw;             // (largest weight) per-sample weight gradient
+    float *pre;            // (N, widest input) input gradient before the op's backward
+    float *ea;             // (N, widest input) activation error of the q8 activation quantizer
+    float *xq;             // (N, widest input) fisher: fake-quantized input
+    float *yq;             // (N, widest output) fisher: the op's output in a format
+    double (*var_w)[MXP_FMT_COUNT];  // (n_ops) mean squared weight error per format
+    double *dw_dot;        // (B * MXP_FMT_COUNT) per-sample weight terms of the current op
+    double *dw_norm2;      // (B)
+} calib_ctx;
+
+static int has_q8_act(mxp_format_id f) { return mxp_format_get(f)->act_format == MXP_FMT_Q8_0; }
+
+static void hook(void *vctx, const mxp_linear_event *e) {
+    calib_ctx *c = vctx;
+    const mxp_graph *g = c->g;
+    const mxp_node *n = &g->nodes[e->node];
+    mxp_sens_op *op = &c->s->ops[c->op_of_node[e->node]];
+    const int T = c->T, I = op->in, O = op->out;
+    const size_t rows_in = (size_t)T * I, rows_out = (size_t)T * O;
+    const float *W = g->params[n->w].data;
+    if (e->phase == MXP_HOOK_PRE) {
+        for (int b = 0; b < c->B; b++) {
+            const float *xb = e->x + (size_t)b * rows_in, *gb = e->dy + (size_t)b * rows_out;
+            memset(c->dw, 0, (size_t)O * I * sizeof(float));
+            mxp_linear_bwd(NULL, c->dw, NULL, gb, xb, NULL, T, I, O);
+            // <dW, W>, <dW, dW> and <dW, fq_p(W)> for every format, in one pass over dW
+            const float *streams[MXP_FMT_COUNT + 2] = {W, c->dw};
+            mxp_format_id which[MXP_FMT_COUNT];
+            int ns = 2;
+            for (int k = 0; k < c->s->n_formats; k++) {
+                mxp_format_id f = c->s->formats[k];
+                c->dw_dot[b * MXP_FMT_COUNT + f] = 0;
+                if (f == MXP_FMT_F32 || !op->ok[f]) continue;
+                which[ns - 2] = f;
+                streams[ns++] = mxp_qcache_fake(c->qc, e->node, f);
+            }
+            double dots[MXP_FMT_COUNT + 2];
+            multi_dot(c->dw, streams, ns, (size_t)O * I, dots);
+            for (int k = 2; k < ns; k++) c->dw_dot[b * MXP_FMT_COUNT + which[k - 2]] = dots[k] - dots[0];
+            c->dw_norm2[b] = dots[1];
+        }
+        memcpy(c->pre, e->dx, (size_t)c->B * rows_in * sizeof(float));
+        return;
+    }
+    // POST: input gradient through this op alone, and the activation error
+    const size_t total_in = (size_t)c->B * rows_in;
+    for (size_t i = 0; i < total_in; i++) c->pre[i] = e->dx[i] - c->pre[i];
+    const mxp_format *q8 = mxp_format_get(MXP_FMT_Q8_0);
+    int act_ok = I % q8->block_size == 0;
+    if (act_ok) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < c->B * T; r++) {
+            const float *x = e->x + (size_t)r * I;
+            float *ea = c->ea + (size_t)r * I;
+            mxp_fake_quant_act_row(q8, x, ea, I);
+            for (int i = 0; i < I; i++) ea[i] -= x[i];
+        }
+    }
+    for (int b = 0; b < c->B; b++) {
+        const float *dab = c->pre + (size_t)b * rows_in, *eab = c->ea + (size_t)b * rows_in;
+        double da_q8 = act_ok ? dot(dab, eab, rows_in) : 0;
+        double da_norm2 = dot(dab, dab, rows_in);
+        double var_a = act_ok ? dot(eab, eab, rows_in) / (double)rows_in : 0;
+        for (int k = 0; k < c->s->n_formats; k++) {
+            mxp_format_id f = c->s->formats[k];
+            if (f == MXP_FMT_F32 || !op->ok[f]) continue;
+            double dw = c->dw_dot[b * MXP_FMT_COUNT + f], da = has_q8_act(f) ? da_q8 : 0, d = dw + da;
+            op->sum[MXP_METRIC_TAYLOR][f] += d * d;
+            op->sum_d4[f] += d * d * d * d;
+            op->sum_w[f] += dw * dw;
+            op->sum_a[f] += da * da;
+            double va = has_q8_act(f) ? var_a : 0;
+            op->sum[MXP_METRIC_NOISE][f] += c->var_w[c->op_of_node[e->node]][f] * c->dw_norm2[b] + va * da_norm2;
+        }
+    }
+    if (!c->want_fisher) return;
+    // fisher: dY = (fq_a(x) fq_w(W)^T + b) - y, weighted by the output gradient
+    const float *y = c->ex->val[e->node];
+    const float *bias = n->has_b ? g->params[n->b].data : NULL;
+    for (int k = 0; k < c->s->n_formats; k++) {
+        mxp_format_id f = c->s->formats[k];
+        if (f == MXP_FMT_F32 || !op->ok[f]) continue;
+        const float *xin = e->x;
+        if (has_q8_act(f) && act_ok) {
+            for (size_t i = 0; i < total_in; i++) c->xq[i] = e->x[i] + c->ea[i];
+            xin = c->xq;
+        }
+        mxp_linear_fwd(c->yq, xin, mxp_qcache_fake(c->qc, e->node, f), bias, c->B * T, I, O);
+        for (int b = 0; b < c->B; b++) {
+            size_t off = (size_t)b * rows_out;
+            for (size_t i = 0; i < rows_out; i++) c->yq[off + i] -= y[off + i];
+            op->sum[MXP_METRIC_FISHER][f] += sq_prod_sum(c->yq + off, e->dy + off, rows_out);
+        }
+    }
+}
+
+static void progress_line(size_t done, size_t total, double t0, double loss) {
+    double el = mxp_now() - t0, eta = done ? el * (double)(total - done) / (double)done : 0;
+    fprintf(stderr, "\rcalibrate: %zu/%zu samples  loss %.4f  %.1fs elapsed, ETA %.1fs   ", done, total, loss, el, eta);
+    if (done == total) fprintf(stderr, "\n");
+}
+
+mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n, int B,
+                               int want_fisher, int progress, volatile int *stop, size_t every,
+                               mxp_sens_checkpoint_fn checkpoint, void *ctx, mxp_err *err) {
+    const mxp_graph *g = &m->graph;
+    const int T = s->seq_len;
+    if (B < 1) B = 1;
+    if ((size_t)B > n) B = (int)(n ? n : 1);
+    // fake-quantized copies of every op in every format (exactly the kernels' values)
+    for (int i = 0; i < s->n_ops; i++)
+        for (int k = 0; k < s->n_formats; k++) {
+            mxp_format_id f = s->formats[k];
+            if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
+            mxp_status st = mxp_qcache_prepare(qc, s->ops[i].node, f, MXP_QMODE_FAKE, err);
+            if (st) return st;
+        }
+    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = want_fisher};
+    size_t widest_in = 1, widest_out = 1, biggest = 1;
+    for (int i = 0; i < s->n_ops; i++) {
+        if ((size_t)s->ops[i].in > widest_in) widest_in = (size_t)s->ops[i].in;
+        if ((size_t)s->ops[i].out > widest_out) widest_out = (size_t)s->ops[i].out;
+        size_t w = (size_t)s->ops[i].in * (size_t)s->ops[i].out;
+        if (w > biggest) biggest = w;
+    }
+    size_t N = (size_t)B * T;
+    c.op_of_node = calloc((size_t)g->n_nodes, sizeof *c.op_of_node);
+    c.dw = malloc(biggest * sizeof(float));
+    c.pre = malloc(N * widest_in * sizeof(float));
+    c.ea = calloc(N * widest_in, sizeof(float));
+    c.xq = want_fisher ? malloc(N * widest_in * sizeof(float)) : NULL;
+    c.yq = want_fisher ? malloc(N * widest_out * sizeof(float)) : NULL;
+    c.var_w = calloc((size_t)s->n_ops, sizeof *c.var_w);
+    c.dw_dot = calloc((size_t)B * MXP_FMT_COUNT, sizeof *c.dw_dot);
+    c.dw_norm2 = calloc((size_t)B, sizeof *c.dw_norm2);
+    int32_t *batch = malloc((size_t)B * (T + 1) * sizeof *batch);
+    double *seq_loss = malloc((size_t)B * sizeof *seq_loss);
+    mxp_exec ex = {0};
+    mxp_status st = MXP_OK;
+    if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (want_fisher && (!c.xq || !c.yq)) || !c.var_w || !c.dw_dot ||
+        !c.dw_norm2 || !batch || !seq_loss)
+        st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the calibration buffers");
+    for (int i = 0; !st && i < s->n_ops; i++) {
+        c.op_of_node[s->ops[i].node] = i;
+        const float *W = g->params[g->nodes[s->ops[i].node].w].data;
+        size_t nw = (size_t)s->ops[i].in * s->ops[i].out;
+        for (int k = 0; k < s->n_formats; k++) {
+            mxp_format_id f = s->formats[k];
+            if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
+            const float *fq = mxp_qcache_fake(qc, s->ops[i].node, f);
+            double acc = 0;
+            for (size_t j = 0; j < nw; j++) acc += ((double)fq[j] - W[j]) * ((double)fq[j] - W[j]);
+            c.var_w[i][f] = acc / (double)nw;
+        }
+    }
+    if (!st) st = mxp_exec_init(&ex, g, B, T, MXP_EXEC_BACKWARD, err);
+    c.ex = &ex;
+    if (want_fisher) s->has_fisher = 1;
+    double t0 = mxp_now();
+    size_t done = 0;
+    while (!st && done < n) {
+        if (stop && *stop) {
+            st = mxp_fail(err, MXP_ERR_INTERRUPTED, "calibration interrupted after %zu of %zu samples", done, n);
+            break;
+        }
+        int nb = (int)(n - done < (size_t)B ? n - done : (size_t)B);
+        if (nb < B) {  // last partial batch: a smaller executor
+            mxp_exec_free(&ex);
+            c.B = nb;
+            st = mxp_exec_init(&ex, g, nb, T, MXP_EXEC_BACKWARD, err);
+            if (st) break;
+        }
+        memcpy(batch, seq + done * (size_t)(T + 1), (size_t)nb * (T + 1) * sizeof *batch);
+        st = mxp_exec_set_batch(&ex, batch, err);
+        if (st) break;
+        mxp_exec_forward(&ex, 0, g->n_nodes);
+        mxp_exec_loss(&ex, seq_loss);
+        mxp_exec_zero_grads(&ex);
+        // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
+        mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c);
+        for (int b = 0; b < nb; b++) s->loss_sum += seq_loss[b];
+        s->samples += (size_t)nb;
+        done += (size_t)nb;
+        if (progress) progress_line(done, n, t0, s->loss_sum / (double)s->samples);
+        if (checkpoint && every && done < n && done % every < (size_t)nb) st = checkpoint(ctx, s, err);
+    }
+    mxp_exec_free(&ex);
+    free(c.op_of_node);
+    free(c.dw);
+    free(c.pre);
+    free(c.ea);
+    free(c.xq);
+    free(c.yq);
+    free(c.var_w);
+    free(c.dw_dot);
+    free(c.dw_norm2);
+    free(batch);
+    free(seq_loss);
+    return st;
+}

@@ -1,0 +1,69 @@
+// sensitivity.h: per-op, per-format contributions to the loss MSE (DESIGN.md 1.1), from one
+// f32 forward and backward pass per calibration sample.
+//
+// For op l (y = W x + b), format p and sample n with mean next-token loss L_n:
+//   Ew = fq_w(W) - W, Ea = fq_a(A_n) - A_n  (exactly the runtime's quantizers, src/quant)
+//   dw = <dL_n/dW, Ew>       dL_n/dW = sum_t g_t a_t^T, formed one op at a time and dropped
+//   da = <dL_n/dA, Ea>       dL_n/dA = g W, the input gradient through this op alone
+//   d  = dw + da;  s_l(p) = mean_n d^2;  weight part mean dw^2, activation part mean da^2.
+// Comparison metrics, accumulated in the same pass:
+//   fisher: mean_n sum_{t,o} (g_to * dY_to)^2, dY = fq forward - f32 forward of the op
+//           (costs one extra product per format and op: only with want_fisher)
+//   noise:  mean_n (var_w(p) ||dL_n/dW||^2 + var_a(p, n) ||dL_n/dA||^2), the errors replaced
+//           by white noise of each format's measured mean squared error.
+// Memory: the model, one forward's activations, the fake-quantized copy of every op in every
+// format (a cache; 4 bytes per weight per format) and one weight-sized scratch.
+#ifndef MXP_SENSITIVITY_H
+#define MXP_SENSITIVITY_H
+
+#include "arch/model.h"
+#include "quant/format.h"
+#include "runtime/qcache.h"
+
+typedef enum mxp_metric { MXP_METRIC_TAYLOR, MXP_METRIC_FISHER, MXP_METRIC_NOISE, MXP_METRIC_COUNT } mxp_metric;
+const char *mxp_metric_name(mxp_metric m);  // "taylor", "fisher", "noise"
+mxp_status mxp_metric_parse(const char *s, mxp_metric *out, mxp_err *err);
+
+typedef struct mxp_sens_op {
+    char *name;                           // module name (owned)
+    int node, in, out;
+    unsigned char ok[MXP_FMT_COUNT];      // the op can take this format (width fits its block)
+    double sum[MXP_METRIC_COUNT][MXP_FMT_COUNT];  // sums over samples of each metric's score
+    double sum_d4[MXP_FMT_COUNT];         // taylor: sum of d^4 (standard error)
+    double sum_w[MXP_FMT_COUNT];          // taylor: sum of dw^2
+    double sum_a[MXP_FMT_COUNT];          // taylor: sum of da^2
+} mxp_sens_op;
+
+typedef struct mxp_sens {
+    mxp_sens_op *ops;   // (n_ops) every linear op in graph order
+    int n_ops;
+    int n_formats;
+    mxp_format_id formats[MXP_FMT_COUNT];
+    int seq_len;
+    size_t samples;     // samples accumulated
+    double loss_sum;    // sum of the reference L_n
+    int has_fisher;
+} mxp_sens;
+
+mxp_status mxp_sens_init(mxp_sens *s, const mxp_graph *g, const mxp_format_id *fmts, int n_fmts, int seq_len,
+                         mxp_err *err);
+void mxp_sens_free(mxp_sens *s);
+
+// Called every `every` samples with the table so far (to save a checkpoint); non-OK stops.
+typedef mxp_status (*mxp_sens_checkpoint_fn)(void *ctx, const mxp_sens *s, mxp_err *err);
+
+// Accumulate n samples (seq: (n, seq_len+1) token windows) in batches of B. Checks *stop (may
+// be NULL) between batches: returns MXP_ERR_INTERRUPTED with what was done so far kept.
+// progress: 1 prints progress with ETA on stderr.
+mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n, int B,
+                               int want_fisher, int progress, volatile int *stop, size_t every,
+                               mxp_sens_checkpoint_fn checkpoint, void *ctx, mxp_err *err);
+
+// Mean over samples of metric `mt` for op i and format f (0 for f32).
+double mxp_sens_mean(const mxp_sens *s, int op, mxp_format_id f, mxp_metric mt);
+// Standard error of the taylor score over samples.
+double mxp_sens_se(const mxp_sens *s, int op, mxp_format_id f);
+// Index of format f in s->formats, 0 if absent (then it is not in the table).
+int mxp_sens_has_format(const mxp_sens *s, mxp_format_id f);
+
+#endif
