@@ -459,7 +459,10 @@ static int dyn_append(dynbuf *d, const double *x, int n) {
 }
 
 // Reference statistics of a set of reference runs into the reference configuration's entry.
-static void ref_stats(const dynbuf *refs, double *tmp, double *med, double *spread, mxp_cfg_stat *c0) {
+// Returns 0 on out-of-memory (the sorting copy).
+static int ref_stats(const dynbuf *refs, double *med, double *spread, mxp_cfg_stat *c0) {
+    double *tmp = malloc((size_t)(refs->n ? refs->n : 1) * sizeof *tmp);
+    if (!tmp) return 0;
     *med = quantile(refs->x, refs->n, 0.5, tmp);
     *spread = (quantile(refs->x, refs->n, 0.9, tmp) - quantile(refs->x, refs->n, 0.1, tmp)) / 2;
     memset(c0, 0, sizeof *c0);
@@ -467,6 +470,8 @@ static void ref_stats(const dynbuf *refs, double *tmp, double *med, double *spre
     c0->spread_s = *spread;
     c0->repeats = refs->n;
     c0->ci_s = refs->n >= 2 ? median_ci(refs->x, refs->n, tmp) : 0;
+    free(tmp);
+    return 1;
 }
 
 // Budget share of a unit of weight w out of the remaining weight.
@@ -527,7 +532,10 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
             progress(r);
         }
         if (st) break;
-        ref_stats(&refs, sm->tmp, &cm->ref_time_s, &cm->ref_spread_s, &cm->cfg[0]);
+        if (!ref_stats(&refs, &cm->ref_time_s, &cm->ref_spread_s, &cm->cfg[0])) {
+            st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+            break;
+        }
         cm->ref_runs = refs.n;
         for (int j = 1; j < sp->n_configs; j++) cm->cfg[j].time_s = cm->ref_time_s - cm->cfg[j].gain_s;
     }
@@ -554,7 +562,10 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
             if (st) break;
         }
         double med, spread;
-        ref_stats(&refs, sm->tmp, &med, &spread, &sh->st[MXP_FMT_F32]);
+        if (!ref_stats(&refs, &med, &spread, &sh->st[MXP_FMT_F32])) {
+            st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+            break;
+        }
         sh->ok[MXP_FMT_F32] = 1;
         for (int fi = 1; fi < t->n_formats; fi++)
             if (sh->ok[t->formats[fi]]) sh->st[t->formats[fi]].time_s = med - sh->st[t->formats[fi]].gain_s;
@@ -652,7 +663,11 @@ static mxp_status run_check(runner *r, mxp_profile_table *t, int K, uint64_t see
         progress(r);
     }
     if (r->progress) fprintf(stderr, "\n");
-    if (!st && refs.n) t->e2e_ref_s = quantile(refs.x, refs.n, 0.5, sm->tmp);
+    if (!st && refs.n) {
+        double spread;
+        mxp_cfg_stat all;
+        if (!ref_stats(&refs, &t->e2e_ref_s, &spread, &all)) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = MXP_FMT_F32;
     free(refs.x);
