@@ -61,8 +61,10 @@ typedef struct mxp_eval_opts {
     int batch;              // sequences per forward pass; 0: 1
     int max_samples;        // 0: every full window of the evaluation split
     int progress;           // 1: progress with ETA on stderr
-    const char *formats;    // NULL: the reference (f32) only. "uniform:FMT" or a plan file:
-                            // also run the model with these formats (real kernels) and compare
+    const char *formats;    // NULL: the reference (f32) only, or the stored formats of a model
+                            // file that has quantized weights. "uniform:FMT", a plan file or
+                            // "stored": also run the model with these formats (real kernels)
+                            // and compare with the f32 reference
     int decode_tokens;      // tokens timed in the decode-speed run (0: 64; -1: skip it)
 } mxp_eval_opts;
 
@@ -264,6 +266,53 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *opts, const char *o
                        mxp_err *err);
 void mxp_profile_result_free(mxp_profile_result *res);
 // ---- end of profiling ----
+
+// ---- optimize: the whole pipeline and its measured report [block owned by: optimize] ----
+typedef struct mxp_optimize_opts {
+    const char *model_path;     // Hugging Face folder or GGUF file
+    const char *data_path;      // text or token ids: its calibration split feeds the
+                                // sensitivities, its evaluation split every measured check
+    const char *workload;       // "prefill:T" or "decode:L" (what the time gain is for)
+    double max_loss_mse;        // the budget tau on the predicted loss MSE, or
+    double max_ppl_increase;    // P (0.01 = 1%): tau = ln(1 + P)^2. Exactly one is > 0.
+    const char *out_dir;        // created if missing. Gets plan.json, model.gguf, report.html,
+                                // report.json, sens.json, latency.json, each moved into place
+                                // only once everything succeeded (an error or Ctrl-C leaves
+                                // no new file there)
+    const char *formats;        // plan candidates (NULL: "f32,bf16,f16,q8_0,q4_0"; f8_e4m3 has
+                                // no GGUF type: it is measured as a uniform baseline only)
+    int calib_samples;          // calibration windows (0: 16)
+    int seq_len;                // window length for calibration and the check (0: T of a
+                                // prefill workload, else min(256, model maximum))
+    int eval_samples;           // held-out windows per measured configuration (0: 16)
+    double profile_budget_s;    // time budget of the latency measurements (0: 90)
+    int pareto;                 // budgets of the measured sweep (0: 7)
+    int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines
+    int no_cache;               // 1: profile even when a cached latency table matches
+    uint64_t seed;              // calibration windows, profile inputs
+    int progress;               // 1: stages and progress on stderr
+    volatile int *stop;         // set non-zero (SIGINT) to stop after the current step; may be NULL
+} mxp_optimize_opts;
+
+typedef struct mxp_optimize_result {
+    double tau;                 // the loss-MSE budget used
+    double predicted_loss_mse, measured_loss_mse, measured_loss_mse_se;
+    double predicted_gain, measured_gain;  // time gain as a fraction of the f32 time
+    double predicted_gain_s, measured_gain_s;  // seconds per workload unit (pass or token)
+    double ppl_ref, ppl, kl, top1;
+    double tokens_per_s, ref_tokens_per_s; // the workload's (prefill or decode) tokens/s, measured
+    int target_budgets;         // budgets of the sweep checked against the target (+ the plan)
+    int target_loss_ok, target_gain_ok;    // how many meet each half of it
+    int gguf_written;           // 0: the model has no GGUF export (see report notes)
+    double stage_s[6];          // calibrate, profile, solve, apply, measure, report
+    double seconds;             // wall time of the call
+} mxp_optimize_result;
+
+// Run calibrate, profile, solve (the plan, the sweep and the baselines), apply, and measure
+// every configuration on held-out samples with the real kernels; write the files listed at
+// out_dir. Errors name the stage; MXP_ERR_INTERRUPTED when *stop was set.
+mxp_status mxp_optimize(const mxp_optimize_opts *opts, mxp_optimize_result *res, mxp_err *err);
+// ---- end of block: optimize ----
 
 #ifdef __cplusplus
 }

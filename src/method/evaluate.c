@@ -115,8 +115,13 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
     // formats first: a bad plan fails before any work
     int *plan = NULL;
     mxp_status st = MXP_OK;
-    if (o->formats) {
-        st = mxp_formats_apply_spec(g, o->formats, err);
+    // A model file that stores quantized weights (a GGUF from `mixprec apply`) is evaluated in
+    // its stored formats unless --formats says otherwise; the reference is its f32 dequantization.
+    const char *spec = o->formats;
+    for (int i = 0; !spec && i < g->n_nodes; i++)
+        if (g->nodes[i].op == MXP_OP_LINEAR && g->nodes[i].fmt != MXP_FMT_F32) spec = "stored";
+    if (spec) {
+        st = mxp_formats_apply_spec(g, spec, err);
         if (st) return st;
         plan = malloc((size_t)g->n_nodes * sizeof *plan);
         if (!plan) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
