@@ -26,5 +26,6 @@ int cmd_profile(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
+int cmd_optimize(int argc, char **argv);
 
 #endif

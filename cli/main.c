@@ -40,6 +40,13 @@ static const char *const usage_text =
     "                                 per-op, per-format loss-MSE sensitivities; --check K\n"
     "                                 measures single ops and K random configurations on\n"
     "                                 held-out data against the predictions\n"
+    "  optimize MODEL --data FILE --workload prefill:T|decode:L -o DIR\n"
+    "       (--max-ppl-increase P% | --max-loss-mse X) [--samples N] [--seq T]\n"
+    "       [--eval-samples N] [--pareto N] [--profile-budget S] [--formats f32,bf16,...]\n"
+    "       [--no-baselines] [--no-cache] [--seed S] [--quiet]\n"
+    "                                 calibrate, profile, solve, apply, then measure the plan,\n"
+    "                                 a sweep of budgets and the baselines on held-out data:\n"
+    "                                 DIR/plan.json, model.gguf, report.html, report.json\n"
     "\n"
     "MODEL is a Hugging Face folder (config.json + *.safetensors) or a GGUF file.\n"
     "FILE is text (tokenized with the model's tokenizer) or a token-id file (first line\n"
@@ -68,5 +75,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 2, argv + 2);
     if (!strcmp(cmd, "solve")) return cmd_solve(argc - 2, argv + 2);
     if (!strcmp(cmd, "apply")) return cmd_apply(argc - 2, argv + 2);
+    if (!strcmp(cmd, "optimize")) return cmd_optimize(argc - 2, argv + 2);
     return cli_usage_error("unknown command: ", cmd);
 }

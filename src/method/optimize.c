@@ -1,0 +1,883 @@
+// optimize.c: `mixprec optimize`: the whole pipeline of DESIGN 3 in one call, then the
+// measured check of every prediction it made.
+//
+//   calibrate -> sens.json          (sensitivities; the fisher metric accumulated too)
+//   profile   -> latency.json       (measured time gain per sub-graph configuration)
+//   solve     -> plan.json          (the user's budget), a Pareto sweep of budgets, and the
+//                                   baselines: MAC objective, memory objective, fisher metric
+//   apply     -> model.gguf
+//   measure   every plan and every uniform format on held-out samples with the real kernels
+//             (mxp_eval): loss MSE, perplexity, KL, top-1, tokens/s, time per workload unit
+//   report    -> report.html (report.c) and report.json (the same figures for scripts)
+//
+// Everything is written into a private work folder inside out_dir (mkdtemp) and moved into
+// out_dir by rename(2) only when every stage succeeded; on error or Ctrl-C the work folder is
+// removed and out_dir keeps what it held. This file calls the public stages and reads their
+// JSON files; it does not reimplement any of them.
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "arch/model.h"
+#include "io/jsonout.h"
+#include "method/optimize.h"
+#include "method/profile.h"
+#include "method/report.h"
+
+#define PATH_CAP 4096
+#define MAX_NOTES 16
+
+enum { ST_CALIB, ST_PROFILE, ST_SOLVE, ST_APPLY, ST_MEASURE, ST_REPORT, ST_COUNT };
+static const char *const stage_names[ST_COUNT] = {"calibrate", "profile", "solve", "apply", "measure", "report"};
+
+typedef struct opt_ctx {
+    const mxp_optimize_opts *o;
+    mxp_model *m;
+    mxp_workload wl;
+    double tau;
+    int seq_len, eval_samples, calib_samples;
+    int unit_tokens;           // tokens per workload unit (prefill: T; decode: 1)
+    int time_rounds;           // rounds of the whole-model timing
+    char work[PATH_CAP];
+    // sensitivity table (taylor "s"), op order of sens.json
+    int n_ops;
+    char **op_names;           // (n_ops) owned
+    double *sens;              // (n_ops * MXP_FMT_COUNT)
+    unsigned char *has;        // (n_ops * MXP_FMT_COUNT)
+    int n_formats;
+    mxp_format_id formats[MXP_FMT_COUNT];
+    cJSON *latency;            // the latency table, parsed
+    double profile_ref_s;      // sum of the sub-graph reference times
+    // points
+    mxp_opt_point *pts;
+    int n_pts, cap_pts;
+    double ref_loss, ref_ppl;
+    int eval_tokens;
+    char *notes[MAX_NOTES];
+    int n_notes;
+} opt_ctx;
+
+static int stopped(const opt_ctx *c) { return c->o->stop && *c->o->stop; }
+
+static void say(const opt_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const opt_ctx *c, const char *fmt, ...) {
+    if (!c->o->progress) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("optimize: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void note(opt_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(opt_ctx *c, const char *fmt, ...) {
+    if (c->n_notes == MAX_NOTES) return;
+    char buf[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char *s = strdup(buf);
+    if (s) c->notes[c->n_notes++] = s;
+}
+
+static mxp_status work_path(const opt_ctx *c, const char *name, char *out, mxp_err *err) {
+    if (snprintf(out, PATH_CAP, "%s/%s", c->work, name) >= PATH_CAP)
+        return mxp_fail(err, MXP_ERR_ARG, "output folder path too long: %s", c->work);
+    return MXP_OK;
+}
+
+// Remove the work folder and everything in it (only files this run created live there).
+static void remove_work(const opt_ctx *c) {
+    if (!c->work[0]) return;
+    DIR *d = opendir(c->work);
+    if (d) {
+        struct dirent *e;
+        char p[PATH_CAP + 260];
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(p, sizeof p, "%s/%s", c->work, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(c->work);
+}
+
+static mxp_status make_dirs(opt_ctx *c, mxp_err *err) {
+    const char *dir = c->o->out_dir;
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) return mxp_fail(err, MXP_ERR_ARG, "-o %s: exists and is not a folder", dir);
+    } else if (mkdir(dir, 0777) != 0) {
+        return mxp_fail(err, MXP_ERR_IO, "-o %s: cannot create the folder: %s", dir, strerror(errno));
+    }
+    if (snprintf(c->work, sizeof c->work, "%s/.mixprec-optimize-XXXXXX", dir) >= (int)sizeof c->work) {
+        c->work[0] = 0;
+        return mxp_fail(err, MXP_ERR_ARG, "-o %s: path too long", dir);
+    }
+    if (!mkdtemp(c->work)) {
+        int e = errno;
+        c->work[0] = 0;
+        return mxp_fail(err, MXP_ERR_IO, "-o %s: cannot create a work folder inside it: %s", dir, strerror(e));
+    }
+    return MXP_OK;
+}
+
+// ---- sensitivity table ----
+
+static int find_op(const opt_ctx *c, const char *name) {
+    for (int i = 0; i < c->n_ops; i++)
+        if (!strcmp(c->op_names[i], name)) return i;
+    return -1;
+}
+
+static mxp_status read_sens(opt_ctx *c, const char *path, mxp_err *err) {
+    cJSON *j;
+    mxp_status st = mxp_read_json(path, &j, err);
+    if (st) return st;
+    const cJSON *ops = cJSON_GetObjectItemCaseSensitive(j, "ops");
+    const cJSON *fm = cJSON_GetObjectItemCaseSensitive(j, "formats");
+    int n = cJSON_IsArray(ops) ? cJSON_GetArraySize(ops) : 0;
+    if (n <= 0 || !cJSON_IsArray(fm)) {
+        cJSON_Delete(j);
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: no ops in the sensitivity table", path);
+    }
+    for (const cJSON *f = fm->child; f && c->n_formats < MXP_FMT_COUNT; f = f->next) {
+        mxp_format_id id;
+        if (cJSON_IsString(f) && !mxp_format_parse(f->valuestring, &id, NULL)) c->formats[c->n_formats++] = id;
+    }
+    c->op_names = calloc((size_t)n, sizeof *c->op_names);
+    c->sens = calloc((size_t)n * MXP_FMT_COUNT, sizeof *c->sens);
+    c->has = calloc((size_t)n * MXP_FMT_COUNT, 1);
+    if (!c->op_names || !c->sens || !c->has) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    int i = 0;
+    for (const cJSON *op = ops->child; op && !st; op = op->next, i++) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(op, "name");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(op, "s");
+        if (!cJSON_IsString(name) || !cJSON_IsObject(s)) {
+            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: op %d lacks \"name\" or \"s\"", path, i);
+            break;
+        }
+        c->op_names[i] = strdup(name->valuestring);
+        c->n_ops = i + 1;
+        if (!c->op_names[i]) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        for (const cJSON *v = s->child; v && !st; v = v->next) {
+            mxp_format_id id;
+            if (!cJSON_IsNumber(v) || mxp_format_parse(v->string, &id, NULL)) continue;
+            c->sens[(size_t)i * MXP_FMT_COUNT + id] = v->valuedouble;
+            c->has[(size_t)i * MXP_FMT_COUNT + id] = 1;
+        }
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+// sens.json with "s" replaced by the fisher scores (for the fisher-metric baseline).
+static mxp_status write_fisher_sens(const char *in, const char *out, mxp_err *err) {
+    cJSON *j;
+    mxp_status st = mxp_read_json(in, &j, err);
+    if (st) return st;
+    cJSON *ops = cJSON_GetObjectItemCaseSensitive(j, "ops");
+    for (cJSON *op = cJSON_IsArray(ops) ? ops->child : NULL; op && !st; op = op->next) {
+        const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(op, "metrics");
+        const cJSON *fisher = cJSON_GetObjectItemCaseSensitive(metrics, "fisher");
+        cJSON *dup = cJSON_IsObject(fisher) ? cJSON_Duplicate(fisher, 1) : NULL;
+        if (!dup) {
+            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: an op has no fisher scores (\"metrics\": {\"fisher\": ...})", in);
+            break;
+        }
+        cJSON_ReplaceItemInObjectCaseSensitive(op, "s", dup);
+        cJSON_DeleteItemFromObjectCaseSensitive(op, "s_weight");
+        cJSON_DeleteItemFromObjectCaseSensitive(op, "s_act");
+        cJSON_DeleteItemFromObjectCaseSensitive(op, "se");
+    }
+    if (!st) {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "metric");
+        cJSON_AddStringToObject(j, "metric", "fisher");
+        st = mxp_write_json_atomic(out, j, err);
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+// ---- points ----
+
+static mxp_opt_point *add_point(opt_ctx *c, mxp_point_kind kind, const char *label, mxp_err *err) {
+    if (c->n_pts == c->cap_pts) {
+        int cap = c->cap_pts ? 2 * c->cap_pts : 32;
+        mxp_opt_point *p = realloc(c->pts, (size_t)cap * sizeof *p);
+        if (!p) {
+            mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        c->pts = p;
+        c->cap_pts = cap;
+    }
+    mxp_opt_point *p = &c->pts[c->n_pts];
+    memset(p, 0, sizeof *p);
+    p->fmt = calloc((size_t)c->n_ops, 1);
+    if (!p->fmt) {
+        mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    p->kind = kind;
+    snprintf(p->label, sizeof p->label, "%s", label);
+    c->n_pts++;
+    return p;
+}
+
+// Predicted time gain (seconds per workload unit) of a format assignment: the sum over
+// sub-graphs of the gain of the configuration that matches. 0 when some sub-graph was not
+// profiled in that configuration (a format outside the profiled candidates).
+static int predict_gain(const opt_ctx *c, const unsigned char *fmt, double *gain) {
+    *gain = 0;
+    const cJSON *sgs = cJSON_GetObjectItemCaseSensitive(c->latency, "subgraphs");
+    for (const cJSON *sg = cJSON_IsArray(sgs) ? sgs->child : NULL; sg; sg = sg->next) {
+        const cJSON *ops = cJSON_GetObjectItemCaseSensitive(sg, "ops");
+        const cJSON *cfgs = cJSON_GetObjectItemCaseSensitive(sg, "configs");
+        int n = cJSON_GetArraySize(ops), want[64];
+        if (n == 0) continue;
+        if (n > 64) return 0;
+        int k = 0;
+        for (const cJSON *op = ops->child; op; op = op->next, k++) {
+            int i = cJSON_IsString(op) ? find_op(c, op->valuestring) : -1;
+            want[k] = i < 0 ? MXP_FMT_F32 : fmt[i];
+        }
+        int found = 0;
+        for (const cJSON *cf = cJSON_IsArray(cfgs) ? cfgs->child : NULL; cf && !found; cf = cf->next) {
+            const cJSON *fs = cJSON_GetObjectItemCaseSensitive(cf, "formats");
+            const cJSON *g = cJSON_GetObjectItemCaseSensitive(cf, "gain_s");
+            if (cJSON_GetArraySize(fs) != n || !cJSON_IsNumber(g)) continue;
+            int match = 1;
+            k = 0;
+            for (const cJSON *f = fs->child; f && match; f = f->next, k++) {
+                mxp_format_id id;
+                match = cJSON_IsString(f) && !mxp_format_parse(f->valuestring, &id, NULL) && (int)id == want[k];
+            }
+            if (match) {
+                *gain += g->valuedouble;
+                found = 1;
+            }
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+// Predicted loss MSE (taylor sensitivities) of a format assignment; 0 if a format is not
+// in the table for some op.
+static int predict_loss(const opt_ctx *c, const unsigned char *fmt, double *loss) {
+    *loss = 0;
+    for (int i = 0; i < c->n_ops; i++) {
+        size_t at = (size_t)i * MXP_FMT_COUNT + fmt[i];
+        if (fmt[i] == MXP_FMT_F32) continue;
+        if (!c->has[at]) return 0;
+        *loss += c->sens[at];
+    }
+    return 1;
+}
+
+static void fill_prediction(const opt_ctx *c, mxp_opt_point *p) {
+    double loss, gain;
+    p->has_pred = predict_loss(c, p->fmt, &loss) && predict_gain(c, p->fmt, &gain);
+    if (!p->has_pred) return;
+    p->pred_loss_mse = loss;
+    p->pred_gain_s = gain;
+    p->pred_gain_frac = c->profile_ref_s > 0 ? gain / c->profile_ref_s : NAN;
+}
+
+// A plan object (solve's plan JSON or one point of its "pareto" array) -> the point's formats.
+static mxp_status plan_formats(opt_ctx *c, const cJSON *plan, const char *label, mxp_opt_point *p, mxp_err *err) {
+    const cJSON *ops = cJSON_GetObjectItemCaseSensitive(plan, "ops");
+    if (!cJSON_IsObject(ops)) return mxp_fail(err, MXP_ERR_FORMAT, "%s: plan without \"ops\"", label);
+    for (const cJSON *it = ops->child; it; it = it->next) {
+        int i = find_op(c, it->string);
+        mxp_format_id f;
+        if (i < 0 || !cJSON_IsString(it) || mxp_format_parse(it->valuestring, &f, err))
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%s\" not in the sensitivity table or bad format", label,
+                            it->string);
+        p->fmt[i] = (unsigned char)f;
+    }
+    fill_prediction(c, p);
+    return MXP_OK;
+}
+
+static mxp_status load_plan_point(opt_ctx *c, const char *path, mxp_point_kind kind, const char *label, double budget,
+                                  int has_budget, mxp_err *err) {
+    cJSON *j;
+    mxp_status st = mxp_read_json(path, &j, err);
+    if (st) return st;
+    mxp_opt_point *p = add_point(c, kind, label, err);
+    if (!p) st = MXP_ERR_NOMEM;
+    if (!st) st = plan_formats(c, j, path, p, err);
+    if (!st) {
+        p->has_budget = has_budget;
+        p->budget = budget;
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+static mxp_status write_plan_file(const opt_ctx *c, const unsigned char *fmt, const char *path, mxp_err *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *ops = j ? cJSON_AddObjectToObject(j, "ops") : NULL;
+    int ok = ops && cJSON_AddStringToObject(j, "format", "mixprec-plan") && cJSON_AddNumberToObject(j, "version", 1);
+    for (int i = 0; ok && i < c->n_ops; i++)
+        ok = cJSON_AddStringToObject(ops, c->op_names[i], mxp_format_get((mxp_format_id)fmt[i])->name) != NULL;
+    mxp_status st = ok ? mxp_write_json_atomic(path, j, err) : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    cJSON_Delete(j);
+    return st;
+}
+
+// ---- stages ----
+
+static mxp_status solve_one(opt_ctx *c, const char *sens, const char *objective, int min_gain, double gain,
+                            const char *out, mxp_err *err) {
+    char lat[PATH_CAP];
+    mxp_status st = work_path(c, "latency.json", lat, err);
+    if (st) return st;
+    mxp_solve_opts so = {.sens_path = sens, .latency_path = lat, .objective = objective, .out_plan = out};
+    if (min_gain) {
+        so.has_min_gain = 1;
+        so.min_gain = gain > 0 ? gain : 0;
+    } else {
+        so.has_max_loss = 1;
+        so.max_loss_mse = c->tau;
+    }
+    mxp_solve_report rep;
+    st = mxp_solve(&so, &rep, err);
+    if (st) return mxp_fail_prefix(err, "solve (%s objective): ", objective);
+    return MXP_OK;
+}
+
+static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
+    char sens[PATH_CAP], plan[PATH_CAP], pareto[PATH_CAP], lat[PATH_CAP];
+    mxp_status st = work_path(c, "sens.json", sens, err);
+    if (!st) st = work_path(c, "plan.json", plan, err);
+    if (!st) st = work_path(c, "pareto.json", pareto, err);
+    if (!st) st = work_path(c, "latency.json", lat, err);
+    if (!st) st = solve_one(c, sens, "time", 0, 0, plan, err);
+    if (!st) st = load_plan_point(c, plan, MXP_PT_CHOSEN, "chosen plan", c->tau, 1, err);
+    if (st) return st;
+    double chosen_gain = c->pts[0].pred_gain_s;
+    say(c, "plan: predicted loss MSE %.4g (budget %.4g), predicted gain %.4g s per %s (%.1f%% of f32)",
+        c->pts[0].pred_loss_mse, c->tau, chosen_gain, c->wl.decode ? "token" : "pass", 100 * c->pts[0].pred_gain_frac);
+    // the Pareto sweep
+    int n_pareto = c->o->pareto ? c->o->pareto : 7;
+    mxp_solve_opts so = {.sens_path = sens, .latency_path = lat, .objective = "time", .pareto = n_pareto, .out_plan = pareto};
+    mxp_solve_report rep;
+    st = mxp_solve(&so, &rep, err);
+    if (st) return mxp_fail_prefix(err, "solve (Pareto sweep): ");
+    cJSON *j;
+    st = mxp_read_json(pareto, &j, err);
+    if (st) return st;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "pareto");
+    int k = 0;
+    for (const cJSON *pt = cJSON_IsArray(arr) ? arr->child : NULL; pt && !st; pt = pt->next) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pt, "budget"), "max_loss_mse");
+        if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(pt, "ops")) || !cJSON_IsNumber(b)) continue;  // infeasible
+        char label[64];
+        snprintf(label, sizeof label, "sweep %d (tau %.2g)", ++k, b->valuedouble);
+        mxp_opt_point *p = add_point(c, MXP_PT_PARETO, label, err);
+        if (!p) st = MXP_ERR_NOMEM;
+        else st = plan_formats(c, pt, pareto, p, err);
+        if (!st) {
+            p->has_budget = 1;
+            p->budget = b->valuedouble;
+        }
+    }
+    cJSON_Delete(j);
+    if (st || c->o->no_baselines) return st;
+    // baselines: other objectives at the same budget; the fisher metric at the same gain
+    static const char *const objs[2] = {"mac", "memory"};
+    static const mxp_point_kind kinds[2] = {MXP_PT_MAC, MXP_PT_MEMORY};
+    for (int b = 0; b < 2 && !st; b++) {
+        char name[64], path[PATH_CAP], label[64];
+        snprintf(name, sizeof name, "plan_%s.json", objs[b]);
+        snprintf(label, sizeof label, "%s objective", objs[b]);
+        st = work_path(c, name, path, err);
+        if (!st) st = solve_one(c, sens, objs[b], 0, 0, path, err);
+        if (!st) st = load_plan_point(c, path, kinds[b], label, c->tau, 1, err);
+    }
+    char fsens[PATH_CAP], fplan[PATH_CAP];
+    if (!st) st = work_path(c, "sens_fisher.json", fsens, err);
+    if (!st) st = work_path(c, "plan_fisher.json", fplan, err);
+    if (!st) st = write_fisher_sens(sens, fsens, err);
+    if (!st) st = solve_one(c, fsens, "time", 1, chosen_gain, fplan, err);
+    if (!st) st = load_plan_point(c, fplan, MXP_PT_FISHER, "fisher metric", 0, 0, err);
+    if (st) return st;
+    // every uniform format (f32 is the reference every run measures)
+    for (int f = MXP_FMT_F32 + 1; f < MXP_FMT_COUNT && !st; f++) {
+        char label[64];
+        snprintf(label, sizeof label, "uniform %s", mxp_format_get((mxp_format_id)f)->name);
+        mxp_opt_point *p = add_point(c, MXP_PT_UNIFORM, label, err);
+        if (!p) return MXP_ERR_NOMEM;
+        memset(p->fmt, f, (size_t)c->n_ops);
+        fill_prediction(c, p);
+    }
+    return st;
+}
+
+// Accuracy of one configuration on the held-out samples (mxp_eval, real kernels).
+static mxp_status measure_accuracy(opt_ctx *c, int idx, mxp_err *err) {
+    mxp_opt_point *p = &c->pts[idx];
+    char spec[PATH_CAP];
+    mxp_status st = MXP_OK;
+    if (p->kind == MXP_PT_UNIFORM) {
+        snprintf(spec, sizeof spec, "uniform:%s", mxp_format_get((mxp_format_id)p->fmt[0])->name);
+    } else {
+        char name[32];
+        snprintf(name, sizeof name, "point_%d.json", idx);
+        st = work_path(c, name, spec, err);
+        if (!st) st = write_plan_file(c, p->fmt, spec, err);
+        if (st) return st;
+    }
+    mxp_eval_opts eo = {.data_path = c->o->data_path, .seq_len = c->seq_len, .batch = 1,
+                        .max_samples = c->eval_samples, .formats = spec, .decode_tokens = -1};
+    mxp_eval_result r;
+    st = mxp_eval(c->m, &eo, &r, err);
+    if (st) return mxp_fail_prefix(err, "measuring %s: ", p->label);
+    p->loss = r.quant.loss;
+    p->ppl = r.quant.perplexity;
+    p->loss_mse = r.loss_mse;
+    p->loss_mse_se = r.loss_mse_se;
+    p->kl = r.kl;
+    p->top1 = r.top1;
+    p->weight_bytes = r.quant.weight_bytes;
+    if (!c->eval_tokens) {
+        c->ref_loss = r.ref.loss;
+        c->ref_ppl = r.ref.perplexity;
+        c->eval_tokens = (int)r.tokens;
+        c->eval_samples = (int)r.samples;
+    }
+    return MXP_OK;
+}
+
+static void copy_measured(mxp_opt_point *dst, const mxp_opt_point *src) {
+    dst->loss = src->loss;
+    dst->ppl = src->ppl;
+    dst->loss_mse = src->loss_mse;
+    dst->loss_mse_se = src->loss_mse_se;
+    dst->kl = src->kl;
+    dst->top1 = src->top1;
+    dst->ref_time_s = src->ref_time_s;
+    dst->time_s = src->time_s;
+    dst->gain_s = src->gain_s;
+    dst->gain_frac = src->gain_frac;
+    dst->gain_ci_frac = src->gain_ci_frac;
+    dst->tokens_per_s = src->tokens_per_s;
+    dst->ref_tokens_per_s = src->ref_tokens_per_s;
+    dst->weight_bytes = src->weight_bytes;
+}
+
+static void drop_point(opt_ctx *c, int i) {
+    free(c->pts[i].fmt);
+    memmove(&c->pts[i], &c->pts[i + 1], (size_t)(c->n_pts - i - 1) * sizeof *c->pts);
+    c->n_pts--;
+}
+
+// Whole-model timing of every distinct configuration against f32 (optimize_time.c).
+static mxp_status measure_time(opt_ctx *c, mxp_err *err) {
+    const mxp_graph *g = &c->m->graph;
+    int nn = g->n_nodes, n = 0;
+    int *which = malloc((size_t)c->n_pts * sizeof *which);
+    unsigned char *cfg = calloc((size_t)c->n_pts * nn, 1);  // zero: f32
+    mxp_e2e_time *tm = calloc((size_t)c->n_pts, sizeof *tm);
+    mxp_status st = which && cfg && tm ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->n_pts && !st; i++) {
+        if (c->pts[i].is_dup) continue;
+        for (int op = 0; op < c->n_ops; op++) {
+            int node;
+            if (mxp_graph_find_linear(g, c->op_names[op], &node)) cfg[(size_t)n * nn + node] = c->pts[i].fmt[op];
+        }
+        which[n++] = i;
+    }
+    mxp_e2e_time ref = {0};
+    double budget = c->o->profile_budget_s > 0 ? c->o->profile_budget_s / 2 : 45;
+    if (!st) {
+        say(c, "timing %d configurations and f32 end to end (%s, up to %.0f s)", n, c->o->workload, budget);
+        st = mxp_e2e_time_configs(c->m, &c->wl, n, cfg, 41, budget, &ref, tm, c->o->stop, err);
+    }
+    for (int k = 0; k < n && !st; k++) {
+        mxp_opt_point *p = &c->pts[which[k]];
+        p->ref_time_s = ref.time_s;
+        p->time_s = tm[k].time_s;
+        p->gain_s = tm[k].gain_s;
+        p->gain_frac = tm[k].gain_s / ref.time_s;
+        p->gain_ci_frac = tm[k].ci_s / ref.time_s;
+        p->tokens_per_s = c->unit_tokens / tm[k].time_s;
+        p->ref_tokens_per_s = c->unit_tokens / ref.time_s;
+    }
+    if (!st) c->time_rounds = ref.rounds;
+    free(which);
+    free(cfg);
+    free(tm);
+    return st;
+}
+
+static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
+    // configurations with the same formats are measured once
+    for (int i = 0; i < c->n_pts; i++)
+        for (int j = 0; j < i; j++)
+            if (!c->pts[j].is_dup && !memcmp(c->pts[j].fmt, c->pts[i].fmt, (size_t)c->n_ops)) {
+                c->pts[i].is_dup = 1;
+                c->pts[i].dup_of = j;
+                break;
+            }
+    double t0 = mxp_now();
+    int n_eval = 0, done = 0;
+    for (int i = 0; i < c->n_pts; i++) n_eval += !c->pts[i].is_dup;
+    for (int i = 0; i < c->n_pts; i++) {
+        mxp_opt_point *p = &c->pts[i];
+        if (p->is_dup) continue;
+        if (stopped(c)) return mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted while measuring");
+        mxp_err e2 = {0};
+        mxp_status st = measure_accuracy(c, i, &e2);
+        if (st && p->kind == MXP_PT_UNIFORM && st != MXP_ERR_NOMEM && st != MXP_ERR_INTERRUPTED) {
+            // a format this model's kernels cannot run: keep going, say so (uniform points come
+            // last, so no duplicate refers to it)
+            note(c, "%s was not measured: %s", p->label, e2.msg);
+            say(c, "%s: not measured: %s", p->label, e2.msg);
+            drop_point(c, i--);
+            n_eval--;
+            continue;
+        }
+        if (st) {
+            if (err) *err = e2;
+            return st;
+        }
+        done++;
+        double el = mxp_now() - t0, eta = el / done * (n_eval - done);
+        say(c, "accuracy %d/%d: %-24s loss MSE %.3g (predicted %.3g), ppl %.4f, KL %.3g  [%.0fs, ETA %.0fs]", done,
+            n_eval, p->label, p->loss_mse, p->has_pred ? p->pred_loss_mse : NAN, p->ppl, p->kl, el, eta);
+    }
+    mxp_status st = measure_time(c, err);
+    if (st) return st;
+    for (int i = 0; i < c->n_pts; i++) {
+        mxp_opt_point *p = &c->pts[i];
+        if (p->is_dup) copy_measured(p, &c->pts[p->dup_of]);
+        say(c, "%-24s gain %+6.1f%% +- %.1f%% (predicted %+6.1f%%)%s", p->label, 100 * p->gain_frac,
+            100 * p->gain_ci_frac, p->has_pred ? 100 * p->pred_gain_frac : NAN, p->is_dup ? " (same formats as before)" : "");
+    }
+    return MXP_OK;
+}
+
+// Target 6: for the chosen plan and every budget of the sweep.
+static int build_target(const opt_ctx *c, mxp_target_row *rows) {
+    int n = 0;
+    for (int i = 0; i < c->n_pts; i++) {
+        const mxp_opt_point *p = &c->pts[i];
+        if ((p->kind != MXP_PT_CHOSEN && p->kind != MXP_PT_PARETO) || !p->has_budget || !(p->budget > 0)) continue;
+        mxp_target_row *t = &rows[n++];
+        memset(t, 0, sizeof *t);
+        t->point = i;
+        t->budget = p->budget;
+        t->loss_ok = p->loss_mse <= 1.5 * p->budget;
+        t->best_uniform_gain_frac = 0;  // f32 itself always fits the budget
+        for (int u = 0; u < c->n_pts; u++) {
+            const mxp_opt_point *q = &c->pts[u];
+            if (q->kind != MXP_PT_UNIFORM || !(q->loss_mse <= p->budget) || !(q->gain_frac > t->best_uniform_gain_frac))
+                continue;
+            t->has_best_uniform = 1;
+            t->best_uniform = u;
+            t->best_uniform_gain_frac = q->gain_frac;
+        }
+        t->gain_ok = p->gain_frac >= t->best_uniform_gain_frac;
+    }
+    return n;
+}
+
+static cJSON *point_json(const mxp_opt_point *p) {
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    static const char *const kinds[MXP_PT_KIND_COUNT] = {"chosen", "pareto", "uniform", "mac", "memory", "fisher"};
+    cJSON_AddStringToObject(j, "label", p->label);
+    cJSON_AddStringToObject(j, "kind", kinds[p->kind]);
+    if (p->has_budget) cJSON_AddNumberToObject(j, "budget_max_loss_mse", p->budget);
+    if (p->has_pred) {
+        cJSON *pr = cJSON_AddObjectToObject(j, "predicted");
+        cJSON_AddNumberToObject(pr, "loss_mse", p->pred_loss_mse);
+        cJSON_AddNumberToObject(pr, "time_gain_s", p->pred_gain_s);
+        cJSON_AddNumberToObject(pr, "time_gain_frac", isfinite(p->pred_gain_frac) ? p->pred_gain_frac : 0);
+    }
+    cJSON *me = cJSON_AddObjectToObject(j, "measured");
+    double v[] = {p->loss, p->ppl, p->loss_mse, p->loss_mse_se, p->kl, p->top1, p->ref_time_s, p->time_s, p->gain_s,
+                  p->gain_frac, p->gain_ci_frac, p->tokens_per_s, p->ref_tokens_per_s, p->weight_bytes};
+    static const char *const k[] = {"loss", "perplexity", "loss_mse", "loss_mse_se", "kl", "top1", "ref_time_s", "time_s",
+                                    "time_gain_s", "time_gain_frac", "time_gain_ci_frac", "tokens_per_s", "ref_tokens_per_s", "weight_bytes"};
+    for (size_t i = 0; me && i < sizeof v / sizeof *v; i++)
+        if (isfinite(v[i])) cJSON_AddNumberToObject(me, k[i], v[i]);
+    if (p->is_dup) cJSON_AddNumberToObject(j, "same_formats_as", p->dup_of);
+    return j;
+}
+
+static mxp_status write_report_json(const opt_ctx *c, const mxp_target_row *rows, int n_rows, const double *stage_s,
+                                    const char *path, mxp_err *err) {
+    cJSON *prov = mxp_provenance_json(c->o->model_path, c->o->data_path, err);
+    if (!prov) return err && err->code ? err->code : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    cJSON *j = cJSON_CreateObject();
+    if (!j) {
+        cJSON_Delete(prov);
+        return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    }
+    cJSON_AddStringToObject(j, "format", "mixprec-optimize-report");
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddItemToObject(j, "provenance", prov);
+    cJSON_AddStringToObject(j, "workload", c->o->workload);
+    cJSON_AddNumberToObject(j, "max_loss_mse", c->tau);
+    if (c->o->max_ppl_increase > 0) cJSON_AddNumberToObject(j, "max_ppl_increase", c->o->max_ppl_increase);
+    cJSON_AddNumberToObject(j, "calibration_samples", c->calib_samples);
+    cJSON_AddNumberToObject(j, "seq_len", c->seq_len);
+    cJSON_AddNumberToObject(j, "eval_samples", c->eval_samples);
+    cJSON_AddNumberToObject(j, "reference_loss", c->ref_loss);
+    cJSON_AddNumberToObject(j, "reference_perplexity", c->ref_ppl);
+    cJSON_AddNumberToObject(j, "profile_ref_time_s", c->profile_ref_s);
+    cJSON *st = cJSON_AddObjectToObject(j, "stage_seconds");
+    for (int s = 0; st && s < ST_COUNT; s++) cJSON_AddNumberToObject(st, stage_names[s], stage_s[s]);
+    cJSON *pts = cJSON_AddArrayToObject(j, "points");
+    for (int i = 0; pts && i < c->n_pts; i++) cJSON_AddItemToArray(pts, point_json(&c->pts[i]));
+    cJSON *tg = cJSON_AddArrayToObject(j, "target");
+    for (int i = 0; tg && i < n_rows; i++) {
+        const mxp_target_row *t = &rows[i];
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "plan", c->pts[t->point].label);
+        cJSON_AddNumberToObject(r, "budget", t->budget);
+        cJSON_AddNumberToObject(r, "measured_loss_mse", c->pts[t->point].loss_mse);
+        cJSON_AddBoolToObject(r, "loss_ok", t->loss_ok);
+        cJSON_AddNumberToObject(r, "measured_gain_frac", c->pts[t->point].gain_frac);
+        cJSON_AddStringToObject(r, "best_uniform", t->has_best_uniform ? c->pts[t->best_uniform].label : "f32");
+        cJSON_AddNumberToObject(r, "best_uniform_gain_frac", t->best_uniform_gain_frac);
+        cJSON_AddBoolToObject(r, "gain_ok", t->gain_ok);
+        cJSON_AddItemToArray(tg, r);
+    }
+    cJSON *notes = cJSON_AddArrayToObject(j, "notes");
+    for (int i = 0; notes && i < c->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(c->notes[i]));
+    mxp_status s = mxp_write_json_atomic(path, j, err);
+    cJSON_Delete(j);
+    return s;
+}
+
+static mxp_status publish(const opt_ctx *c, int have_gguf, mxp_err *err) {
+    static const char *const files[] = {"sens.json", "latency.json", "plan.json", "report.json", "model.gguf", "report.html"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        if (!strcmp(files[i], "model.gguf") && !have_gguf) continue;
+        char from[PATH_CAP], to[PATH_CAP];
+        mxp_status st = work_path(c, files[i], from, err);
+        if (st) return st;
+        if (snprintf(to, sizeof to, "%s/%s", c->o->out_dir, files[i]) >= (int)sizeof to)
+            return mxp_fail(err, MXP_ERR_ARG, "-o %s: path too long", c->o->out_dir);
+        if (rename(from, to) != 0) return mxp_fail(err, MXP_ERR_IO, "%s: cannot move into place: %s", to, strerror(errno));
+    }
+    return MXP_OK;
+}
+
+static void ctx_free(opt_ctx *c) {
+    for (int i = 0; i < c->n_ops && c->op_names; i++) free(c->op_names[i]);
+    free(c->op_names);
+    free(c->sens);
+    free(c->has);
+    for (int i = 0; i < c->n_pts; i++) free(c->pts[i].fmt);
+    free(c->pts);
+    for (int i = 0; i < c->n_notes; i++) free(c->notes[i]);
+    cJSON_Delete(c->latency);
+    if (c->m) mxp_model_free(c->m);
+}
+
+static mxp_status check_opts(const mxp_optimize_opts *o, mxp_err *err) {
+    if (!o->model_path) return mxp_fail(err, MXP_ERR_ARG, "optimize needs a MODEL");
+    if (!o->data_path) return mxp_fail(err, MXP_ERR_ARG, "optimize needs --data FILE");
+    if (!o->workload) return mxp_fail(err, MXP_ERR_ARG, "optimize needs --workload prefill:T or decode:L");
+    if (!o->out_dir || !o->out_dir[0]) return mxp_fail(err, MXP_ERR_ARG, "optimize needs -o DIR");
+    int has_loss = o->max_loss_mse != 0, has_ppl = o->max_ppl_increase != 0;
+    if (has_loss == has_ppl)
+        return mxp_fail(err, MXP_ERR_ARG, "optimize needs one budget: --max-ppl-increase P or --max-loss-mse X");
+    if (has_loss && !(o->max_loss_mse > 0 && isfinite(o->max_loss_mse)))
+        return mxp_fail(err, MXP_ERR_ARG, "--max-loss-mse must be a positive number, got %g", o->max_loss_mse);
+    if (has_ppl && !(o->max_ppl_increase > 0 && o->max_ppl_increase < 1e4))
+        return mxp_fail(err, MXP_ERR_ARG, "--max-ppl-increase must be positive (e.g. 1%%), got %g", o->max_ppl_increase);
+    if (o->calib_samples < 0 || o->seq_len < 0 || o->eval_samples < 0 || o->pareto < 0 || o->profile_budget_s < 0)
+        return mxp_fail(err, MXP_ERR_ARG, "optimize: sample counts, lengths and budgets must not be negative");
+    if (o->pareto > 64) return mxp_fail(err, MXP_ERR_ARG, "--pareto %d: at most 64 budgets are measured", o->pareto);
+    return MXP_OK;
+}
+
+static const char *const default_ties[2] = {"q_proj,k_proj,v_proj", "gate_proj,up_proj"};
+
+static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp_err *err) {
+    const mxp_optimize_opts *o = c->o;
+    char sens[PATH_CAP], lat[PATH_CAP], plan[PATH_CAP], gguf[PATH_CAP], html[PATH_CAP], rjson[PATH_CAP];
+    mxp_status st = MXP_OK;
+    const char *names[6] = {"sens.json", "latency.json", "plan.json", "model.gguf", "report.html", "report.json"};
+    char *paths[6] = {sens, lat, plan, gguf, html, rjson};
+    for (int i = 0; i < 6 && !st; i++) st = work_path(c, names[i], paths[i], err);
+    if (st) return st;
+    say(c, "loading %s", o->model_path);
+    if ((st = mxp_model_load(o->model_path, &c->m, err))) return st;
+    const mxp_graph *g = &c->m->graph;
+    if ((st = mxp_workload_parse(o->workload, 1, g->max_pos, &c->wl, err))) return mxp_fail_prefix(err, "--workload: ");
+    c->seq_len = o->seq_len ? o->seq_len : !c->wl.decode ? c->wl.tokens : g->max_pos > 0 && g->max_pos < 256 ? g->max_pos : 256;
+    if (g->max_pos > 0 && c->seq_len > g->max_pos)
+        return mxp_fail(err, MXP_ERR_ARG, "--seq %d exceeds the model's %d positions", c->seq_len, g->max_pos);
+    c->calib_samples = o->calib_samples ? o->calib_samples : 16;
+    c->eval_samples = o->eval_samples ? o->eval_samples : 16;
+    c->unit_tokens = c->wl.decode ? 1 : c->wl.tokens;
+    if (!c->wl.decode && c->seq_len != c->wl.tokens)
+        note(c, "Loss is measured on windows of %d tokens; prefill time per pass is %d tokens at the measured prefill rate.",
+             c->seq_len, c->wl.tokens);
+
+    // 1. calibrate
+    double t = mxp_now();
+    say(c, "[1/6] calibrate: %d samples x %d tokens", c->calib_samples, c->seq_len);
+    mxp_calib_opts co = {.data_path = o->data_path, .samples = c->calib_samples, .seq_len = c->seq_len, .batch = 1,
+                         .seed = o->seed, .fisher = !o->no_baselines, .out_path = sens, .progress = o->progress,
+                         .stop = o->stop};
+    mxp_calib_result cr;
+    if ((st = mxp_calibrate(c->m, &co, &cr, err))) return mxp_fail_prefix(err, "calibrate: ");
+    if ((st = read_sens(c, sens, err))) return st;
+    stage_s[ST_CALIB] = mxp_now() - t;
+    if (stopped(c)) return mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted after calibration");
+
+    // 2. profile
+    t = mxp_now();
+    double budget = o->profile_budget_s > 0 ? o->profile_budget_s : 90;
+    say(c, "[2/6] profile: %s, time budget %.0f s", o->workload, budget);
+    int llama = c->m->config.arch == MXP_ARCH_LLAMA;
+    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = o->formats, .ties = llama ? default_ties : NULL,
+                           .n_ties = llama ? 2 : 0, .data_path = o->data_path, .seed = o->seed, .budget_s = budget,
+                           .no_cache = o->no_cache, .progress = o->progress};
+    mxp_profile_result pr;
+    st = mxp_profile(c->m, &po, lat, &pr, err);
+    if (st) return mxp_fail_prefix(err, "profile: ");
+    c->profile_ref_s = pr.ref_time_s;
+    if (pr.from_cache) note(c, "The latency table came from the cache (%s); --no-cache measures it again.", pr.cache_path);
+    if (pr.n_capped)
+        note(c, "Profile: %d configurations stopped at the time budget before their gain CI reached its target "
+                "(worst CI %.1f%% of its sub-graph time).", pr.n_capped, 100 * pr.max_rel_ci);
+    if (llama) note(c, "Tied formats while profiling and solving: q_proj,k_proj,v_proj share one, gate_proj,up_proj share one.");
+    mxp_profile_result_free(&pr);
+    if ((st = mxp_read_json(lat, &c->latency, err))) return st;
+    stage_s[ST_PROFILE] = mxp_now() - t;
+    if (stopped(c)) return mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted after profiling");
+
+    // 3. solve
+    t = mxp_now();
+    say(c, "[3/6] solve: budget %.4g, Pareto sweep, baselines", c->tau);
+    if ((st = stage_solve(c, err))) return st;
+    stage_s[ST_SOLVE] = mxp_now() - t;
+    if (stopped(c)) return mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted after solving");
+
+    // 4. apply
+    t = mxp_now();
+    say(c, "[4/6] apply: model.gguf");
+    mxp_apply_report ar;
+    mxp_err aerr = {0};
+    st = mxp_apply(o->model_path, plan, gguf, &ar, &aerr);
+    int have_gguf = st == MXP_OK;
+    if (st == MXP_ERR_UNSUPPORTED) {
+        note(c, "model.gguf not written: %s", aerr.msg);
+        say(c, "apply: model.gguf not written: %s", aerr.msg);
+        st = MXP_OK;
+    } else if (st) {
+        if (err) *err = aerr;
+        return mxp_fail_prefix(err, "apply: ");
+    }
+    stage_s[ST_APPLY] = mxp_now() - t;
+    if (stopped(c)) return mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted after apply");
+
+    // 5. measure
+    t = mxp_now();
+    say(c, "[5/6] measure: %d configurations on %d held-out samples x %d tokens, then timed end to end", c->n_pts,
+        c->eval_samples, c->seq_len);
+    if ((st = stage_measure(c, err))) return st;
+    stage_s[ST_MEASURE] = mxp_now() - t;
+
+    // 6. report
+    t = mxp_now();
+    say(c, "[6/6] report");
+    mxp_target_row *rows = calloc((size_t)c->n_pts + 1, sizeof *rows);
+    if (!rows) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    int n_rows = build_target(c, rows);
+    if (c->pts[0].has_pred && c->pts[0].pred_gain_s > 0 && c->pts[0].gain_s < 0)
+        note(c, "The chosen plan was predicted faster than f32 but measured slower: the latency table (sub-graphs timed "
+                "alone) and the whole-model run disagree on this machine at this load.");
+    char machine[320], when[32], tool[64];
+    mxp_machine_description(machine, sizeof machine);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(tool, sizeof tool, "mixprec %s", mxp_version());
+    stage_s[ST_REPORT] = mxp_now() - t;
+    mxp_report rep = {.tool = tool, .model = o->model_path, .data = o->data_path, .workload = o->workload,
+                      .machine = machine, .kernels = mxp_kernel_impl_name(), .created = when, .decode = c->wl.decode,
+                      .unit_tokens = c->wl.decode ? 1 : c->wl.tokens, .tau = c->tau, .ppl_increase = o->max_ppl_increase,
+                      .calib_samples = c->calib_samples, .seq_len = c->seq_len, .eval_samples = c->eval_samples,
+                      .eval_tokens = c->eval_tokens, .time_rounds = c->time_rounds, .ref_loss = c->ref_loss, .ref_ppl = c->ref_ppl,
+                      .profile_ref_time_s = c->profile_ref_s, .n_ops = c->n_ops,
+                      .op_names = (const char *const *)c->op_names, .sens = c->sens, .sens_has = c->has,
+                      .n_formats = c->n_formats, .formats = c->formats, .n_points = c->n_pts, .points = c->pts,
+                      .n_target = n_rows, .target = rows, .n_stages = ST_COUNT, .stage_names = stage_names,
+                      .stage_s = stage_s, .n_notes = c->n_notes, .notes = (const char *const *)c->notes};
+    st = mxp_report_write_html(&rep, html, err);
+    if (!st) st = write_report_json(c, rows, n_rows, stage_s, rjson, err);
+    if (!st) st = publish(c, have_gguf, err);
+    if (!st) {
+        const mxp_opt_point *p = &c->pts[0];
+        res->predicted_loss_mse = p->pred_loss_mse;
+        res->measured_loss_mse = p->loss_mse;
+        res->measured_loss_mse_se = p->loss_mse_se;
+        res->predicted_gain = p->pred_gain_frac;
+        res->measured_gain = p->gain_frac;
+        res->predicted_gain_s = p->pred_gain_s;
+        res->measured_gain_s = p->gain_s;
+        res->ppl_ref = c->ref_ppl;
+        res->ppl = p->ppl;
+        res->kl = p->kl;
+        res->top1 = p->top1;
+        res->tokens_per_s = p->tokens_per_s;
+        res->ref_tokens_per_s = p->ref_tokens_per_s;
+        res->target_budgets = n_rows;
+        for (int i = 0; i < n_rows; i++) {
+            res->target_loss_ok += rows[i].loss_ok;
+            res->target_gain_ok += rows[i].gain_ok;
+        }
+        res->gguf_written = have_gguf;
+    }
+    free(rows);
+    return st;
+}
+
+mxp_status mxp_optimize(const mxp_optimize_opts *o, mxp_optimize_result *res, mxp_err *err) {
+    memset(res, 0, sizeof *res);
+    mxp_status st = check_opts(o, err);
+    if (st) return st;
+    double t0 = mxp_now();
+    opt_ctx c = {.o = o};
+    if (o->max_ppl_increase > 0) {
+        // |E[dL]| <= sqrt(E[dL^2]): a loss MSE of ln(1+P)^2 bounds the perplexity increase by P
+        double l = log1p(o->max_ppl_increase);
+        c.tau = l * l;
+    } else {
+        c.tau = o->max_loss_mse;
+    }
+    res->tau = c.tau;
+    st = make_dirs(&c, err);
+    double stage_s[ST_COUNT] = {0};
+    if (!st) st = run(&c, res, stage_s, err);
+    remove_work(&c);  // after publish only the intermediate files are left in it
+    ctx_free(&c);
+    memcpy(res->stage_s, stage_s, sizeof stage_s);
+    res->seconds = mxp_now() - t0;
+    return st;
+}

@@ -1,0 +1,28 @@
+// optimize.h: internal parts of `mixprec optimize` (optimize.c is the pipeline, report.c the
+// HTML page, optimize_time.c the whole-model timing behind every "measured gain").
+#ifndef MXP_METHOD_OPTIMIZE_H
+#define MXP_METHOD_OPTIMIZE_H
+
+#include "arch/model.h"
+#include "method/profile.h"
+
+typedef struct mxp_e2e_time {
+    double time_s;    // median time of one workload unit (prefill pass / decode token)
+    double gain_s;    // median over rounds of (reference time - this time), same round
+    double ci_s;      // half-width of a 95% interval of gain_s (order statistics of the rounds)
+    int rounds;
+} mxp_e2e_time;
+
+// Time the whole model, real kernels, under workload wl for n_cfg configurations: cfg_fmt
+// (n_cfg * n_nodes) gives each linear node's format (other entries ignored). Rounds run the
+// f32 reference and every configuration once each, in an order that rotates per round, so
+// slow drifts of the machine hit all of them alike; each run repeats the unit enough times
+// to last about 10 ms. Stops after max_rounds, or when budget_s is spent (at least 5 rounds).
+// Decode: one token after wl->tokens cached positions (the cache is filled once and the
+// timed token is rewritten at the same position). Prefill: one pass of wl->tokens tokens.
+// ref (the reference, gain 0) and out (n_cfg) are filled. The graph's slots are f32 on return.
+mxp_status mxp_e2e_time_configs(mxp_model *m, const mxp_workload *wl, int n_cfg, const unsigned char *cfg_fmt,
+                                int max_rounds, double budget_s, mxp_e2e_time *ref, mxp_e2e_time *out,
+                                volatile int *stop, mxp_err *err);
+
+#endif
