@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test_sens_torch.sh BUILD_DIR: `mixprec calibrate` on models/tiny against an independent PyTorch
+# reference (tools/torch_sens.py: its own Llama forward in float64, autograd gradients, quantizers
+# re-implemented from src/quant/format.h). Compares s, s_weight and s_act of every op and format.
+#
+# Data: 2*N windows of T+1 random token ids (seeded). mixprec calibrates on the first half of the
+# stream (src/io/data.h), which then holds exactly N windows, and `--samples N` with N equal to
+# the windows available takes every one of them in stream order (no random draw); torch_sens.py
+# takes the first N windows of the stream: the same samples.
+#
+# Tolerance per op and format, b = reference, a = mixprec:
+#   |a - b| <= RTOL * |b| + ROUND * spread + FLOOR * max over ops of b (same key, same format)
+# RTOL = 1e-4: f32 vs f64 arithmetic (weight terms agree to ~3e-6).
+# spread: torch_sens.py's rounding sensitivity (s_spread / s_act_spread; 0 for the weight-only
+# formats): how far s moves when f32-sized noise flips q8 activation roundings; ROUND = 2.
+# Measured on models/tiny (N=6, T=64): mixprec vs torch up to ~4% on s_act (q8 rounding flips),
+# within 0.2-0.4 of the tolerance; weight terms within 6e-6 relative. Reference bugs planted on
+# purpose (da's sign, the total q/k/v input gradient, q8 blocks along T, a sum loss) fail by
+# 50-10000x the tolerance.
+# FLOOR = 1e-6: values a million times below the column's largest are not compared relatively.
+set -euo pipefail
+build=$1
+N=${SENS_N:-6}
+T=${SENS_T:-64}
+work=$build/sens_torch
+mkdir -p "$work"
+/usr/bin/python3 - "$work/tokens.txt" "$N" "$T" <<'EOF'
+import json, random, sys
+path, N, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+vocab = json.load(open("models/tiny/config.json"))["vocab_size"]
+rng = random.Random(20240531)
+ids = [rng.randrange(vocab) for _ in range(2 * N * (T + 1))]
+with open(path, "w") as f:
+    f.write("mixprec-tokens 1\n" + " ".join(map(str, ids)) + "\n")
+EOF
+start=$(date +%s%N)
+# passive OpenMP waiting: results do not depend on it, but spinning threads slow this test ~5x
+# when ctest runs others beside it
+OMP_WAIT_POLICY=PASSIVE "$build/mixprec" calibrate models/tiny --data "$work/tokens.txt" --samples "$N" --seq "$T" \
+  -o "$work/mixprec.json" > "$work/mixprec.log" 2>&1 || { cat "$work/mixprec.log"; exit 1; }
+mid=$(date +%s%N)
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/torch_sens.py models/tiny "$work/tokens.txt" "$work/torch.json" --seq "$T" --samples "$N"
+end=$(date +%s%N)
+echo "test_sens_torch: mixprec calibrate $(( (mid - start) / 1000000 )) ms, torch_sens.py $(( (end - mid) / 1000000 )) ms (N=$N T=$T)"
+/usr/bin/python3 - "$work/mixprec.json" "$work/torch.json" <<'EOF'
+import json, sys
+RTOL, ROUND, FLOOR = 1e-4, 2.0, 1e-6
+a = json.load(open(sys.argv[1]))
+b = json.load(open(sys.argv[2]))
+fail = []
+def check(cond, msg):
+    if not cond:
+        fail.append(msg)
+check(a["samples"] == b["samples"] and a["seq_len"] == b["seq_len"], "samples/seq_len differ")
+check(abs(a["reference_loss"] - b["reference_loss"]) <= 1e-5 * abs(b["reference_loss"]),
+      "reference loss %.9g vs torch %.9g" % (a["reference_loss"], b["reference_loss"]))
+names_a = [o["name"] for o in a["ops"]]
+names_b = [o["name"] for o in b["ops"]]
+check(names_a == names_b, "op lists differ: %s vs %s" % (names_a, names_b))
+bo = {o["name"]: o for o in b["ops"]}
+compared = 0
+for key, spread_key in (("s", "s_spread"), ("s_weight", None), ("s_act", "s_act_spread")):
+    for f in ("bf16", "f16", "q8_0", "q4_0", "f8_e4m3"):
+        col = max(o[key].get(f, 0.0) for o in b["ops"])
+        worst = None  # (ratio of |diff| to the tolerance, op, a, b, rel)
+        for o in a["ops"]:
+            r = bo.get(o["name"])
+            if r is None:
+                continue
+            check((f in o[key]) == (f in r[key]), "%s %s: format present on one side only" % (o["name"], f))
+            if f not in o[key] or f not in r[key]:
+                continue
+            x, y = o[key][f], r[key][f]
+            sp = r[spread_key][f] if spread_key else 0.0
+            tol = RTOL * abs(y) + ROUND * sp + FLOOR * col
+            d = abs(x - y)
+            compared += 1
+            rel = d / abs(y) if y else (0.0 if d == 0 else float("inf"))
+            q = d / tol if tol > 0 else (0.0 if d == 0 else float("inf"))
+            if worst is None or q > worst[0]:
+                worst = (q, o["name"], x, y, rel, sp)
+            check(d <= tol, "%s %s %s: mixprec %.9g torch %.9g |diff| %.3g > tol %.3g (rel %.3g, spread %.3g)"
+                  % (key, f, o["name"], x, y, d, tol, rel, sp))
+        maxrel = max((abs(o[key][f] - bo[o["name"]][key][f]) / abs(bo[o["name"]][key][f])
+                      for o in a["ops"] if f in o[key] and o["name"] in bo and bo[o["name"]][key].get(f)), default=0.0)
+        if worst:
+            print("  %-8s %-8s worst rel %.2e  worst |diff|/tol %.3f at %s (mixprec %.6g torch %.6g, spread %.3g)"
+                  % (key, f, maxrel, worst[0], worst[1], worst[2], worst[3], worst[5]))
+for m in fail:
+    print("FAIL: " + m)
+print("test_sens_torch: %s (%d values compared, reference loss mixprec %.7f torch %.7f)"
+      % ("FAIL" if fail else "OK", compared, a["reference_loss"], b["reference_loss"]))
+sys.exit(1 if fail else 0)
+EOF
