@@ -67,6 +67,7 @@ int cmd_optimize(int argc, char **argv) {
         else if (!strcmp(a, "--seed") && has_val) { if (!cli_parse_u64(a, argv[++i], &o.seed)) return 2; }
         else if (!strcmp(a, "--no-baselines")) o.no_baselines = 1;
         else if (!strcmp(a, "--no-cache")) o.no_cache = 1;
+        else if (!strcmp(a, "--no-pin")) o.no_pin = 1;
         else if (!strcmp(a, "--quiet")) o.progress = 0;
         else if (a[0] == '-') return cli_usage_error("optimize: unknown option or missing value: ", a);
         else if (!o.model_path) o.model_path = a;
@@ -90,7 +91,7 @@ int cmd_optimize(int argc, char **argv) {
     printf("target over %d budgets: loss MSE <= 1.5 x budget at %d, gain >= best uniform within budget at %d\n",
            r.target_budgets, r.target_loss_ok, r.target_gain_ok);
     printf("report: %s/report.html\n", o.out_dir);
-    printf("optimize: plan=%s/plan.json gguf=%s%s budget_loss_mse=%.6g predicted_loss_mse=%.6g measured_loss_mse=%.6g "
+    printf("optimize: plan=%s/plan.json gguf=%s%s budget_loss_mse=%.9g predicted_loss_mse=%.9g measured_loss_mse=%.9g "
            "predicted_gain=%.4f measured_gain=%.4f tokens_per_s=%.1f ref_tokens_per_s=%.1f ppl_ref=%.4f ppl=%.4f "
            "kl=%.6g top1=%.4f target_loss_ok=%d/%d target_gain_ok=%d/%d seconds=%.1f\n",
            o.out_dir, r.gguf_written ? o.out_dir : "none", r.gguf_written ? "/model.gguf" : "", r.tau, r.predicted_loss_mse, r.measured_loss_mse,

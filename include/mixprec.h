@@ -289,6 +289,8 @@ typedef struct mxp_optimize_opts {
     int pareto;                 // budgets of the measured sweep (0: 7)
     int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines
     int no_cache;               // 1: profile even when a cached latency table matches
+    int no_pin;                 // 1: leave thread placement alone (see mxp_profile_opts.no_pin;
+                                //    pinning stays for the whole-model timing too)
     uint64_t seed;              // calibration windows, profile inputs
     int progress;               // 1: stages and progress on stderr
     volatile int *stop;         // set non-zero (SIGINT) to stop after the current step; may be NULL

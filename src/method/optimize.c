@@ -504,6 +504,8 @@ static mxp_status measure_time(opt_ctx *c, mxp_err *err) {
         which[n++] = i;
     }
     mxp_e2e_time ref = {0};
+    double load[1] = {0};
+    int have_load = getloadavg(load, 1) == 1;
     double budget = c->o->profile_budget_s > 0 ? c->o->profile_budget_s / 2 : 45;
     if (!st) {
         say(c, "timing %d configurations and f32 end to end (%s, up to %.0f s)", n, c->o->workload, budget);
@@ -520,6 +522,15 @@ static mxp_status measure_time(opt_ctx *c, mxp_err *err) {
         p->ref_tokens_per_s = c->unit_tokens / ref.time_s;
     }
     if (!st) c->time_rounds = ref.rounds;
+    double load2[1] = {0};
+    if (!st && have_load && getloadavg(load2, 1) == 1) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        note(c, "Load average (1 min) around the whole-model timing: %.1f before, %.1f after, on %ld CPUs%s.", load[0],
+             load2[0], ncpu, load2[0] > 1.5 * (double)ncpu ? ": the machine was busy, time gains are noisy" : "");
+    }
+    if (!st && !c->o->no_pin && !getenv("OMP_PROC_BIND"))
+        note(c, "OpenMP threads were pinned one per CPU (mixprec profile) for profiling and for the whole-model timing; "
+                "when other programs compete for the CPUs, --no-pin may time more reliably.");
     free(which);
     free(cfg);
     free(tm);
@@ -718,10 +729,6 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     const mxp_optimize_opts *o = c->o;
     char sens[PATH_CAP], lat[PATH_CAP], plan[PATH_CAP], gguf[PATH_CAP], html[PATH_CAP], rjson[PATH_CAP];
     mxp_status st = MXP_OK;
-    const char *names[6] = {"sens.json", "latency.json", "plan.json", "model.gguf", "report.html", "report.json"};
-    char *paths[6] = {sens, lat, plan, gguf, html, rjson};
-    for (int i = 0; i < 6 && !st; i++) st = work_path(c, names[i], paths[i], err);
-    if (st) return st;
     say(c, "loading %s", o->model_path);
     if ((st = mxp_model_load(o->model_path, &c->m, err))) return st;
     const mxp_graph *g = &c->m->graph;
@@ -732,6 +739,12 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     c->calib_samples = o->calib_samples ? o->calib_samples : 16;
     c->eval_samples = o->eval_samples ? o->eval_samples : 16;
     c->unit_tokens = c->wl.decode ? 1 : c->wl.tokens;
+    // arguments are checked: now the output folder and the private work folder inside it
+    if ((st = make_dirs(c, err))) return st;
+    const char *names[6] = {"sens.json", "latency.json", "plan.json", "model.gguf", "report.html", "report.json"};
+    char *paths[6] = {sens, lat, plan, gguf, html, rjson};
+    for (int i = 0; i < 6 && !st; i++) st = work_path(c, names[i], paths[i], err);
+    if (st) return st;
     if (!c->wl.decode && c->seq_len != c->wl.tokens)
         note(c, "Loss is measured on windows of %d tokens; prefill time per pass is %d tokens at the measured prefill rate.",
              c->seq_len, c->wl.tokens);
@@ -755,7 +768,7 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     int llama = c->m->config.arch == MXP_ARCH_LLAMA;
     mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = o->formats, .ties = llama ? default_ties : NULL,
                            .n_ties = llama ? 2 : 0, .data_path = o->data_path, .seed = o->seed, .budget_s = budget,
-                           .no_cache = o->no_cache, .progress = o->progress};
+                           .no_cache = o->no_cache, .no_pin = o->no_pin, .progress = o->progress};
     mxp_profile_result pr;
     st = mxp_profile(c->m, &po, lat, &pr, err);
     if (st) return mxp_fail_prefix(err, "profile: ");
@@ -872,9 +885,12 @@ mxp_status mxp_optimize(const mxp_optimize_opts *o, mxp_optimize_result *res, mx
         c.tau = o->max_loss_mse;
     }
     res->tau = c.tau;
-    st = make_dirs(&c, err);
     double stage_s[ST_COUNT] = {0};
-    if (!st) st = run(&c, res, stage_s, err);
+    st = run(&c, res, stage_s, err);
+    if (st == MXP_ERR_INTERRUPTED) {
+        // the stage's own message may point at files in the work folder, which goes away now
+        mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted; nothing was written to %s", o->out_dir);
+    }
     remove_work(&c);  // after publish only the intermediate files are left in it
     ctx_free(&c);
     memcpy(res->stage_s, stage_s, sizeof stage_s);

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# test_optimize.sh BUILD_DIR: `mixprec optimize` end to end on the fixture model models/tiny
+# with small settings: the files it promises (plan, GGUF that loads, report.html, report.json),
+# the summary line, the figures agreeing with an independent `mixprec eval` of the same plan,
+# the target table recomputed from the measured points, a self-contained well-formed page;
+# bad arguments refused with a clear message and a non-zero status; Ctrl-C leaving no files.
+set -euo pipefail
+build=${1:?usage: test_optimize.sh BUILD_DIR}
+mx="$build/mixprec"
+model=models/tiny
+data=$model/heldout.txt
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE
+fail() { echo "FAIL test_optimize: $*" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export MIXPREC_CACHE_DIR="$tmp/cache"  # a fresh latency cache: the test measures
+small=(--samples 4 --seq 64 --eval-samples 4 --profile-budget 6 --pareto 3)
+
+# ---- refusals: clear message, non-zero status, nothing written ----
+expect_fail() {  # want_status pattern args...
+    local want=$1 pat=$2
+    shift 2
+    local rc=0
+    "$mx" optimize "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    [ "$rc" = "$want" ] || fail "optimize $* exited $rc, expected $want (stderr: $(cat "$tmp/err"))"
+    grep -qi -- "$pat" "$tmp/err" || fail "optimize $*: stderr lacks '$pat': $(cat "$tmp/err")"
+}
+expect_fail 2 "one budget" $model --data $data --workload decode:64 -o "$tmp/bad"
+expect_fail 2 "one budget" $model --data $data --workload decode:64 -o "$tmp/bad" --max-ppl-increase 1% --max-loss-mse 1e-3
+expect_fail 2 "percentage" $model --data $data --workload decode:64 -o "$tmp/bad" --max-ppl-increase 5
+expect_fail 2 "max-ppl-increase" $model --data $data --workload decode:64 -o "$tmp/bad" --max-ppl-increase abc
+expect_fail 2 "max-loss-mse" $model --data $data --workload decode:64 -o "$tmp/bad" --max-loss-mse -1
+expect_fail 2 "needs --data" $model --workload decode:64 -o "$tmp/bad" --max-ppl-increase 1%
+expect_fail 2 "needs -o" $model --data $data --workload decode:64 --max-ppl-increase 1%
+expect_fail 2 "unknown option" $model --data $data --workload decode:64 -o "$tmp/bad" --max-ppl-increase 1% --frobnicate
+expect_fail 1 "workload" $model --data $data --workload decode:100000 -o "$tmp/bad" --max-ppl-increase 1%
+expect_fail 1 "workload" $model --data $data --workload sideways:3 -o "$tmp/bad" --max-ppl-increase 1%
+: >"$tmp/afile"
+expect_fail 1 "not a folder" $model --data $data --workload decode:64 -o "$tmp/afile" --max-ppl-increase 1%
+expect_fail 1 "$tmp/nope.txt" $model --data "$tmp/nope.txt" --workload decode:64 -o "$tmp/bad" --max-ppl-increase 1% "${small[@]}"
+[ -z "$(ls -A "$tmp/bad" 2>/dev/null)" ] || fail "a refused run left files in $tmp/bad: $(ls -A "$tmp/bad")"
+
+# ---- the run ----
+out="$tmp/run"
+t0=$(date +%s)
+"$mx" optimize $model --data $data --workload decode:64 --max-ppl-increase 1% -o "$out" "${small[@]}" \
+    >"$tmp/stdout" 2>"$tmp/stderr" || fail "optimize exited $?: $(tail -5 "$tmp/stderr")"
+echo "test_optimize: run took $(( $(date +%s) - t0 )) s"
+summary=$(grep '^optimize: plan=' "$tmp/stdout") || fail "no summary line on stdout: $(cat "$tmp/stdout")"
+echo "$summary"
+for f in plan.json model.gguf report.html report.json sens.json latency.json; do
+    [ -s "$out/$f" ] || fail "$out/$f missing or empty"
+done
+[ -z "$(find "$out" -name '.mixprec-optimize-*')" ] || fail "the work folder was left behind"
+grep -q "\[1/6\] calibrate" "$tmp/stderr" || fail "no stage progress on stderr"
+
+# the GGUF loads and runs in its stored formats
+"$mx" info "$out/model.gguf" >"$tmp/info" || fail "mixprec info cannot read model.gguf"
+grep -q "parameters:" "$tmp/info" || fail "mixprec info printed no parameter count for model.gguf"
+
+# the chosen plan measured again, independently, by mixprec eval (same samples and windows):
+# its loss MSE must be what the report says
+"$mx" eval $model --data $data --formats "$out/plan.json" --seq 64 --samples 4 --decode-tokens 0 >"$tmp/eval" 2>/dev/null \
+    || fail "mixprec eval of plan.json failed"
+ev=$(grep '^eval: ' "$tmp/eval") || fail "no eval line"
+
+python3 - "$out" "$summary" "$ev" <<'PY' || fail "report figures are inconsistent"
+import json, math, re, sys
+from html.parser import HTMLParser
+out, summary, ev = sys.argv[1], sys.argv[2], sys.argv[3]
+plan = json.load(open(f"{out}/plan.json"))
+rep = json.load(open(f"{out}/report.json"))
+kv = lambda line: dict(re.findall(r"(\w+)=(\S+)", line))
+s, e = kv(summary), kv(ev)
+errors = []
+def check(cond, msg):
+    if not cond: errors.append(msg)
+
+tau = math.log(1.01) ** 2
+check(plan["format"] == "mixprec-plan" and plan["version"] == 1, "plan.json is not a mixprec plan")
+check(abs(float(s["budget_loss_mse"]) - tau) <= 1e-9 * tau, f"budget {s['budget_loss_mse']} is not ln(1.01)^2 = {tau}")
+check(plan["predicted"]["loss_mse"] <= tau * (1 + 1e-9), "the plan's predicted loss MSE exceeds the budget")
+check(abs(float(s["predicted_loss_mse"]) - plan["predicted"]["loss_mse"]) <= 1e-5 * max(tau, plan["predicted"]["loss_mse"]),
+      "summary predicted_loss_mse differs from plan.json")
+chosen = [p for p in rep["points"] if p["kind"] == "chosen"]
+check(len(chosen) == 1, "report.json needs exactly one chosen point")
+c = chosen[0]
+# independent measurement: mixprec eval on the same windows
+lm = float(e["loss_mse"])
+check(abs(c["measured"]["loss_mse"] - lm) <= 1e-6 * max(lm, 1e-30) + 1e-15,
+      f"report loss MSE {c['measured']['loss_mse']} != eval's {lm}")
+check(abs(float(s["measured_loss_mse"]) - lm) <= 1e-5 * max(lm, 1e-30) + 1e-15, "summary measured_loss_mse != eval's")
+check(abs(float(s["ppl"]) - float(e["ppl"])) <= 1e-3, f"summary ppl {s['ppl']} != eval's {e['ppl']}")
+check(abs(float(s["ppl_ref"]) - math.exp(float(e["ref_loss"]))) <= 1e-3, "summary ppl_ref != eval's reference")
+# baselines present: every uniform format (f8_e4m3 included), the three other plans
+kinds = {p["kind"] for p in rep["points"]}
+check({"pareto", "uniform", "mac", "memory", "fisher"} <= kinds, f"missing baselines: {kinds}")
+uni = {p["label"] for p in rep["points"] if p["kind"] == "uniform"}
+check(uni == {"uniform " + f for f in ["bf16", "f16", "q8_0", "q4_0", "f8_e4m3"]}, f"uniform formats measured: {uni}")
+# uniform q4_0 must be measurably worse than uniform bf16 (a sanity check of the measurement)
+lossof = {p["label"]: p["measured"]["loss_mse"] for p in rep["points"]}
+check(lossof["uniform q4_0"] > 10 * lossof["uniform bf16"], "uniform q4_0 is not clearly worse than bf16")
+# the target table recomputed from the measured points
+pts = {p["label"]: p for p in rep["points"]}
+check(len(rep["target"]) >= 2, "target table has fewer than 2 budgets")
+for t in rep["target"]:
+    p, b = pts[t["plan"]], t["budget"]
+    check(t["loss_ok"] == (p["measured"]["loss_mse"] <= 1.5 * b), f"{t['plan']}: loss_ok wrong")
+    best, name = 0.0, "f32"
+    for q in rep["points"]:
+        if q["kind"] == "uniform" and q["measured"]["loss_mse"] <= b and q["measured"]["time_gain_frac"] > best:
+            best, name = q["measured"]["time_gain_frac"], q["label"]
+    check(t["best_uniform"] == name and abs(t["best_uniform_gain_frac"] - best) < 1e-12, f"{t['plan']}: best uniform wrong")
+    check(t["gain_ok"] == (p["measured"]["time_gain_frac"] >= best), f"{t['plan']}: gain_ok wrong")
+n = len(rep["target"])
+check(s["target_loss_ok"] == f"{sum(t['loss_ok'] for t in rep['target'])}/{n}", "summary target_loss_ok wrong")
+
+# the page: self-contained, well-formed (every non-void element closed in order), with plots
+html = open(f"{out}/report.html", encoding="utf-8").read()
+class P(HTMLParser):
+    void = {"meta", "br", "img", "input", "hr", "link", "col", "area", "base", "wbr", "source"}
+    def __init__(self):
+        super().__init__(); self.stack = []; self.bad = []; self.svgs = 0; self.ext = []
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("src", "href") or (k == "style" and "url(" in (v or "")): self.ext.append((tag, k, v))
+        if tag == "svg": self.svgs += 1
+        if tag not in self.void: self.stack.append(tag)
+    def handle_startendtag(self, tag, attrs): pass
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag: self.bad.append((tag, list(self.stack[-3:])))
+        else: self.stack.pop()
+p = P(); p.feed(html); p.close()
+check(not p.bad, f"mismatched tags: {p.bad[:5]}")
+check(p.stack == [], f"unclosed tags: {p.stack[-5:]}")
+check(p.svgs >= 5, f"only {p.svgs} svg plots")
+check(not p.ext, f"external references: {p.ext[:3]}")
+check("<link" not in html and "<script" not in html, "links or scripts in the page")
+for needle in ["Baselines", "uniform q8_0", "Pareto", "Sensitivity heat map", "Chosen format per op", "Target"]:
+    check(needle in html, f"page lacks '{needle}'")
+check(re.search(r"\bnan\b|\binf\b", re.sub(r"<[^>]*>", " ", html), re.I) is None, "page shows nan/inf")
+if errors:
+    print("\n".join(errors)); sys.exit(1)
+print(f"test_optimize: report consistent ({len(rep['points'])} points, {n} target budgets, {p.svgs} plots)")
+PY
+
+# an escaped label: a folder name with markup characters shows up escaped, never as markup
+weird="$tmp/a<b>&\"c"
+cp -r $model "$weird"
+"$mx" optimize "$weird" --data $data --workload decode:64 --max-loss-mse 1e-4 -o "$tmp/run2" "${small[@]}" --no-baselines \
+    --quiet >/dev/null 2>"$tmp/stderr2" || fail "optimize on an oddly named model folder failed: $(tail -3 "$tmp/stderr2")"
+grep -q 'a&lt;b&gt;&amp;&quot;c' "$tmp/run2/report.html" || fail "the model path is not escaped in report.html"
+if grep -q 'a<b>' "$tmp/run2/report.html"; then fail "raw markup from the model path in report.html"; fi
+
+# Ctrl-C: stops, non-zero, and leaves no file in the output folder
+"$mx" optimize $model --data $data --workload decode:64 --max-ppl-increase 1% -o "$tmp/run3" "${small[@]}" --no-cache \
+    >/dev/null 2>"$tmp/stderr3" &
+pid=$!
+sleep 2
+kill -INT $pid
+rc=0
+wait $pid || rc=$?
+[ "$rc" != 0 ] || fail "an interrupted run exited 0"
+grep -qi "interrupted" "$tmp/stderr3" || fail "an interrupted run did not say so: $(tail -3 "$tmp/stderr3")"
+[ -z "$(ls -A "$tmp/run3" 2>/dev/null)" ] || fail "an interrupted run left files: $(ls -A "$tmp/run3")"
+echo "test_optimize: ok"
