@@ -12,9 +12,10 @@
 #   |a - b| <= RTOL * |b| + ROUND * spread + FLOOR * max over ops of b (same key, same format)
 # RTOL = 1e-4: f32 vs f64 arithmetic (weight terms agree to ~3e-6).
 # spread: torch_sens.py's rounding sensitivity (s_spread / s_act_spread; 0 for the weight-only
-# formats): how far s moves when f32-sized noise flips q8 activation roundings; ROUND = 2.
+# formats): how far s moves when f32-sized noise flips q8 activation roundings; ROUND = 3
+# (over 8 random token sets mixprec stayed within 1.0 spread; it is a max over 16 trials).
 # Measured on models/tiny (N=6, T=64): mixprec vs torch up to ~4% on s_act (q8 rounding flips),
-# within 0.2-0.4 of the tolerance; weight terms within 6e-6 relative. Reference bugs planted on
+# within 1 spread (1/3 of the tolerance); weight terms within 6e-6 relative. Reference bugs planted on
 # purpose (da's sign, the total q/k/v input gradient, q8 blocks along T, a sum loss) fail by
 # 50-10000x the tolerance.
 # FLOOR = 1e-6: values a million times below the column's largest are not compared relatively.
@@ -22,13 +23,14 @@ set -euo pipefail
 build=$1
 N=${SENS_N:-6}
 T=${SENS_T:-64}
+SEED=${SENS_SEED:-20240531}
 work=$build/sens_torch
 mkdir -p "$work"
-/usr/bin/python3 - "$work/tokens.txt" "$N" "$T" <<'EOF'
+/usr/bin/python3 - "$work/tokens.txt" "$N" "$T" "$SEED" <<'EOF'
 import json, random, sys
 path, N, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 vocab = json.load(open("models/tiny/config.json"))["vocab_size"]
-rng = random.Random(20240531)
+rng = random.Random(int(sys.argv[4]))
 ids = [rng.randrange(vocab) for _ in range(2 * N * (T + 1))]
 with open(path, "w") as f:
     f.write("mixprec-tokens 1\n" + " ".join(map(str, ids)) + "\n")
@@ -44,7 +46,7 @@ end=$(date +%s%N)
 echo "test_sens_torch: mixprec calibrate $(( (mid - start) / 1000000 )) ms, torch_sens.py $(( (end - mid) / 1000000 )) ms (N=$N T=$T)"
 /usr/bin/python3 - "$work/mixprec.json" "$work/torch.json" <<'EOF'
 import json, sys
-RTOL, ROUND, FLOOR = 1e-4, 2.0, 1e-6
+RTOL, ROUND, FLOOR = 1e-4, 3.0, 1e-6
 a = json.load(open(sys.argv[1]))
 b = json.load(open(sys.argv[2]))
 fail = []
