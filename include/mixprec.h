@@ -281,7 +281,7 @@ typedef struct mxp_optimize_opts {
                                 // no new file there)
     const char *formats;        // plan candidates (NULL: "f32,bf16,f16,q8_0,q4_0"; f8_e4m3 has
                                 // no GGUF type: it is measured as a uniform baseline only)
-    int calib_samples;          // calibration windows (0: 16)
+    int calib_samples;          // calibration windows (0: 32)
     int seq_len;                // window length for calibration and the check (0: T of a
                                 // prefill workload, else min(256, model maximum))
     int eval_samples;           // held-out windows per measured configuration (0: 16)

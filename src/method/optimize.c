@@ -670,6 +670,10 @@ static mxp_status write_report_json(const opt_ctx *c, const mxp_target_row *rows
         cJSON_AddStringToObject(r, "best_uniform", t->has_best_uniform ? c->pts[t->best_uniform].label : "f32");
         cJSON_AddNumberToObject(r, "best_uniform_gain_frac", t->best_uniform_gain_frac);
         cJSON_AddBoolToObject(r, "gain_ok", t->gain_ok);
+        const mxp_opt_point *q = &c->pts[t->point];
+        double ci_u = t->has_best_uniform ? c->pts[t->best_uniform].gain_ci_frac : 0;
+        cJSON_AddNumberToObject(r, "gain_diff_frac", q->gain_frac - t->best_uniform_gain_frac);
+        cJSON_AddNumberToObject(r, "gain_diff_ci_frac", sqrt(q->gain_ci_frac * q->gain_ci_frac + ci_u * ci_u));
         cJSON_AddItemToArray(tg, r);
     }
     cJSON *notes = cJSON_AddArrayToObject(j, "notes");
@@ -736,7 +740,7 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     c->seq_len = o->seq_len ? o->seq_len : !c->wl.decode ? c->wl.tokens : g->max_pos > 0 && g->max_pos < 256 ? g->max_pos : 256;
     if (g->max_pos > 0 && c->seq_len > g->max_pos)
         return mxp_fail(err, MXP_ERR_ARG, "--seq %d exceeds the model's %d positions", c->seq_len, g->max_pos);
-    c->calib_samples = o->calib_samples ? o->calib_samples : 16;
+    c->calib_samples = o->calib_samples ? o->calib_samples : 32;
     c->eval_samples = o->eval_samples ? o->eval_samples : 16;
     c->unit_tokens = c->wl.decode ? 1 : c->wl.tokens;
     // arguments are checked: now the output folder and the private work folder inside it

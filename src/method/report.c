@@ -565,7 +565,8 @@ static void target_table(sb *b, const mxp_report *r) {
                  "<b>%d of %d budgets meet both.</b></p>\n",
               r->n_target - n_fail, r->n_target);
     sb_puts(b, "<table><tr><th>plan</th><th>budget &tau;</th><th>measured loss MSE</th><th>/ &tau;</th><th>loss</th>"
-               "<th>measured gain</th><th>best uniform within &tau; (measured)</th><th>its gain</th><th>gain</th></tr>\n");
+               "<th>measured gain</th><th>best uniform within &tau; (measured)</th><th>its gain</th>"
+               "<th>difference &plusmn; 95%</th><th>gain</th></tr>\n");
     for (int i = 0; i < r->n_target; i++) {
         const mxp_target_row *t = &r->target[i];
         const mxp_opt_point *q = &r->points[t->point];
@@ -576,8 +577,14 @@ static void target_table(sb *b, const mxp_report *r) {
                   t->loss_ok ? "ok" : "FAIL", fmt_pct(q->gain_frac).s);
         if (t->has_best_uniform) sb_esc(b, r->points[t->best_uniform].label);
         else sb_puts(b, "none (f32)");
-        sb_printf(b, "</td><td>%s</td><td class=\"%s\">%s</td></tr>\n", fmt_pct(t->best_uniform_gain_frac).s,
-                  t->gain_ok ? "ok" : "bad", t->gain_ok ? "ok" : "FAIL");
+        // the two gains come from the same timing rounds; their intervals add in quadrature (an
+        // approximation: it ignores their correlation)
+        double ci_u = t->has_best_uniform ? r->points[t->best_uniform].gain_ci_frac : 0;
+        double diff = q->gain_frac - t->best_uniform_gain_frac, ci = sqrt(q->gain_ci_frac * q->gain_ci_frac + ci_u * ci_u);
+        int noise = !t->gain_ok && -diff <= ci;
+        sb_printf(b, "</td><td>%s</td><td>%s &plusmn; %s</td><td class=\"%s\">%s</td></tr>\n",
+                  fmt_pct(t->best_uniform_gain_frac).s, fmt_pct(diff).s, fmt_f(100 * ci, 1).s, t->gain_ok ? "ok" : "bad",
+                  t->gain_ok ? "ok" : noise ? "FAIL (within noise)" : "FAIL");
     }
     sb_puts(b, "</table>\n");
 }
