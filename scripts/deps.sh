@@ -6,12 +6,16 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libopenblas-openmp-dev libglpk-dev libcjson-dev
       clang libclang-rt-14-dev
       python3 python3-torch python3-numpy
-      nodejs npm
       bible-kjv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm (tokenizer parity tests): Debian's packages unless a node with npm is
+# already there (e.g. from another repository, whose nodejs conflicts with Debian's npm).
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing: ${missing[*]}" >&2
