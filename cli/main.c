@@ -36,6 +36,8 @@ static const char *const usage_text =
     "                                 a llama.cpp llama-quantize --tensor-type-file\n"
     "  apply MODEL PLAN.json|uniform:FMT -o OUT.gguf\n"
     "                                 write the model with the plan's formats as GGUF (llama)\n"
+    "  generate MODEL --prompt TEXT [--tokens N] [--temperature T] [--top-k K] [--seed S]\n"
+    "                                 continue a prompt (shows the model is real)\n"
     "  calibrate MODEL --data FILE -o SENS.json [--samples N] [--seq T] [--batch B]\n"
     "       [--formats f32,bf16,...] [--metric taylor|fisher|noise] [--fisher] [--seed S]\n"
     "       [--resume] [--check K [--check-samples N] [--check-csv FILE]]\n"
