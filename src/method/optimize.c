@@ -136,10 +136,14 @@ static mxp_status make_dirs(opt_ctx *c, mxp_err *err) {
 
 // ---- sensitivity table ----
 
-static int find_op(const opt_ctx *c, const char *name) {
+// 1 and *index set when the sensitivity table has op `name`, else 0.
+static int find_op(const opt_ctx *c, const char *name, int *index) {
     for (int i = 0; i < c->n_ops; i++)
-        if (!strcmp(c->op_names[i], name)) return i;
-    return -1;
+        if (!strcmp(c->op_names[i], name)) {
+            *index = i;
+            return 1;
+        }
+    return 0;
 }
 
 static mxp_status read_sens(opt_ctx *c, const char *path, mxp_err *err) {
@@ -251,8 +255,8 @@ static int predict_gain(const opt_ctx *c, const unsigned char *fmt, double *gain
         if (n > 64) return 0;
         int k = 0;
         for (const cJSON *op = ops->child; op; op = op->next, k++) {
-            int i = cJSON_IsString(op) ? find_op(c, op->valuestring) : -1;
-            want[k] = i < 0 ? MXP_FMT_F32 : fmt[i];
+            int i;
+            want[k] = cJSON_IsString(op) && find_op(c, op->valuestring, &i) ? fmt[i] : MXP_FMT_F32;
         }
         int found = 0;
         for (const cJSON *cf = cJSON_IsArray(cfgs) ? cfgs->child : NULL; cf && !found; cf = cf->next) {
@@ -302,9 +306,9 @@ static mxp_status plan_formats(opt_ctx *c, const cJSON *plan, const char *label,
     const cJSON *ops = cJSON_GetObjectItemCaseSensitive(plan, "ops");
     if (!cJSON_IsObject(ops)) return mxp_fail(err, MXP_ERR_FORMAT, "%s: plan without \"ops\"", label);
     for (const cJSON *it = ops->child; it; it = it->next) {
-        int i = find_op(c, it->string);
+        int i;
         mxp_format_id f;
-        if (i < 0 || !cJSON_IsString(it) || mxp_format_parse(it->valuestring, &f, err))
+        if (!find_op(c, it->string, &i) || !cJSON_IsString(it) || mxp_format_parse(it->valuestring, &f, err))
             return mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%s\" not in the sensitivity table or bad format", label,
                             it->string);
         p->fmt[i] = (unsigned char)f;
