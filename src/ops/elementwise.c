@@ -9,7 +9,7 @@
 
 // out (n) = silu(gate) * up.
 void mxp_swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + mxp_vexpf(-g)) * up[i];
@@ -21,20 +21,20 @@ void mxp_swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
 void mxp_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
                     int64_t n) {
     if (dgate && dup) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float g = gate[i], s = 1.0f / (1.0f + mxp_vexpf(-g));
             dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
             dup[i] += dout[i] * g * s;
         }
     } else if (dgate) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float g = gate[i], s = 1.0f / (1.0f + mxp_vexpf(-g));
             dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
         }
     } else if (dup) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float g = gate[i];
             dup[i] += dout[i] * g / (1.0f + mxp_vexpf(-g));
@@ -48,7 +48,7 @@ void mxp_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *ga
 // out (n) = 0.5 x (1 + tanh(u)), u = k (x + a x^3); computed as x sigmoid(2u), the same
 // function, since 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)).
 void mxp_gelu_fwd(float *out, const float *x, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         out[i] = v / (1.0f + mxp_vexpf(-2.0f * GELU_K * (v + GELU_A * v * v * v)));
@@ -58,7 +58,7 @@ void mxp_gelu_fwd(float *out, const float *x, int64_t n) {
 // With s = sigmoid(2u): d/dx [x s] = s + x s (1 - s) 2 u',  u' = k (1 + 3 a x^2).
 void mxp_gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
     if (!dx) return;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         float s = 1.0f / (1.0f + mxp_vexpf(-2.0f * GELU_K * (v + GELU_A * v * v * v)));
@@ -69,13 +69,13 @@ void mxp_gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
 
 // out (n) = a + b; out may alias a or b.
 void mxp_add_fwd(float *out, const float *a, const float *b, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 // dst (n) += src.
 void mxp_acc(float *dst, const float *src, int64_t n) {
     if (!dst) return;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= MXP_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }

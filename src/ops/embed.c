@@ -11,7 +11,7 @@
 
 // out (N, C) = wte (V, C) [tok (N)]. Token range is the caller's check.
 void mxp_embed_fwd(float *out, const int32_t *tok, const float *wte, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= MXP_PAR_MIN)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)tok[n] * C, (size_t)C * sizeof(float));
 }
@@ -33,7 +33,7 @@ void mxp_embed_bwd(float *dwte, const float *dout, const int32_t *tok, int N, in
 
 // out (B*T, C) = x + wpe[pos0 + t]; out may alias x.
 void mxp_posembed_fwd(float *out, const float *x, const float *wpe, int B, int T, int pos0, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * C >= MXP_PAR_MIN)
     for (int r = 0; r < B * T; r++) {
         const float *p = wpe + (size_t)(pos0 + r % T) * C;
         const float *xr = x + (size_t)r * C;

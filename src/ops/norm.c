@@ -12,7 +12,7 @@
 
 // out (N, C) = x * rstd * w;  rstd (N) = 1 / sqrt(mean(x^2) + eps).
 void mxp_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= MXP_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -57,7 +57,7 @@ static void norm_param_grads(float *dw, float *db, const float *dout, const floa
 void mxp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                      const float *rstd, int N, int C) {
     if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= MXP_PAR_MIN)
         for (int n = 0; n < N; n++) {
             const float *g = dout + (size_t)n * C, *xr = x + (size_t)n * C;
             float *d = dx + (size_t)n * C;
@@ -75,7 +75,7 @@ void mxp_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, co
 // out (N, C) = (x - mean) rstd w + b; mean, rstd (N); variance is the biased one (PyTorch).
 void mxp_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w,
                        const float *b, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= MXP_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -103,7 +103,7 @@ void mxp_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, con
 void mxp_layernorm_bwd(float *dx, float *dw, float *db, const float *dout, const float *x,
                        const float *w, const float *mean, const float *rstd, int N, int C) {
     if (dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= MXP_PAR_MIN)
         for (int n = 0; n < N; n++) {
             const float *g = dout + (size_t)n * C, *xr = x + (size_t)n * C;
             float *d = dx + (size_t)n * C;

@@ -15,6 +15,11 @@
 
 #include <stdint.h>
 
+// Loops over fewer elements than this run on one thread: waking the OpenMP team costs more
+// than the work (decode steps of small models). Results do not depend on it (each element is
+// computed by one thread in a fixed order either way).
+#define MXP_PAR_MIN 32768
+
 // ---- embedding ----
 // out (N, C) = wte[tok[n]]; tokens must be in [0, V) (checked by the caller).
 void mxp_embed_fwd(float *out, const int32_t *tok, const float *wte, int N, int C);

@@ -45,7 +45,7 @@ static void rope_row(float *out, const float *x, const float *inv_freq, int pos,
 void mxp_rope_fwd(float *out, const float *x, const float *inv_freq, int B, int T, int pos0, int H, int D) {
     MXP_ASSERT(D % 2 == 0 && D / 2 <= ROPE_MAX_HALF);
     size_t row = (size_t)H * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * H * D >= MXP_PAR_MIN)
     for (int r = 0; r < B * T; r++)
         rope_row(out + r * row, x + r * row, inv_freq, pos0 + r % T, H, D, 1.0f, 0);
 }
@@ -55,7 +55,7 @@ void mxp_rope_bwd(float *dx, const float *dout, const float *inv_freq, int B, in
     if (!dx) return;
     MXP_ASSERT(D % 2 == 0 && D / 2 <= ROPE_MAX_HALF);
     size_t row = (size_t)H * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * H * D >= MXP_PAR_MIN)
     for (int r = 0; r < B * T; r++)
         rope_row(dx + r * row, dout + r * row, inv_freq, pos0 + r % T, H, D, -1.0f, 1);
 }
