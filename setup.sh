@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 bash scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 ninja -C build
-export OMP_WAIT_POLICY=PASSIVE
 ./build/mixprec info models/default | head -n 6
-./build/mixprec eval models/default --data models/default/heldout.txt
+./build/mixprec optimize models/default --data models/default/heldout.txt \
+    --workload decode:128 --max-ppl-increase 1% -o out
+echo "report: out/report.html"
