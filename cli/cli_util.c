@@ -63,3 +63,17 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out) {
     *out = v;
     return 1;
 }
+
+// "1%" -> 0.01; "0.01" -> 0.01. Plain numbers >= 1 are refused as ambiguous.
+int cli_parse_ppl_increase(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    int pct = *end == '%' && end[1] == 0;
+    if (errno || end == s || (*end && !pct) || !isfinite(v) || v <= 0 || (!pct && v >= 1) || (pct && v >= 1e6)) {
+        fprintf(stderr, "mixprec: --max-ppl-increase expects a percentage such as 1%% or a fraction such as 0.01, got '%s'\n", s);
+        return 0;
+    }
+    *out = pct ? v / 100 : v;
+    return 1;
+}

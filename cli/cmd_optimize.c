@@ -29,20 +29,6 @@ static void on_sigint(int sig) {
     (void)w;
 }
 
-// "1%" -> 0.01; "0.01" -> 0.01. Plain numbers >= 1 are refused as ambiguous.
-static int parse_ppl_increase(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    int pct = *end == '%' && end[1] == 0;
-    if (errno || end == s || (*end && !pct) || !isfinite(v) || v <= 0 || (!pct && v >= 1) || (pct && v >= 1e6)) {
-        fprintf(stderr, "mixprec: --max-ppl-increase expects a percentage such as 1%% or a fraction such as 0.01, got '%s'\n", s);
-        return 0;
-    }
-    *out = pct ? v / 100 : v;
-    return 1;
-}
-
 int cmd_optimize(int argc, char **argv) {
     mxp_optimize_opts o = {.progress = 1, .stop = &stop_requested};
     int has_ppl = 0, has_loss = 0;
@@ -54,7 +40,7 @@ int cmd_optimize(int argc, char **argv) {
         else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has_val) o.out_dir = argv[++i];
         else if (!strcmp(a, "--formats") && has_val) o.formats = argv[++i];
         else if (!strcmp(a, "--max-ppl-increase") && has_val) {
-            if (!parse_ppl_increase(argv[++i], &o.max_ppl_increase)) return 2;
+            if (!cli_parse_ppl_increase(argv[++i], &o.max_ppl_increase)) return 2;
             has_ppl = 1;
         } else if (!strcmp(a, "--max-loss-mse") && has_val) {
             if (!cli_parse_pos_double(a, argv[++i], &o.max_loss_mse)) return 2;

@@ -10,20 +10,6 @@
 
 #define MAX_RULES 256
 
-// "1%" -> 0.01; "0.01" -> 0.01. Plain numbers >= 1 are refused as ambiguous.
-static int parse_ppl_increase(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    int pct = *end == '%' && end[1] == 0;
-    if (errno || end == s || (*end && !pct) || !isfinite(v) || v <= 0 || (!pct && v >= 1) || (pct && v >= 1e6)) {
-        fprintf(stderr, "mixprec: --max-ppl-increase expects a percentage such as 1%% or a fraction such as 0.01, got '%s'\n", s);
-        return 0;
-    }
-    *out = pct ? v / 100 : v;
-    return 1;
-}
-
 int cmd_solve(int argc, char **argv) {
     const char *pos[2] = {0};
     int npos = 0;
@@ -42,7 +28,7 @@ int cmd_solve(int argc, char **argv) {
             if (!cli_parse_pos_double(a, argv[++i], &o.max_loss_mse)) return 2;
             o.has_max_loss = 1;
         } else if (!strcmp(a, "--max-ppl-increase") && has_val) {
-            if (!parse_ppl_increase(argv[++i], &ppl)) return 2;
+            if (!cli_parse_ppl_increase(argv[++i], &ppl)) return 2;
             has_ppl = 1;
         } else if (!strcmp(a, "--min-gain") && has_val) {
             if (!cli_parse_nonneg_double(a, argv[++i], &o.min_gain)) return 2;

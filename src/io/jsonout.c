@@ -114,22 +114,26 @@ void mxp_machine_description(char *out, size_t cap) {
     snprintf(out, cap, "%s (%d threads)", model, omp_get_max_threads());
 }
 
-cJSON *mxp_provenance_json(const char *model_path, const char *data_path, mxp_err *err) {
-    char mh[32], dh[32], machine[320], when[32];
-    if (mxp_hash_path(model_path, mh, err)) return NULL;
-    if (data_path && mxp_hash_path(data_path, dh, err)) return NULL;
-    mxp_machine_description(machine, sizeof machine);
+void mxp_run_stamp_now(mxp_run_stamp *s) {
+    snprintf(s->tool, sizeof s->tool, "mixprec %s", mxp_version());
+    mxp_machine_description(s->machine, sizeof s->machine);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    strftime(s->created, sizeof s->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+cJSON *mxp_provenance_json(const char *model_path, const char *data_path, mxp_err *err) {
+    char mh[32], dh[32];
+    if (mxp_hash_path(model_path, mh, err)) return NULL;
+    if (data_path && mxp_hash_path(data_path, dh, err)) return NULL;
+    mxp_run_stamp rs;
+    mxp_run_stamp_now(&rs);
     cJSON *p = cJSON_CreateObject();
-    char tool[64];
-    snprintf(tool, sizeof tool, "mixprec %s", mxp_version());
-    int ok = p && cJSON_AddStringToObject(p, "tool", tool) && cJSON_AddStringToObject(p, "model", model_path) &&
-             cJSON_AddStringToObject(p, "model_hash", mh) && cJSON_AddStringToObject(p, "machine", machine) &&
+    int ok = p && cJSON_AddStringToObject(p, "tool", rs.tool) && cJSON_AddStringToObject(p, "model", model_path) &&
+             cJSON_AddStringToObject(p, "model_hash", mh) && cJSON_AddStringToObject(p, "machine", rs.machine) &&
              cJSON_AddStringToObject(p, "kernels", mxp_kernel_impl_name()) &&
-             cJSON_AddStringToObject(p, "created", when);
+             cJSON_AddStringToObject(p, "created", rs.created);
     if (ok && data_path) ok = cJSON_AddStringToObject(p, "data", data_path) && cJSON_AddStringToObject(p, "data_hash", dh);
     if (!ok) {
         cJSON_Delete(p);

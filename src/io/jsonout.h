@@ -20,6 +20,13 @@ mxp_status mxp_hash_path(const char *path, char out[32], mxp_err *err);
 // CPU model name and thread count, e.g. "AMD EPYC 7B13 (2 threads)".
 void mxp_machine_description(char *out, size_t cap);
 
+// What every output file records about the run that made it: "mixprec 0.1.0", the machine
+// description and the UTC time "2026-11-27T21:50:00Z".
+typedef struct mxp_run_stamp {
+    char tool[64], machine[320], created[32];
+} mxp_run_stamp;
+void mxp_run_stamp_now(mxp_run_stamp *s);
+
 // The "provenance" object of docs/FILES.md. data_path may be NULL. Returns NULL on OOM or
 // when a hash cannot be read (err set).
 cJSON *mxp_provenance_json(const char *model_path, const char *data_path, mxp_err *err);

@@ -832,16 +832,11 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     if (c->pts[0].has_pred && c->pts[0].pred_gain_s > 0 && c->pts[0].gain_s < 0)
         note(c, "The chosen plan was predicted faster than f32 but measured slower: the latency table (sub-graphs timed "
                 "alone) and the whole-model run disagree on this machine at this load.");
-    char machine[320], when[32], tool[64];
-    mxp_machine_description(machine, sizeof machine);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(tool, sizeof tool, "mixprec %s", mxp_version());
+    mxp_run_stamp rs;
+    mxp_run_stamp_now(&rs);
     stage_s[ST_REPORT] = mxp_now() - t;
-    mxp_report rep = {.tool = tool, .model = o->model_path, .data = o->data_path, .workload = o->workload,
-                      .machine = machine, .kernels = mxp_kernel_impl_name(), .created = when, .decode = c->wl.decode,
+    mxp_report rep = {.tool = rs.tool, .model = o->model_path, .data = o->data_path, .workload = o->workload,
+                      .machine = rs.machine, .kernels = mxp_kernel_impl_name(), .created = rs.created, .decode = c->wl.decode,
                       .unit_tokens = c->wl.decode ? 1 : c->wl.tokens, .tau = c->tau, .ppl_increase = o->max_ppl_increase,
                       .calib_samples = c->calib_samples, .seq_len = c->seq_len, .eval_samples = c->eval_samples,
                       .eval_tokens = c->eval_tokens, .time_rounds = c->time_rounds, .ref_loss = c->ref_loss, .ref_ppl = c->ref_ppl,

@@ -532,26 +532,21 @@ mxp_status mxp_solve_write_tensor_types(const char *path, const mxp_solve_proble
 // ---- mixprec solve ----
 
 static cJSON *plan_provenance(const mxp_solve_problem *p, const mxp_solve_opts *o) {
-    char machine[320], when[32], tool[64];
-    mxp_machine_description(machine, sizeof machine);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(tool, sizeof tool, "mixprec %s", mxp_version());
+    mxp_run_stamp rs;
+    mxp_run_stamp_now(&rs);
     cJSON *j = cJSON_CreateObject();
     cJSON *in = j ? cJSON_AddObjectToObject(j, "inputs") : NULL;
     cJSON *s = in ? cJSON_AddObjectToObject(in, "sensitivity") : NULL;
     cJSON *l = in ? cJSON_AddObjectToObject(in, "latency") : NULL;
-    int ok = s && l && cJSON_AddStringToObject(j, "tool", tool);
+    int ok = s && l && cJSON_AddStringToObject(j, "tool", rs.tool);
     // the model and data the tables were made from, as the sensitivity table records them
     static const char *const keys[] = {"model", "model_hash", "data", "data_hash"};
     for (size_t k = 0; ok && p->sens_prov && k < sizeof keys / sizeof *keys; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->sens_prov, keys[k]);
         if (cJSON_IsString(v)) ok = cJSON_AddStringToObject(j, keys[k], v->valuestring) != NULL;
     }
-    ok = ok && cJSON_AddStringToObject(j, "machine", machine) &&
-         cJSON_AddStringToObject(j, "kernels", mxp_kernel_impl_name()) && cJSON_AddStringToObject(j, "created", when) &&
+    ok = ok && cJSON_AddStringToObject(j, "machine", rs.machine) &&
+         cJSON_AddStringToObject(j, "kernels", mxp_kernel_impl_name()) && cJSON_AddStringToObject(j, "created", rs.created) &&
          cJSON_AddStringToObject(s, "path", o->sens_path) && cJSON_AddStringToObject(s, "hash", p->sens_hash) &&
          cJSON_AddStringToObject(l, "path", o->latency_path) && cJSON_AddStringToObject(l, "hash", p->lat_hash);
     if (ok && p->sens_prov) {
