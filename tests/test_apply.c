@@ -293,6 +293,24 @@ static void round_trip(int tied) {
         CHECK(kv && n_merges > 100 && kv->arr_n == (uint64_t)n_merges, "merges %llu, tokenizer.json has %d",
               kv ? (unsigned long long)kv->arr_n : 0ULL, n_merges);
         CHECK(out->config.tied == 0 && out->config.n_kv_heads == 2 && out->config.head_dim == 16, "config read back");
+        // the GGUF's tokenizer metadata builds the same tokenizer as the folder's tokenizer.json
+        const mxp_tokenizer *tg = NULL, *th = NULL;
+        CHECK(mxp_model_tokenizer(out, &tg, &err) == MXP_OK, "GGUF tokenizer: %s", err.msg);
+        CHECK(mxp_model_tokenizer(src, &th, &err) == MXP_OK, "folder tokenizer: %s", err.msg);
+        if (tg && th) {
+            static const char *const texts[] = {"In the beginning God created the heaven and the earth.",
+                                                "  And it was so:\n\tverse 12, 1611; caf\xc3\xa9 \xe2\x80\x94 \xf0\x9f\x98\x80!"};
+            for (size_t k = 0; k < 2; k++) {
+                int32_t *a = NULL, *b = NULL;
+                size_t na = 0, nb = 0;
+                CHECK(mxp_tokenizer_encode(tg, texts[k], strlen(texts[k]), 0, &a, &na, &err) == MXP_OK, "%s", err.msg);
+                CHECK(mxp_tokenizer_encode(th, texts[k], strlen(texts[k]), 0, &b, &nb, &err) == MXP_OK, "%s", err.msg);
+                CHECK(na == nb && na > 0 && (!na || !memcmp(a, b, na * sizeof *a)), "GGUF vs tokenizer.json ids (%zu vs %zu)",
+                      na, nb);
+                free(a);
+                free(b);
+            }
+        }
         // slots the loader set from the quantized tensors
         int nd;
         CHECK(mxp_graph_find_linear(&out->graph, "model.layers.0.self_attn.k_proj", &nd) &&

@@ -282,6 +282,7 @@ void mxp_model_free(mxp_model *m) {
     free(m->weights);
     mxp_tensor_set_free(&m->files);
     if (m->is_gguf) mxp_gguf_free(&m->gguf);
+    mxp_tokenizer_free(m->tokenizer);
     free(m->tokenizer_dir);
     free(m->path);
     free(m);

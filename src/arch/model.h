@@ -9,7 +9,9 @@
 
 #include "arch/config.h"
 #include "core/graph.h"
+#include "io/data.h"
 #include "io/tensors.h"
+#include "io/tokenizer.h"
 
 typedef struct mxp_model {
     char *path;               // owned copy of the path it was loaded from
@@ -21,6 +23,7 @@ typedef struct mxp_model {
     float **weights;          // owned f32 copies (n_weights)
     int n_weights, cap_weights;
     char *tokenizer_dir;      // folder holding tokenizer.json, or NULL (GGUF: metadata)
+    mxp_tokenizer *tokenizer; // built on first use by mxp_model_tokenizer (owned), or NULL
     int owned_only;           // copy every weight (mxp_model_load_owned)
     int synthetic;            // weights are random (mxp_model_synthetic); no files
     uint64_t seed;            // synthetic weights: the seed of the next parameter
@@ -33,6 +36,13 @@ mxp_status mxp_model_load_owned(const char *path, mxp_model **out, mxp_err *err)
 // A model with random weights and no file, for benchmarks and tests: 2-D weights normal with
 // std 0.02 (the usual init), norm weights 1, biases 0; deterministic for a seed.
 mxp_status mxp_model_synthetic(const mxp_model_config *c, uint64_t seed, mxp_model **out, mxp_err *err);
+
+// The model's tokenizer (tokenizer.json of a Hugging Face folder, or a GGUF's tokenizer.ggml.*
+// metadata), built on first use; owned by the model. MXP_ERR_UNSUPPORTED if it has none.
+mxp_status mxp_model_tokenizer(mxp_model *m, const mxp_tokenizer **out, mxp_err *err);
+// Load data for this model: a token-id file as is, text through the model's tokenizer (built
+// only when the file is text). See io/data.h.
+mxp_status mxp_model_load_data(mxp_model *m, mxp_tokens *t, const char *path, mxp_err *err);
 
 // Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) as f32 with
 // exactly the expected shape (ndim, shape: compute layout), add it to the graph's parameter

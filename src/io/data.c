@@ -106,22 +106,6 @@ mxp_status mxp_data_load(mxp_tokens *t, const char *path, const mxp_tokenizer *t
     return st;
 }
 
-mxp_status mxp_data_load_tok_path(mxp_tokens *t, const char *path, const char *tokenizer_path, mxp_err *err) {
-    memset(t, 0, sizeof *t);
-    mxp_mapping map;
-    mxp_status st = mxp_map_file(&map, path, err);
-    if (st) return st;
-    mxp_tokenizer *tok = NULL;
-    if (map.size && !mxp_is_token_file(map.base, map.size) && tokenizer_path) {
-        st = mxp_tokenizer_load_json(tokenizer_path, &tok, err);
-        if (st) st = mxp_fail_prefix(err, "%s is text, but the model's tokenizer could not be loaded: ", path);
-    }
-    if (!st) st = mxp_data_parse(t, map.base, map.size, path, tok, err);
-    mxp_tokenizer_free(tok);
-    mxp_unmap(&map);
-    return st;
-}
-
 const char *mxp_split_name(mxp_split s) {
     switch (s) {
     case MXP_SPLIT_ALL: return "all";

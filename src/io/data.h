@@ -44,9 +44,6 @@ mxp_status mxp_data_parse(mxp_tokens *t, const uint8_t *buf, size_t size, const 
 // The same from a path (mapped read-only while it is read).
 mxp_status mxp_data_load(mxp_tokens *t, const char *path, const mxp_tokenizer *tok, mxp_err *err);
 
-// The same, but the tokenizer is loaded (mxp_tokenizer_load_json(tokenizer_path)) only when the
-// file turns out to be text; tokenizer_path may be NULL (no tokenizer: text is an error).
-mxp_status mxp_data_load_tok_path(mxp_tokens *t, const char *path, const char *tokenizer_path, mxp_err *err);
 
 typedef enum mxp_split {
     MXP_SPLIT_ALL = 0,    // the whole stream

@@ -86,7 +86,7 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     mxp_tokens toks = {0};
     int32_t *seq = NULL;
     size_t got = 0;
-    st = mxp_data_load_tok_path(&toks, o->data_path, m->tokenizer_dir, err);
+    st = mxp_model_load_data(m, &toks, o->data_path, err);
     if (!st) st = mxp_data_samples(&toks, MXP_SPLIT_CALIB, T, N, o->seed, o->data_path, &seq, &got, err);
     if (st) {
         mxp_tokens_free(&toks);

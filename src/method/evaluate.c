@@ -132,7 +132,7 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
     mxp_tokens toks = {0};
     int32_t *seq = NULL;
     size_t want = 0;
-    st = mxp_data_load_tok_path(&toks, o->data_path, m->tokenizer_dir, err);
+    st = mxp_model_load_data(m, &toks, o->data_path, err);
     if (!st) st = mxp_data_samples(&toks, MXP_SPLIT_EVAL, T, (size_t)o->max_samples, 0, o->data_path, &seq, &want, err);
     mxp_tokens_free(&toks);
     if (st) {

@@ -66,13 +66,10 @@ mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *o, mxp_generate_r
     if (!(o->temperature >= 0) || !isfinite(o->temperature))
         return mxp_fail(err, MXP_ERR_ARG, "--temperature must be a finite number >= 0");
     if (o->top_k < 0) return mxp_fail(err, MXP_ERR_ARG, "--top-k must be >= 0");
-    if (!m->tokenizer_dir)
-        return mxp_fail(err, MXP_ERR_UNSUPPORTED,
-                        "%s: generate needs the model's tokenizer (a Hugging Face folder with tokenizer.json)", m->path);
     const mxp_graph *g = &m->graph;
-    mxp_tokenizer *tok = NULL;
-    mxp_status st = mxp_tokenizer_load_json(m->tokenizer_dir, &tok, err);
-    if (st) return st;
+    const mxp_tokenizer *tok = NULL;
+    mxp_status st = mxp_model_tokenizer(m, &tok, err);
+    if (st) return mxp_fail_prefix(err, "generate needs the model's tokenizer: ");
     int32_t *prompt = NULL, *ctx = NULL, *win = NULL, bos;
     size_t np = 0;
     cand *cands = NULL;
@@ -146,6 +143,5 @@ mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *o, mxp_generate_r
     free(win);
     free(ctx);
     free(prompt);
-    mxp_tokenizer_free(tok);
     return st;
 }

@@ -725,13 +725,13 @@ static void describe_machine(mxp_profile_table *t) {
 
 // Token ids (B, n+1): windows of the data's calibration split (or of the whole stream when
 // that is too short), or seeded random ids.
-static mxp_status workload_tokens(const mxp_model *m, const mxp_workload *wl, const char *data_path, uint64_t seed,
+static mxp_status workload_tokens(mxp_model *m, const mxp_workload *wl, const char *data_path, uint64_t seed,
                                   int32_t **seq, mxp_err *err) {
     int n = wl->tokens, B = wl->batch;
     *seq = NULL;
     if (data_path) {
         mxp_tokens toks = {0};
-        mxp_status st = mxp_data_load_tok_path(&toks, data_path, m->tokenizer_dir, err);
+        mxp_status st = mxp_model_load_data(m, &toks, data_path, err);
         size_t got = 0;
         if (!st) {
             mxp_split sp = mxp_split_windows(toks.n, MXP_SPLIT_CALIB, n) >= (size_t)B ? MXP_SPLIT_CALIB : MXP_SPLIT_ALL;
