@@ -114,28 +114,39 @@ static double dot(const float *a, const float *b, size_t n) {
     return total;
 }
 
-// out[k] = <a, b[k]> for k < nb (nb <= 8), in one pass over a. Chunked and lane-split in a
-// fixed order (independent of the thread count); 4 double lanes per stream so the compiler
-// can vectorize without reassociating.
-#define LANES 4
-static void multi_dot(const float *a, const float *const *b, int nb, size_t n, double *out) {
+// out[0] = <a, w>, out[1] = <a, a>, out[k] = <a, q[k] - w> for 2 <= k < nb: the weight term
+// needs the dot of the gradient with the weight error fq(W) - W directly (the difference of two
+// nearly equal dots would cancel). Float products in 8 lanes over blocks of 512 elements
+// (vectorizable without reassociation), each block's lanes summed into double; blocks in a
+// fixed order: the same result for any thread count.
+#define LANES 8
+#define BLOCK 512
+static void multi_dot(const float *a, const float *w, const float *const *q, int nb, size_t n, double *out) {
     size_t nc = (n + CHUNK - 1) / CHUNK;
     double *part = calloc(nc * (size_t)nb, sizeof *part);
-    MXP_ASSERT(part);
+    MXP_ASSERT(part && nb >= 2 && nb <= MXP_FMT_COUNT + 2);
 #pragma omp parallel for schedule(static) if (nc >= 8)
     for (size_t c = 0; c < nc; c++) {
         size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-        for (int k = 0; k < nb; k++) {
-            const float *bk = b[k];
-            double acc[LANES] = {0};
-            size_t i = lo;
-            for (; i + LANES <= hi; i += LANES)
-                for (int l = 0; l < LANES; l++) acc[l] += (double)a[i + l] * (double)bk[i + l];
-            double t = 0;
-            for (; i < hi; i++) t += (double)a[i] * bk[i];
-            for (int l = 0; l < LANES; l++) t += acc[l];
-            part[c * (size_t)nb + (size_t)k] = t;
+        double tot[MXP_FMT_COUNT + 2] = {0};
+        for (size_t b0 = lo; b0 < hi; b0 += BLOCK) {
+            size_t b1 = b0 + BLOCK < hi ? b0 + BLOCK : hi;
+            for (int k = 0; k < nb; k++) {
+                const float *qk = k >= 2 ? q[k] : NULL;
+                float acc[LANES] = {0};
+                size_t i = b0;
+                for (; i + LANES <= b1; i += LANES)
+                    for (int l = 0; l < LANES; l++) {
+                        float x = a[i + l], y = k == 0 ? w[i + l] : k == 1 ? x : qk[i + l] - w[i + l];
+                        acc[l] += x * y;
+                    }
+                double t = 0;
+                for (; i < b1; i++) t += (double)a[i] * (k == 0 ? w[i] : k == 1 ? a[i] : qk[i] - w[i]);
+                for (int l = 0; l < LANES; l++) t += acc[l];
+                tot[k] += t;
+            }
         }
+        for (int k = 0; k < nb; k++) part[c * (size_t)nb + (size_t)k] = tot[k];
     }
     for (int k = 0; k < nb; k++) {
         double t = 0;
@@ -189,7 +200,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
             const float *xb = e->x + (size_t)b * rows_in, *gb = e->dy + (size_t)b * rows_out;
             memset(c->dw, 0, (size_t)O * I * sizeof(float));
             mxp_linear_bwd(NULL, c->dw, NULL, gb, xb, NULL, T, I, O);
-            // <dW, W>, <dW, dW> and <dW, fq_p(W)> for every format, in one pass over dW
+            // <dW, W>, <dW, dW> and <dW, fq_p(W) - W> for every format, in one pass over dW
             const float *streams[MXP_FMT_COUNT + 2] = {W, c->dw};
             mxp_format_id which[MXP_FMT_COUNT];
             int ns = 2;
@@ -201,8 +212,8 @@ static void hook(void *vctx, const mxp_linear_event *e) {
                 streams[ns++] = mxp_qcache_fake(c->qc, e->node, f);
             }
             double dots[MXP_FMT_COUNT + 2];
-            multi_dot(c->dw, streams, ns, (size_t)O * I, dots);
-            for (int k = 2; k < ns; k++) c->dw_dot[b * MXP_FMT_COUNT + which[k - 2]] = dots[k] - dots[0];
+            multi_dot(c->dw, W, streams, ns, (size_t)O * I, dots);
+            for (int k = 2; k < ns; k++) c->dw_dot[b * MXP_FMT_COUNT + which[k - 2]] = dots[k];
             c->dw_norm2[b] = dots[1];
         }
         memcpy(c->pre, e->dx, (size_t)c->B * rows_in * sizeof(float));
