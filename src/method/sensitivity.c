@@ -131,17 +131,19 @@ static void multi_dot(const float *a, const float *w, const float *const *q, int
         double tot[MXP_FMT_COUNT + 2] = {0};
         for (size_t b0 = lo; b0 < hi; b0 += BLOCK) {
             size_t b1 = b0 + BLOCK < hi ? b0 + BLOCK : hi;
+            size_t m = (b1 - b0) / LANES * LANES;
             for (int k = 0; k < nb; k++) {
-                const float *qk = k >= 2 ? q[k] : NULL;
+                const float *x = a + b0, *y = k == 0 ? w + b0 : k == 1 ? a + b0 : q[k] + b0, *z = w + b0;
                 float acc[LANES] = {0};
-                size_t i = b0;
-                for (; i + LANES <= b1; i += LANES)
-                    for (int l = 0; l < LANES; l++) {
-                        float x = a[i + l], y = k == 0 ? w[i + l] : k == 1 ? x : qk[i + l] - w[i + l];
-                        acc[l] += x * y;
-                    }
+                if (k < 2) {
+                    for (size_t i = 0; i < m; i += LANES)
+                        for (int l = 0; l < LANES; l++) acc[l] += x[i + l] * y[i + l];
+                } else {
+                    for (size_t i = 0; i < m; i += LANES)
+                        for (int l = 0; l < LANES; l++) acc[l] += x[i + l] * (y[i + l] - z[i + l]);
+                }
                 double t = 0;
-                for (; i < b1; i++) t += (double)a[i] * (k == 0 ? w[i] : k == 1 ? a[i] : qk[i] - w[i]);
+                for (size_t i = m; i < b1 - b0; i++) t += (double)x[i] * (k < 2 ? y[i] : y[i] - z[i]);
                 for (int l = 0; l < LANES; l++) t += acc[l];
                 tot[k] += t;
             }
