@@ -231,7 +231,7 @@ typedef struct mxp_profile_opts {
     int no_cache;               // 1: measure even when a cached table matches (then refresh it)
     int no_pin;                 // 1: leave thread placement alone (otherwise, unless
                                 // OMP_PROC_BIND is set, OpenMP threads are pinned one per CPU
-                                // for the rest of the process)
+                                // while profiling; their affinity is restored on return)
     int progress;               // 1: progress with ETA on stderr
 } mxp_profile_opts;
 
@@ -290,7 +290,7 @@ typedef struct mxp_optimize_opts {
     int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines
     int no_cache;               // 1: profile even when a cached latency table matches
     int no_pin;                 // 1: leave thread placement alone (see mxp_profile_opts.no_pin;
-                                //    pinning stays for the whole-model timing too)
+                                //    the whole-model timing runs unpinned either way)
     uint64_t seed;              // calibration windows, profile inputs
     int progress;               // 1: stages and progress on stderr
     volatile int *stop;         // set non-zero (SIGINT) to stop after the current step; may be NULL

@@ -533,7 +533,7 @@ static mxp_status measure_time(opt_ctx *c, mxp_err *err) {
              load2[0], ncpu, load2[0] > 1.5 * (double)ncpu ? ": the machine was busy, time gains are noisy" : "");
     }
     if (!st && !c->o->no_pin && !getenv("OMP_PROC_BIND"))
-        note(c, "OpenMP threads were pinned one per CPU (mixprec profile) for profiling and for the whole-model timing; "
+        note(c, "OpenMP threads were pinned one per CPU while profiling (the whole-model timing runs unpinned); "
                 "when other programs compete for the CPUs, --no-pin may time more reliably.");
     free(which);
     free(cfg);

@@ -20,8 +20,8 @@
 //    with sigma = IQR / 1.349 (robust to the outliers a shared machine produces).
 //  - Threads: unless OMP_PROC_BIND is set or pinning is disabled, each OpenMP thread of the
 //    pool (which OpenBLAS's OpenMP build shares) is pinned with sched_setaffinity to one CPU
-//    of the process's allowed set, thread k on the k-th allowed CPU. The pinning stays for
-//    the life of the process (documented in the public header).
+//    of the process's allowed set, thread k on the k-th allowed CPU, while mxp_profile runs;
+//    the threads' previous affinity is restored before it returns.
 #include "method/profile.h"
 
 #include <errno.h>
@@ -678,7 +678,16 @@ static mxp_status run_check(runner *r, mxp_profile_table *t, int K, uint64_t see
 
 // ---- setup: threads, machine, activations, cache ----
 
-static void pin_threads(char *desc, size_t cap, int no_pin) {
+// Affinity of each pool thread before pinning, restored when mxp_profile returns, so the
+// caller's process is left as it was (a later whole-model run on a busy machine is much slower
+// pinned).
+typedef struct pin_state {
+    int active, n_threads;
+    cpu_set_t orig[256];
+} pin_state;
+
+static void pin_threads(pin_state *ps, char *desc, size_t cap, int no_pin) {
+    ps->active = 0;
     const char *bind = getenv("OMP_PROC_BIND");
     if (bind) {
         const char *places = getenv("OMP_PLACES");
@@ -690,8 +699,8 @@ static void pin_threads(char *desc, size_t cap, int no_pin) {
         return;
     }
     cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed)) {
-        snprintf(desc, cap, "none (sched_getaffinity failed)");
+    if (sched_getaffinity(0, sizeof allowed, &allowed) || omp_get_max_threads() > 256) {
+        snprintf(desc, cap, "none (sched_getaffinity failed or too many threads)");
         return;
     }
     int cpus[CPU_SETSIZE], n = 0;
@@ -702,15 +711,29 @@ static void pin_threads(char *desc, size_t cap, int no_pin) {
         return;
     }
     int failed = 0;
+    ps->n_threads = omp_get_max_threads();
 #pragma omp parallel reduction(+ : failed)
     {
+        int k = omp_get_thread_num();
+        if (sched_getaffinity(0, sizeof ps->orig[k], &ps->orig[k])) ps->orig[k] = allowed;
         cpu_set_t one;
         CPU_ZERO(&one);
-        CPU_SET(cpus[omp_get_thread_num() % n], &one);
+        CPU_SET(cpus[k % n], &one);
         failed += sched_setaffinity(0, sizeof one, &one) != 0;
     }
+    ps->active = 1;
     if (failed) snprintf(desc, cap, "partial (sched_setaffinity failed for %d threads)", failed);
-    else snprintf(desc, cap, "sched_setaffinity: OpenMP thread k on allowed CPU k mod %d", n);
+    else snprintf(desc, cap, "sched_setaffinity: OpenMP thread k on allowed CPU k mod %d (while profiling)", n);
+}
+
+static void unpin_threads(pin_state *ps) {
+    if (!ps->active) return;
+#pragma omp parallel num_threads(ps->n_threads)
+    {
+        int k = omp_get_thread_num();
+        sched_setaffinity(0, sizeof ps->orig[k], &ps->orig[k]);
+    }
+    ps->active = 0;
 }
 
 static void describe_machine(mxp_profile_table *t) {
@@ -886,7 +909,12 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     t.rel_ci = o->rel_ci > 0 ? o->rel_ci : 0.01;
     t.budget_s = o->budget_s > 0 ? o->budget_s : 480;
     describe_machine(&t);
-    pin_threads(t.pinning, sizeof t.pinning, o->no_pin);
+    pin_state *ps = malloc(sizeof *ps);
+    if (!ps) {
+        st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    pin_threads(ps, t.pinning, sizeof t.pinning, o->no_pin);
     char key[32];
     mxp_profile_cache_key(&t, g, key);
     char cpath[1024] = "";
@@ -987,6 +1015,8 @@ done_exec:
     free(sm.ref);
     free(r.flush);
 done:
+    if (ps) unpin_threads(ps);
+    free(ps);
     mxp_formats_reset(g);
     mxp_profile_table_free(&t);
     res->seconds = mxp_now() - t_start;
