@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make_fixtures.sh BUILD_DIR [WHICH] [WORKDIR]: regenerate the committed test fixtures
-#   models/tiny     ~1.05M parameters (dim 128, 4 layers, 4 heads, ffn 352, tied embeddings,
+#   models/tiny     1.07M parameters (dim 128, 4 layers, 4 heads, ffn 352, tied embeddings,
 #                   vocab 2048, 128 positions); a couple of minutes on 2 cores
-#   models/default  ~5.2M parameters (dim 256, 6 layers, 8 heads with 2 KV heads (GQA),
-#                   ffn 704, untied head, vocab 2048, 256 positions); about an hour on 2 cores
+#   models/default  5.28M parameters (dim 256, 6 layers, 8 heads with 2 KV heads (GQA),
+#                   ffn 704, untied head, vocab 2048, 256 positions); about 40-60 minutes on 2 shared cores
 # Widths are multiples of 32 so that every linear op can take the block formats (q8_0, q4_0).
 # WHICH: tiny, default or all (default: all). WORKDIR (default: build-fixtures) receives the
 # corpus (tools/make_corpus.sh) and the tokenizer (tools/train_bpe.py); neither is committed.
