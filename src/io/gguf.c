@@ -210,16 +210,6 @@ static int ggml_type_to_dtype(uint32_t t, mxp_dtype *dt) {
     }
 }
 
-typedef struct gg_span {
-    uint64_t begin, end;
-    const char *name;
-} gg_span;
-
-static int cmp_span(const void *a, const void *b) {
-    const gg_span *x = a, *y = b;
-    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
-    return x->end < y->end ? -1 : (x->end > y->end);
-}
 
 static int cmp_kv_key(const void *a, const void *b) {
     return strcmp((*(const mxp_gguf_kv *const *)a)->key, (*(const mxp_gguf_kv *const *)b)->key);
@@ -289,7 +279,7 @@ mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const ch
     memset(g, 0, sizeof *g);
     if (!label) label = "(buffer)";
     rd r = {buf, size, 0, label, err};
-    gg_span *spans = NULL;
+    mxp_span *spans = NULL;
     uint32_t magic, version;
     uint64_t n_tensors, n_kv;
     mxp_status st;
@@ -397,21 +387,7 @@ mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const ch
         t->data = buf + data_start + off;
         spans[i].end = off + t->nbytes;
     }
-    qsort(spans, (size_t)n_tensors, sizeof *spans, cmp_span);
-    {
-        uint64_t far = 0;
-        const char *far_name = NULL;
-        for (uint64_t i = 0; i < n_tensors; i++) {
-            if (spans[i].end == spans[i].begin) continue;
-            if (far_name && spans[i].begin < far) {
-                st = mxp_fail(err, MXP_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data",
-                              label, far_name, spans[i].name);
-                goto fail;
-            }
-            far = spans[i].end;
-            far_name = spans[i].name;
-        }
-    }
+    if ((st = mxp_spans_check_disjoint(spans, (size_t)n_tensors, label, err))) goto fail;
     free(spans);
     return MXP_OK;
 fail:

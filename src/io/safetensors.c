@@ -40,16 +40,6 @@ static const st_dtype st_dtypes[] = {
     {"F4", 0, MXP_DT_F32},
 };
 
-typedef struct st_span {
-    uint64_t begin, end;
-    const char *name;
-} st_span;
-
-static int cmp_span(const void *a, const void *b) {
-    const st_span *x = a, *y = b;
-    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
-    return x->end < y->end ? -1 : (x->end > y->end);
-}
 
 // A JSON number that is an exact non-negative integer below 2^53.
 static int json_uint(const cJSON *v, uint64_t *out) {
@@ -209,7 +199,7 @@ mxp_status mxp_safetensors_parse(mxp_tensor_set *ts, const uint8_t *buf, size_t 
     }
     int n0 = ts->n;
     int count = cJSON_GetArraySize(root);
-    st_span *spans = mxp_calloc((size_t)(count > 0 ? count : 1), sizeof *spans);
+    mxp_span *spans = mxp_calloc((size_t)(count > 0 ? count : 1), sizeof *spans);
     if (!spans) {
         cJSON_Delete(root);
         return mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory", label);
@@ -242,23 +232,7 @@ mxp_status mxp_safetensors_parse(mxp_tensor_set *ts, const uint8_t *buf, size_t 
         spans[ns].name = slot->name;
         ns++;
     }
-    qsort(spans, (size_t)ns, sizeof *spans, cmp_span);
-    // Zero-size tensors cannot overlap anything; compare each sized span with the furthest
-    // end seen so far.
-    {
-        uint64_t far = 0;
-        const char *far_name = NULL;
-        for (int i = 0; i < ns; i++) {
-            if (spans[i].end == spans[i].begin) continue;
-            if (far_name && spans[i].begin < far) {
-                st = mxp_fail(err, MXP_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data",
-                              label, far_name, spans[i].name);
-                goto fail;
-            }
-            far = spans[i].end;
-            far_name = spans[i].name;
-        }
-    }
+    if ((st = mxp_spans_check_disjoint(spans, (size_t)ns, label, err))) goto fail;
     if ((st = mxp_tensor_set_check_unique(ts, label, err))) goto fail;
     free(spans);
     cJSON_Delete(root);

@@ -207,3 +207,27 @@ mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err)
     }
     return mxp_fail(err, MXP_ERR_ARG, "tensor '%s': invalid dtype", name);
 }
+
+static int cmp_span(const void *a, const void *b) {
+    const mxp_span *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+mxp_status mxp_spans_check_disjoint(mxp_span *spans, size_t n, const char *label, mxp_err *err) {
+    if (n) qsort(spans, n, sizeof *spans, cmp_span);
+    // compare each sized span with the furthest end seen so far
+    uint64_t far = 0;
+    const char *far_name = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (spans[i].end == spans[i].begin) continue;
+        if (far_name && spans[i].begin < far)
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap in the data", label, far_name,
+                            spans[i].name);
+        if (spans[i].end > far || !far_name) {
+            far = spans[i].end;
+            far_name = spans[i].name;
+        }
+    }
+    return MXP_OK;
+}

@@ -65,6 +65,15 @@ const mxp_tensor_info *mxp_tensor_find(const mxp_tensor_set *ts, const char *nam
 // out holds t->nelem floats.
 mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err);
 
+// A tensor's byte range [begin, end) in a file's data section, for the overlap check.
+typedef struct mxp_span {
+    uint64_t begin, end;
+    const char *name;
+} mxp_span;
+// Sort spans and fail (MXP_ERR_FORMAT naming `label` and both tensors) if two non-empty
+// spans overlap. Zero-size tensors overlap nothing.
+mxp_status mxp_spans_check_disjoint(mxp_span *spans, size_t n, const char *label, mxp_err *err);
+
 // ---- safetensors ----
 // Parse one safetensors image (8-byte little-endian header length, JSON header, data).
 // Appends its tensors to ts; `label` names the source in error messages. A tensor name that
