@@ -192,3 +192,18 @@ mxp_status mxp_safetensors_write(const char *path, const mxp_tensor_info *t, int
     free(order);
     return st;
 }
+
+mxp_status mxp_check_writable(const char *path, mxp_err *err) {
+    struct stat sb;
+    if (!path || !path[0]) return mxp_fail(err, MXP_ERR_ARG, "empty output path");
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return mxp_fail(err, MXP_ERR_IO, "%s: is a folder", path);
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return mxp_fail(err, MXP_ERR_IO, "%s: folder %s does not exist", path, dir);
+    if (access(dir, W_OK) != 0) return mxp_fail(err, MXP_ERR_IO, "%s: folder %s is not writable", path, dir);
+    return MXP_OK;
+}

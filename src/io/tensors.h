@@ -163,5 +163,8 @@ mxp_status mxp_safetensors_write(const char *path, const mxp_tensor_info *t, int
                                  const char *const *meta, int n_meta, mxp_err *err);
 // Write len bytes to `path` the same way (temporary file beside it, fsync, rename).
 mxp_status mxp_write_file_atomic(const char *path, const void *data, size_t len, mxp_err *err);
+// Check before long work that `path` can be written: its folder exists and is writable and
+// the path is not a folder. MXP_ERR_IO naming the path otherwise.
+mxp_status mxp_check_writable(const char *path, mxp_err *err);
 
 #endif

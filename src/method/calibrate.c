@@ -70,6 +70,7 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     memset(r, 0, sizeof *r);
     if (!o->data_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs --data");
     if (!o->out_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs -o FILE");
+    if (mxp_check_writable(o->out_path, err)) return err ? err->code : MXP_ERR_IO;
     mxp_format_id fmts[MXP_FMT_COUNT];
     int n_fmts = 0;
     mxp_status st = parse_formats(o->formats ? o->formats : "f32,bf16,f16,q8_0,q4_0,f8_e4m3", fmts, &n_fmts, err);

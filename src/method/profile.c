@@ -872,6 +872,7 @@ static double median_abs_err(const mxp_profile_table *t, int which, double *tmp)
 mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_path, mxp_profile_result *res,
                        mxp_err *err) {
     memset(res, 0, sizeof *res);
+    if (out_path && mxp_check_writable(out_path, err)) return err ? err->code : MXP_ERR_IO;
     double t_start = mxp_now();
     mxp_graph *g = &m->graph;
     mxp_workload wl;
