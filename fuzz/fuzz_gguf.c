@@ -4,13 +4,9 @@
 // input (checked, then read so ASan sees any bad bound), the typed getters run on every key,
 // and small float tensors are converted with mxp_tensor_to_f32. On failure the gguf must be
 // cleared and the message must name the label.
-#include "io/tensors.h"
-
 #include <string.h>
 
-#define INSIDE(p, n, buf, size) \
-    ((n) == 0 || ((const uint8_t *)(p) >= (buf) && (size_t)((const uint8_t *)(p) - (buf)) <= (size) && \
-                  (n) <= (size) - (size_t)((const uint8_t *)(p) - (buf))))
+#include "fuzz_tensors.h"
 
 static size_t elem_size(mxp_gguf_type t) {
     switch (t) {
@@ -58,28 +54,7 @@ static void touch(const mxp_gguf *g, const uint8_t *buf, size_t size) {
         mxp_gguf_get_str(g, kv->key, &s, &found, &err);
         MXP_ASSERT(found == 1);
     }
-    const mxp_tensor_set *ts = &g->tensors;
-    for (int i = 0; i < ts->n; i++) {
-        const mxp_tensor_info *t = &ts->tensors[i];
-        MXP_ASSERT(t->name && t->ndim >= 0 && t->ndim <= MXP_MAX_DIMS);
-        MXP_ASSERT(INSIDE(t->data, t->nbytes, buf, size));
-        for (size_t k = 0; k < t->nbytes; k++) sink ^= t->data[k];
-        size_t prod = 1;
-        for (int d = 0; d < t->ndim; d++) {
-            MXP_ASSERT(t->shape[d] >= 0);
-            prod *= (size_t)t->shape[d];
-        }
-        MXP_ASSERT(prod == t->nelem);
-        if (t->nelem <= (1u << 16)) {
-            float *out = malloc((t->nelem ? t->nelem : 1) * sizeof *out);
-            mxp_err err;
-            if (out) {
-                mxp_status st = mxp_tensor_to_f32(t, out, &err);
-                MXP_ASSERT(st == MXP_OK || st == MXP_ERR_UNSUPPORTED);
-                free(out);
-            }
-        }
-    }
+    fuzz_touch_tensors(&g->tensors, buf, size);
     (void)sink;
 }
 
