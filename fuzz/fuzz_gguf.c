@@ -8,16 +8,6 @@
 
 #include "fuzz_tensors.h"
 
-static size_t elem_size(mxp_gguf_type t) {
-    switch (t) {
-    case MXP_GGUF_U8: case MXP_GGUF_I8: case MXP_GGUF_BOOL: return 1;
-    case MXP_GGUF_U16: case MXP_GGUF_I16: return 2;
-    case MXP_GGUF_U32: case MXP_GGUF_I32: case MXP_GGUF_F32: return 4;
-    case MXP_GGUF_U64: case MXP_GGUF_I64: case MXP_GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 static void touch(const mxp_gguf *g, const uint8_t *buf, size_t size) {
     volatile uint8_t sink = 0;
     MXP_ASSERT(g->alignment && (g->alignment & (g->alignment - 1)) == 0);
@@ -37,7 +27,7 @@ static void touch(const mxp_gguf *g, const uint8_t *buf, size_t size) {
                     for (uint64_t k = 0; k < s->len; k++) sink ^= (uint8_t)s->ptr[k];
                 }
             } else {
-                size_t es = elem_size(kv->arr_type);
+                size_t es = mxp_gguf_type_size(kv->arr_type);
                 MXP_ASSERT(es && kv->arr_n <= size / es);
                 size_t nb = (size_t)kv->arr_n * es;
                 MXP_ASSERT(INSIDE(kv->arr_data, nb, buf, size));

@@ -89,8 +89,7 @@ static mxp_status rd_name(rd *r, char **out, const char *what) {
     return MXP_OK;
 }
 
-// Size of a fixed-size value type; 0 for STRING, ARRAY and unknown types.
-static size_t type_size(uint32_t t) {
+size_t mxp_gguf_type_size(uint32_t t) {
     switch (t) {
     case MXP_GGUF_U8: case MXP_GGUF_I8: case MXP_GGUF_BOOL: return 1;
     case MXP_GGUF_U16: case MXP_GGUF_I16: return 2;
@@ -147,7 +146,7 @@ static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, uint64_t index, mxp_err *err) 
     snprintf(kw, sizeof kw, "key '%.256s'", key);
     if (type == MXP_GGUF_STRING) return rd_str(r, &kv->s, kw);
     if (type != MXP_GGUF_ARRAY) {
-        size_t n = type_size(type);
+        size_t n = mxp_gguf_type_size(type);
         if ((st = need(r, n, kw))) return st;
         if (type == MXP_GGUF_BOOL && r->p[r->off] > 1)
             return mxp_fail(err, MXP_ERR_FORMAT, "%s: key '%s': bool value %u is not 0 or 1",
@@ -180,7 +179,7 @@ static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, uint64_t index, mxp_err *err) 
             if ((st = rd_str(r, &kv->arr_strs[i], kw))) return st;
         return MXP_OK;
     }
-    size_t es = type_size(at);
+    size_t es = mxp_gguf_type_size(at);
     if (n > left(r) / es)
         return mxp_fail(err, MXP_ERR_FORMAT,
                         "%s: key '%s': array count %llu exceeds the bytes left (%zu)", r->label, key,

@@ -59,17 +59,6 @@ static int emit_u(mxp_gguf_writer *w, uint64_t v, int n) {
 
 static int emit_str(mxp_gguf_writer *w, const char *s, size_t len) { return emit_u(w, len, 8) && emit(w, s, len); }
 
-static int type_size(mxp_gguf_type t) {
-    switch (t) {
-    case MXP_GGUF_U8: case MXP_GGUF_I8: case MXP_GGUF_BOOL: return 1;
-    case MXP_GGUF_U16: case MXP_GGUF_I16: return 2;
-    case MXP_GGUF_U32: case MXP_GGUF_I32: case MXP_GGUF_F32: return 4;
-    case MXP_GGUF_U64: case MXP_GGUF_I64: case MXP_GGUF_F64: return 8;
-    case MXP_GGUF_STRING: case MXP_GGUF_ARRAY: break;
-    }
-    return 0;
-}
-
 // Start a KV: check the key is new, write key and type.
 static int begin_kv(mxp_gguf_writer *w, const char *key, mxp_gguf_type type) {
     if (w->st) return 0;
@@ -86,7 +75,7 @@ static int begin_kv(mxp_gguf_writer *w, const char *key, mxp_gguf_type type) {
 
 // One fixed-size value from native memory, written little-endian.
 static int emit_value(mxp_gguf_writer *w, mxp_gguf_type type, const void *v) {
-    int n = type_size(type);
+    int n = (int)mxp_gguf_type_size(type);
     uint64_t x = 0;
     switch (n) {
     case 1: { uint8_t a; memcpy(&a, v, 1); x = a; break; }
@@ -99,7 +88,7 @@ static int emit_value(mxp_gguf_writer *w, mxp_gguf_type type, const void *v) {
 }
 
 void mxp_gguf_writer_kv(mxp_gguf_writer *w, const char *key, mxp_gguf_type type, const void *value) {
-    if (!type_size(type)) {
+    if (!(int)mxp_gguf_type_size(type)) {
         fail(w, MXP_ERR_ARG, "mxp_gguf_writer_kv takes fixed-size types only: ", key);
         return;
     }
@@ -118,7 +107,7 @@ void mxp_gguf_writer_kv_str(mxp_gguf_writer *w, const char *key, const char *s, 
 }
 
 void mxp_gguf_writer_kv_arr(mxp_gguf_writer *w, const char *key, mxp_gguf_type elem_type, const void *values, uint64_t n) {
-    int es = type_size(elem_type);
+    int es = (int)mxp_gguf_type_size(elem_type);
     if (!es) {
         fail(w, MXP_ERR_ARG, "array of a non-fixed-size type (use kv_str_arr): ", key);
         return;

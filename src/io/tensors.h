@@ -125,6 +125,9 @@ typedef struct mxp_gguf {
 // fixed-size arrays borrow from buf; keys, names and string-array tables are owned by g.
 // Failure leaves *g zeroed. Unsupported GGML tensor types fail with MXP_ERR_UNSUPPORTED.
 // mxp_gguf_open maps the path (owned in g->map) and parses it with the path as label.
+// Bytes of one value of a fixed-size GGUF type; 0 for STRING, ARRAY and unknown types.
+size_t mxp_gguf_type_size(uint32_t type);
+
 mxp_status mxp_gguf_parse(mxp_gguf *g, const uint8_t *buf, size_t size, const char *label,
                           mxp_err *err);
 mxp_status mxp_gguf_open(mxp_gguf *g, const char *path, mxp_err *err);
