@@ -88,7 +88,7 @@ static int emit_value(mxp_gguf_writer *w, mxp_gguf_type type, const void *v) {
 }
 
 void mxp_gguf_writer_kv(mxp_gguf_writer *w, const char *key, mxp_gguf_type type, const void *value) {
-    if (!(int)mxp_gguf_type_size(type)) {
+    if (!mxp_gguf_type_size(type)) {
         fail(w, MXP_ERR_ARG, "mxp_gguf_writer_kv takes fixed-size types only: ", key);
         return;
     }

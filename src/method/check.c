@@ -196,7 +196,8 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
         for (int k = 0; k < s->n_formats; k++) {
             mxp_format_id f = s->formats[k];
             if (f == MXP_FMT_F32) continue;
-            double *pp = malloc(n_single * sizeof *pp + 1), *mm = malloc(n_single * sizeof *mm + 1);
+            double *pp = malloc((n_single ? n_single : 1) * sizeof *pp), *mm = malloc((n_single ? n_single : 1) * sizeof *mm);
+            MXP_ASSERT(pp && mm);
             size_t c = 0;
             for (size_t q = 0; q < n_single; q++)
                 if (pair_fmt[q] == f) {
