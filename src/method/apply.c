@@ -67,7 +67,7 @@ static int has_byte_level(const cJSON *pt) {
 // The pre-tokenizer name llama.cpp knows for the split regex (tokenizer_json.c's patterns).
 static const char *pre_name(const cJSON *pt) {
     char *s = cJSON_PrintUnformatted(pt);
-    const char *name = "gpt2";
+    const char *name = "gpt-2";
     if (s && strstr(s, "\\\\p{N}{1,3}")) name = "llama-bpe";
     else if (s && strstr(s, "(?i:'s|'t|'re|'ve|'m|'ll|'d)")) name = "qwen2";
     free(s);
