@@ -53,6 +53,8 @@ int cmd_optimize(int argc, char **argv) {
         else if (!strcmp(a, "--seed") && has_val) { if (!cli_parse_u64(a, argv[++i], &o.seed)) return 2; }
         else if (!strcmp(a, "--no-baselines")) o.no_baselines = 1;
         else if (!strcmp(a, "--no-cache")) o.no_cache = 1;
+        else if (!strcmp(a, "--llama-bench") && has_val) o.llama_bench = argv[++i];
+        else if (!strcmp(a, "--no-llama-bench")) o.no_llama_bench = 1;
         else if (!strcmp(a, "--no-pin")) o.no_pin = 1;
         else if (!strcmp(a, "--quiet")) o.progress = 0;
         else if (a[0] == '-') return cli_usage_error("optimize: unknown option or missing value: ", a);
@@ -76,6 +78,11 @@ int cmd_optimize(int argc, char **argv) {
            r.stage_s[0], r.stage_s[1], r.stage_s[2], r.stage_s[3], r.stage_s[4], r.stage_s[5], r.seconds);
     printf("target over %d budgets: loss MSE <= 1.5 x budget at %d, gain >= best uniform within budget at %d\n",
            r.target_budgets, r.target_loss_ok, r.target_gain_ok);
+    if (r.llama_measured)
+        printf("llama.cpp: prefill %.1f tok/s (%.2fx f32), decode %.1f tok/s (%.2fx f32)\n", r.llama_prefill_tps,
+               r.llama_prefill_tps / r.llama_ref_prefill_tps, r.llama_decode_tps, r.llama_decode_tps / r.llama_ref_decode_tps);
+    else
+        printf("llama.cpp: speed not measured (see the report's notes)\n");
     printf("report: %s/report.html\n", o.out_dir);
     printf("optimize: plan=%s/plan.json gguf=%s%s budget_loss_mse=%.9g predicted_loss_mse=%.9g measured_loss_mse=%.9g "
            "predicted_gain=%.4f measured_gain=%.4f tokens_per_s=%.1f ref_tokens_per_s=%.1f ppl_ref=%.4f ppl=%.4f "

@@ -300,6 +300,11 @@ typedef struct mxp_optimize_opts {
     uint64_t seed;              // calibration windows, profile inputs
     int progress;               // 1: stages and progress on stderr
     volatile int *stop;         // set non-zero (SIGINT) to stop after the current step; may be NULL
+    const char *llama_bench;    // llama.cpp's llama-bench, which measures the deployed speed of
+                                // the plan's GGUF and of every uniform format (NULL: found as
+                                // $MIXPREC_LLAMA_BENCH, build-deps/bin beside the executable's
+                                // folder, or PATH; a note in the report when it is not found)
+    int no_llama_bench;         // 1: do not run llama-bench
 } mxp_optimize_opts;
 
 typedef struct mxp_optimize_result {
@@ -312,6 +317,9 @@ typedef struct mxp_optimize_result {
     int target_budgets;         // budgets of the sweep checked against the target (+ the plan)
     int target_loss_ok, target_gain_ok;    // how many meet each half of it
     int gguf_written;           // 0: the model has no GGUF export (see report notes)
+    int llama_measured;         // 1: llama.cpp's speeds below were measured (llama-bench)
+    double llama_prefill_tps, llama_decode_tps;          // the chosen plan's GGUF in llama.cpp
+    double llama_ref_prefill_tps, llama_ref_decode_tps;  // uniform f32 in llama.cpp
     double stage_s[6];          // calibrate, profile, solve, apply, measure, report
     double seconds;             // wall time of the call
 } mxp_optimize_result;

@@ -37,6 +37,8 @@ expect_fail 1 "workload" $model --data $data --workload decode:100000 -o "$tmp/b
 expect_fail 1 "workload" $model --data $data --workload sideways:3 -o "$tmp/bad" --max-ppl-increase 1%
 : >"$tmp/afile"
 expect_fail 1 "not a folder" $model --data $data --workload decode:64 -o "$tmp/afile" --max-ppl-increase 1%
+expect_fail 1 "llama-bench $tmp/nope" $model --data $data --workload decode:64 -o "$tmp/bad" --max-ppl-increase 1% \
+    --llama-bench "$tmp/nope" "${small[@]}"
 expect_fail 1 "$tmp/nope.txt" $model --data "$tmp/nope.txt" --workload decode:64 -o "$tmp/bad" --max-ppl-increase 1% "${small[@]}"
 [ -z "$(ls -A "$tmp/bad" 2>/dev/null)" ] || fail "a refused run left files in $tmp/bad: $(ls -A "$tmp/bad")"
 
@@ -53,6 +55,7 @@ for f in plan.json model.gguf report.html report.json sens.json latency.json; do
 done
 [ -z "$(find "$out" -name '.mixprec-optimize-*')" ] || fail "the work folder was left behind"
 grep -q "\[1/6\] calibrate" "$tmp/stderr" || fail "no stage progress on stderr"
+grep -q "^llama.cpp: prefill .* decode " "$tmp/stdout" || fail "no llama.cpp speed line on stdout: $(cat "$tmp/stdout")"
 
 # the GGUF loads and runs in its stored formats
 "$mx" info "$out/model.gguf" >"$tmp/info" || fail "mixprec info cannot read model.gguf"
@@ -114,6 +117,15 @@ for t in rep["target"]:
             best, name = q["measured"]["time_gain_frac"], q["label"]
     check(t["best_uniform"] == name and abs(t["best_uniform_gain_frac"] - best) < 1e-12, f"{t['plan']}: best uniform wrong")
     check(t["gain_ok"] == (p["measured"]["time_gain_frac"] >= best), f"{t['plan']}: gain_ok wrong")
+# llama.cpp's speed of the GGUFs (llama-bench, built by scripts/deps.sh): the reference and
+# the chosen plan always, every uniform format with a GGUF type, never f8_e4m3
+lc = rep.get("llama_cpp")
+check(lc is not None and lc["f32_prefill_tokens_per_s"] > 0 and lc["f32_decode_tokens_per_s"] > 0,
+      f"report.json has no llama.cpp reference speed: {lc} (notes: {rep['notes']})")
+for p in rep["points"]:
+    want = p["kind"] == "chosen" or (p["kind"] == "uniform" and p["label"] != "uniform f8_e4m3")
+    got = "llama_cpp" in p and p["llama_cpp"]["prefill_tokens_per_s"] > 0 and p["llama_cpp"]["decode_tokens_per_s"] > 0
+    check(want == got, f"{p['label']}: llama.cpp speed {'missing' if want else 'present'}")
 n = len(rep["target"])
 check(s["target_loss_ok"] == f"{sum(t['loss_ok'] for t in rep['target'])}/{n}", "summary target_loss_ok wrong")
 

@@ -26,9 +26,11 @@
 #include <unistd.h>
 
 #include <cJSON.h>
+#include <omp.h>
 
 #include "arch/model.h"
 #include "io/jsonout.h"
+#include "method/llama_bench.h"
 #include "method/optimize.h"
 #include "method/profile.h"
 #include "method/report.h"
@@ -64,6 +66,10 @@ typedef struct opt_ctx {
     int eval_tokens;
     char *notes[MAX_NOTES];
     int n_notes;
+    // llama.cpp's speed of the GGUFs (llama-bench)
+    int has_llama, llama_threads, llama_prefill, llama_decode, llama_rounds;
+    double llama_ref_prefill, llama_ref_decode;
+    char llama_build[96];
 } opt_ctx;
 
 static int stopped(const opt_ctx *c) { return c->o->stop && *c->o->stop; }
@@ -588,6 +594,100 @@ static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
     return MXP_OK;
 }
 
+// llama.cpp's own speed (llama-bench) of the chosen plan's GGUF and of every uniform format
+// that has a GGUF type, with uniform f32 as the reference. Not being able to measure it is a
+// note in the report, not an error: the plan and its mixprec measurements stand.
+static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf, mxp_err *err) {
+    char bench[PATH_CAP];
+    if (c->o->no_llama_bench) return MXP_OK;
+    if (!have_gguf) return MXP_OK;
+    if (!mxp_llama_bench_find(c->o->llama_bench, bench, sizeof bench)) {
+        note(c, "llama.cpp's speed was not measured: llama-bench not found (scripts/deps.sh builds it into build-deps/bin; "
+                "or pass --llama-bench PATH).");
+        return MXP_OK;
+    }
+    // files[0]: uniform f32 (the reference); files[1]: the plan; then one per uniform point
+    int n = 0, *point = malloc((size_t)(c->n_pts + 2) * sizeof *point);
+    char **files = calloc((size_t)c->n_pts + 2, sizeof *files);
+    mxp_llama_speed *sp = calloc((size_t)c->n_pts + 2, sizeof *sp);
+    mxp_status st = point && files && sp ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    for (int i = -1; i < c->n_pts && !st; i++) {
+        const mxp_opt_point *p = i >= 0 ? &c->pts[i] : NULL;
+        if (p && p->kind != MXP_PT_UNIFORM) continue;
+        const mxp_format *f = mxp_format_get(p ? (mxp_format_id)p->fmt[0] : MXP_FMT_F32);
+        if (p && !f->has_ggml_type) {
+            note(c, "%s has no GGUF type: llama.cpp cannot run it, so it has no llama.cpp speed.", p->label);
+            continue;
+        }
+        char name[64], spec[64];
+        snprintf(name, sizeof name, "uniform_%s.gguf", f->name);
+        snprintf(spec, sizeof spec, "uniform:%s", f->name);
+        files[n] = malloc(PATH_CAP);
+        if (!files[n]) { st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory"); break; }
+        if ((st = work_path(c, name, files[n], err))) break;
+        mxp_apply_report ar;
+        if ((st = mxp_apply(c->o->model_path, spec, files[n], &ar, err))) {
+            st = mxp_fail_prefix(err, "writing %s for llama-bench: ", spec);
+            break;
+        }
+        point[n++] = i;
+        if (n == 1) {  // the plan right after the reference
+            files[n] = strdup(plan_gguf);
+            if (!files[n]) { st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory"); break; }
+            point[n++] = 0;
+        }
+    }
+    c->llama_threads = omp_get_max_threads();
+    c->llama_prefill = c->wl.decode ? c->seq_len : c->wl.tokens;
+    c->llama_decode = c->wl.decode ? c->wl.tokens : 128;
+    c->llama_rounds = 3;
+    if (!st) {
+        say(c, "llama.cpp (%s): prefill %d and decode %d tokens of %d GGUF files, %d rounds", bench, c->llama_prefill,
+            c->llama_decode, n, c->llama_rounds);
+        mxp_err e2 = {0};
+        mxp_status s2 = mxp_llama_bench_run(bench, (const char *const *)files, n, c->llama_prefill, c->llama_decode,
+                                            c->llama_threads, c->llama_rounds, c->work, sp, c->llama_build,
+                                            sizeof c->llama_build, &e2);
+        if (s2 == MXP_ERR_NOMEM) {
+            st = s2;
+            if (err) *err = e2;
+        } else if (s2) {
+            note(c, "llama.cpp's speed was not measured: %s", e2.msg);
+            say(c, "llama-bench: %s", e2.msg);
+        } else {
+            c->has_llama = 1;
+            c->llama_ref_prefill = sp[0].prefill_tps;
+            c->llama_ref_decode = sp[0].decode_tps;
+            for (int k = 1; k < n; k++) {
+                mxp_opt_point *p = &c->pts[point[k]];
+                p->has_llama = 1;
+                p->llama_prefill_tps = sp[k].prefill_tps;
+                p->llama_decode_tps = sp[k].decode_tps;
+            }
+            for (int i = 0; i < c->n_pts; i++) {  // uniform f32 is the reference file itself
+                mxp_opt_point *p = &c->pts[i];
+                if (p->kind == MXP_PT_UNIFORM && p->fmt[0] == MXP_FMT_F32 && !p->has_llama) {
+                    p->has_llama = 1;
+                    p->llama_prefill_tps = sp[0].prefill_tps;
+                    p->llama_decode_tps = sp[0].decode_tps;
+                }
+            }
+            const mxp_opt_point *q = &c->pts[0];
+            say(c, "llama.cpp: chosen plan prefill %.1f tok/s (%.2fx f32), decode %.1f tok/s (%.2fx f32)",
+                q->llama_prefill_tps, q->llama_prefill_tps / c->llama_ref_prefill, q->llama_decode_tps,
+                q->llama_decode_tps / c->llama_ref_decode);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        if (files[k] && point[k] != 0) remove(files[k]);  // the plan's GGUF is model.gguf
+        free(files[k]);
+    }
+    free(files);
+    free(point);
+    free(sp);
+    return st;
+}
+
 // Target 6: for the chosen plan and every budget of the sweep.
 static int build_target(const opt_ctx *c, mxp_target_row *rows) {
     int n = 0;
@@ -634,6 +734,11 @@ static cJSON *point_json(const mxp_opt_point *p) {
     for (size_t i = 0; me && i < sizeof v / sizeof *v; i++)
         if (isfinite(v[i])) cJSON_AddNumberToObject(me, k[i], v[i]);
     if (p->is_dup) cJSON_AddNumberToObject(j, "same_formats_as", p->dup_of);
+    if (p->has_llama) {
+        cJSON *l = cJSON_AddObjectToObject(j, "llama_cpp");
+        cJSON_AddNumberToObject(l, "prefill_tokens_per_s", p->llama_prefill_tps);
+        cJSON_AddNumberToObject(l, "decode_tokens_per_s", p->llama_decode_tps);
+    }
     return j;
 }
 
@@ -658,6 +763,16 @@ static mxp_status write_report_json(const opt_ctx *c, const mxp_target_row *rows
     cJSON_AddNumberToObject(j, "reference_loss", c->ref_loss);
     cJSON_AddNumberToObject(j, "reference_perplexity", c->ref_ppl);
     cJSON_AddNumberToObject(j, "profile_ref_time_s", c->profile_ref_s);
+    if (c->has_llama) {
+        cJSON *l = cJSON_AddObjectToObject(j, "llama_cpp");
+        cJSON_AddStringToObject(l, "build", c->llama_build);
+        cJSON_AddNumberToObject(l, "threads", c->llama_threads);
+        cJSON_AddNumberToObject(l, "prefill_tokens", c->llama_prefill);
+        cJSON_AddNumberToObject(l, "decode_tokens", c->llama_decode);
+        cJSON_AddNumberToObject(l, "rounds", c->llama_rounds);
+        cJSON_AddNumberToObject(l, "f32_prefill_tokens_per_s", c->llama_ref_prefill);
+        cJSON_AddNumberToObject(l, "f32_decode_tokens_per_s", c->llama_ref_decode);
+    }
     cJSON *st = cJSON_AddObjectToObject(j, "stage_seconds");
     for (int s = 0; st && s < ST_COUNT; s++) cJSON_AddNumberToObject(st, stage_names[s], stage_s[s]);
     cJSON *pts = cJSON_AddArrayToObject(j, "points");
@@ -728,6 +843,9 @@ static mxp_status check_opts(const mxp_optimize_opts *o, mxp_err *err) {
     if (o->calib_samples < 0 || o->seq_len < 0 || o->eval_samples < 0 || o->pareto < 0 || o->profile_budget_s < 0)
         return mxp_fail(err, MXP_ERR_ARG, "optimize: sample counts, lengths and budgets must not be negative");
     if (o->pareto > 64) return mxp_fail(err, MXP_ERR_ARG, "--pareto %d: at most 64 budgets are measured", o->pareto);
+    char bench[PATH_CAP];
+    if (o->llama_bench && !o->no_llama_bench && !mxp_llama_bench_find(o->llama_bench, bench, sizeof bench))
+        return mxp_fail(err, MXP_ERR_ARG, "--llama-bench %s: not an executable file", o->llama_bench);
     return MXP_OK;
 }
 
@@ -821,6 +939,7 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     say(c, "[5/6] measure: %d configurations on %d held-out samples x %d tokens, then timed end to end", c->n_pts,
         c->eval_samples, c->seq_len);
     if ((st = stage_measure(c, err))) return st;
+    if ((st = measure_llama(c, gguf, have_gguf, err))) return st;
     stage_s[ST_MEASURE] = mxp_now() - t;
 
     // 6. report
@@ -844,7 +963,11 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
                       .op_names = (const char *const *)c->op_names, .sens = c->sens, .sens_has = c->has,
                       .n_formats = c->n_formats, .formats = c->formats, .n_points = c->n_pts, .points = c->pts,
                       .n_target = n_rows, .target = rows, .n_stages = ST_COUNT, .stage_names = stage_names,
-                      .stage_s = stage_s, .n_notes = c->n_notes, .notes = (const char *const *)c->notes};
+                      .stage_s = stage_s, .n_notes = c->n_notes, .notes = (const char *const *)c->notes,
+                      .has_llama = c->has_llama, .llama_build = c->llama_build, .llama_threads = c->llama_threads,
+                      .llama_prefill_tokens = c->llama_prefill, .llama_decode_tokens = c->llama_decode,
+                      .llama_rounds = c->llama_rounds, .llama_ref_prefill_tps = c->llama_ref_prefill,
+                      .llama_ref_decode_tps = c->llama_ref_decode};
     st = mxp_report_write_html(&rep, html, err);
     if (!st) st = write_report_json(c, rows, n_rows, stage_s, rjson, err);
     if (!st) st = publish(c, have_gguf, err);
@@ -869,6 +992,11 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
             res->target_gain_ok += rows[i].gain_ok;
         }
         res->gguf_written = have_gguf;
+        res->llama_measured = p->has_llama;
+        res->llama_prefill_tps = p->llama_prefill_tps;
+        res->llama_decode_tps = p->llama_decode_tps;
+        res->llama_ref_prefill_tps = c->llama_ref_prefill;
+        res->llama_ref_decode_tps = c->llama_ref_decode;
     }
     free(rows);
     return st;

@@ -557,6 +557,35 @@ static void points_table(sb *b, const mxp_report *r) {
     sb_puts(b, "</table>\n");
 }
 
+// llama.cpp's own speed of the same GGUF files, next to mixprec's measured and predicted gain.
+static void llama_table(sb *b, const mxp_report *r) {
+    sb_printf(b, "<p>Each configuration written as GGUF and run by llama.cpp's <code>llama-bench</code> (build ");
+    sb_esc(b, r->llama_build ? r->llama_build : "unknown");
+    sb_printf(b, ", %d threads): prefill of %d tokens and decode of %d tokens, median of %d rounds, each round one "
+                 "llama-bench run over every file. Speed-ups are against uniform f32 in llama.cpp; mixprec's gains "
+                 "are for the workload <code>",
+              r->llama_threads, r->llama_prefill_tokens, r->llama_decode_tokens, r->llama_rounds);
+    sb_esc(b, r->workload);
+    sb_puts(b, "</code> on mixprec's own kernels.</p>\n<table><tr><th>configuration</th><th>llama.cpp prefill tok/s</th>"
+               "<th>vs f32</th><th>llama.cpp decode tok/s</th><th>vs f32</th><th>mixprec measured gain</th>"
+               "<th>mixprec predicted gain</th><th>weights MB</th></tr>\n");
+    sb_printf(b, "<tr><td>f32 (reference)</td><td>%s</td><td>1.00x</td><td>%s</td><td>1.00x</td><td>0</td><td>0</td>"
+                 "<td>&mdash;</td></tr>\n",
+              fmt_f(r->llama_ref_prefill_tps, 1).s, fmt_f(r->llama_ref_decode_tps, 1).s);
+    for (int i = 0; i < r->n_points; i++) {
+        const mxp_opt_point *q = &r->points[i];
+        if (!q->has_llama || (q->kind == MXP_PT_UNIFORM && q->fmt && q->fmt[0] == MXP_FMT_F32)) continue;
+        sb_printf(b, "<tr%s><td>", q->kind == MXP_PT_CHOSEN ? " class=\"chosen\"" : "");
+        sb_esc(b, q->label);
+        sb_printf(b, "</td><td>%s</td><td>%sx</td><td>%s</td><td>%sx</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+                  fmt_f(q->llama_prefill_tps, 1).s, fmt_f(q->llama_prefill_tps / r->llama_ref_prefill_tps, 2).s,
+                  fmt_f(q->llama_decode_tps, 1).s, fmt_f(q->llama_decode_tps / r->llama_ref_decode_tps, 2).s,
+                  fmt_pct(q->gain_frac).s, q->has_pred ? fmt_pct(q->pred_gain_frac).s : "&mdash;",
+                  fmt_f(q->weight_bytes / 1e6, 2).s);
+    }
+    sb_puts(b, "</table>\n");
+}
+
 static void target_table(sb *b, const mxp_report *r) {
     int n_fail = 0;
     for (int i = 0; i < r->n_target; i++) n_fail += !r->target[i].loss_ok || !r->target[i].gain_ok;
@@ -667,6 +696,9 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
               r->eval_samples, r->seq_len,
               r->decode ? "decoded token after the workload's cached positions" : "prefill pass of the workload",
               r->time_rounds);
+    sb_puts(&b, "<h2>Deployed speed: llama.cpp</h2>\n");
+    if (r->has_llama) llama_table(&b, r);
+    else sb_puts(&b, "<p>Not measured (see the notes).</p>\n");
     sb_puts(&b, "<h2>Pareto curve: predicted and measured</h2>\n");
     svg_pareto(&b, r);
     sb_puts(&b, "<div class=\"figs\">");

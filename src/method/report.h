@@ -34,6 +34,8 @@ typedef struct mxp_opt_point {
     double tokens_per_s, ref_tokens_per_s;  // the workload's tokens/s (prefill or decode)
     double weight_bytes;
     int is_dup;  int dup_of;            // is_dup: same formats as point dup_of (measured once)
+    int has_llama;                      // llama.cpp's speed of this configuration's GGUF was measured
+    double llama_prefill_tps, llama_decode_tps;  // llama-bench medians
     unsigned char *fmt;                 // (n_ops) format id per op; owned
 } mxp_opt_point;
 
@@ -74,6 +76,11 @@ typedef struct mxp_report {
     int n_stages;
     const char *const *stage_names;
     const double *stage_s;
+    // llama.cpp's speed (llama-bench) of the GGUFs: points with has_llama, and f32
+    int has_llama;
+    const char *llama_build;            // llama.cpp build llama-bench reports
+    int llama_threads, llama_prefill_tokens, llama_decode_tokens, llama_rounds;
+    double llama_ref_prefill_tps, llama_ref_decode_tps;  // uniform f32
     // free-form remarks (plain text, escaped when written)
     int n_notes;
     const char *const *notes;
