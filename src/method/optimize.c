@@ -1,4 +1,4 @@
-// optimize.c: `mixprec optimize`: the whole pipeline of DESIGN 3 in one call, then the
+// optimize.c: `mixprec optimize`: the whole pipeline of docs/DESIGN.md 3 in one call, then the
 // measured check of every prediction it made.
 //
 //   calibrate -> sens.json          (sensitivities; the fisher metric accumulated too)
