@@ -156,7 +156,7 @@ typedef struct mxp_generate_result {
 mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *opts, mxp_generate_result *res, mxp_err *err);
 void mxp_generate_result_free(mxp_generate_result *res);
 
-// ---- solve and apply (docs/DESIGN.md 1.3; docs/FILES.md "Plan") [block owned by: solve] ----
+// ---- solve and apply (docs/DESIGN.md 1.3; docs/FILES.md "Plan") ----
 typedef struct mxp_solve_opts {
     const char *sens_path;       // sensitivity table (mixprec calibrate)
     const char *latency_path;    // latency table (mixprec profile)
@@ -267,7 +267,7 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *opts, const char *o
 void mxp_profile_result_free(mxp_profile_result *res);
 // ---- end of profiling ----
 
-// ---- optimize: the whole pipeline and its measured report [block owned by: optimize] ----
+// ---- optimize: the whole pipeline and its measured report ----
 typedef struct mxp_optimize_opts {
     const char *model_path;     // Hugging Face folder or GGUF file
     const char *data_path;      // text or token ids: its calibration split feeds the

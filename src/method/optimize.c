@@ -588,7 +588,7 @@ static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
     return MXP_OK;
 }
 
-// Target 6: for the chosen plan and every budget of the sweep.
+// The target rows (docs/DESIGN.md 1.4): for the chosen plan and every budget of the sweep.
 static int build_target(const opt_ctx *c, mxp_target_row *rows) {
     int n = 0;
     for (int i = 0; i < c->n_pts; i++) {
