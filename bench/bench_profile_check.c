@@ -1,12 +1,12 @@
 // bench_profile_check.c: the latency table and its prediction check (mixprec profile
-// --check) on the ~1B-parameter Llama-shaped random-weight model of bench_e2e (hidden 2048,
+// --check) on the 0.85B-parameter Llama-shaped random-weight model of bench_e2e (hidden 2048,
 // 16 layers, 32 heads / 8 kv heads, ffn 5632, vocab 32000), which has no files for the CLI.
 //
 // usage: bench_profile_check [--workload prefill:256|decode:512] [--check K] [--budget S]
 //                            [--check-budget S] [--formats LIST] [--no-cache] [-o FILE]
 // Prints the cost of the table (wall seconds), then per check row the measured end-to-end gain
 // and the three predictions, and the median absolute error of each predictor as a fraction
-// of the end-to-end reference time. q/k/v and gate/up are tied, as in the target.
+// of the end-to-end reference time. q/k/v and gate/up are tied, as mixprec optimize ties them.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

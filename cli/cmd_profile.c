@@ -1,4 +1,4 @@
-// cmd_profile.c: mixprec profile MODEL --workload W -o latency.json [...] (DESIGN 1.2).
+// cmd_profile.c: mixprec profile MODEL --workload W -o latency.json [...] (docs/DESIGN.md 1.2).
 #include <stdio.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 // cmd_solve.c: mixprec solve SENS.json LATENCY.json -o PLAN.json [budget] [options]:
-// the integer program of DESIGN 1.3 (library: mxp_solve).
+// the integer program of docs/DESIGN.md 1.3 (library: mxp_solve).
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

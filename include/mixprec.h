@@ -96,7 +96,7 @@ typedef struct mxp_eval_result {
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
 
-// ---- sensitivity calibration (DESIGN.md 1.1) ----
+// ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)
     int samples;            // N (0: 32)
@@ -162,7 +162,7 @@ typedef struct mxp_generate_result {
 mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *opts, mxp_generate_result *res, mxp_err *err);
 void mxp_generate_result_free(mxp_generate_result *res);
 
-// ---- solve and apply (DESIGN 1.3; docs/FILES.md "Plan") [block owned by: solve] ----
+// ---- solve and apply (docs/DESIGN.md 1.3; docs/FILES.md "Plan") ----
 typedef struct mxp_solve_opts {
     const char *sens_path;       // sensitivity table (mixprec calibrate)
     const char *latency_path;    // latency table (mixprec profile)
@@ -214,7 +214,7 @@ mxp_status mxp_apply(const char *model_path, const char *plan, const char *out_p
                      mxp_err *err);
 // ---- end of block: solve ----
 
-// ---- profiling: measured time gain per sequential sub-graph (DESIGN.md 1.2) ----
+// ---- profiling: measured time gain per sequential sub-graph (docs/DESIGN.md 1.2) ----
 typedef struct mxp_profile_opts {
     const char *workload;       // "prefill:T" (one pass of T tokens) or "decode:L" (one token
                                 // after L cached ones)
@@ -265,7 +265,7 @@ typedef struct mxp_profile_result {
 } mxp_profile_result;
 
 // Partition the model, time every configuration of every sub-graph signature with the real
-// kernels (DESIGN 1.2) and write the latency table (docs/FILES.md) to out_path (atomically).
+// kernels (docs/DESIGN.md 1.2) and write the latency table (docs/FILES.md) to out_path (atomically).
 // A table cached for the same machine, shapes, workload, formats and settings is reused
 // unless opts->no_cache. The model's format slots are back at f32 on return.
 mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *opts, const char *out_path, mxp_profile_result *res,
@@ -273,7 +273,7 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *opts, const char *o
 void mxp_profile_result_free(mxp_profile_result *res);
 // ---- end of profiling ----
 
-// ---- optimize: the whole pipeline and its measured report [block owned by: optimize] ----
+// ---- optimize: the whole pipeline and its measured report ----
 typedef struct mxp_optimize_opts {
     const char *model_path;     // Hugging Face folder or GGUF file
     const char *data_path;      // text or token ids: its calibration split feeds the

@@ -7,7 +7,7 @@
 //  - every configuration is listed exactly once: the product of the groups' allowed formats
 //    (ties respected, block-size exclusions applied), the reference first with gain 0;
 //  - gain_s == ref_time_s - time_s; mem_gain_bytes equals the bytes saved by the layouts of
-//    DESIGN 2 (f32 4, bf16 2, q8_0 34/32 bytes per weight); mac_gain follows from op_times'
+//    docs/DESIGN.md 2 (f32 4, bf16 2, q8_0 34/32 bytes per weight); mac_gain follows from op_times'
 //    MAC counts and mac_rates;
 //  - sub-graphs with equal signatures carry one shared measurement;
 //  - the whole-model check's sub-graph prediction is the sum of the table's gains of its

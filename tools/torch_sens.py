@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""torch_sens.py: independent PyTorch reference for `mixprec calibrate` (DESIGN.md 1.1).
+"""torch_sens.py: independent PyTorch reference for `mixprec calibrate` (docs/DESIGN.md 1.1).
 
 Usage:
   /usr/bin/python3 tools/torch_sens.py MODEL_DIR TOKENS_FILE OUT.json [--seq T] [--samples N]

@@ -1,4 +1,4 @@
-// optimize.c: `mixprec optimize`: the whole pipeline of DESIGN 3 in one call, then the
+// optimize.c: `mixprec optimize`: the whole pipeline of docs/DESIGN.md 3 in one call, then the
 // measured check of every prediction it made.
 //
 //   calibrate -> sens.json          (sensitivities; the fisher metric accumulated too)
@@ -688,7 +688,7 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
     return st;
 }
 
-// Target 6: for the chosen plan and every budget of the sweep.
+// The target rows (docs/DESIGN.md 1.4): for the chosen plan and every budget of the sweep.
 static int build_target(const opt_ctx *c, mxp_target_row *rows) {
     int n = 0;
     for (int i = 0; i < c->n_pts; i++) {

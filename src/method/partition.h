@@ -1,4 +1,4 @@
-// partition.h: cutting a model graph into sequential sub-graphs (DESIGN 1.2).
+// partition.h: cutting a model graph into sequential sub-graphs (docs/DESIGN.md 1.2).
 //
 // The graph is a DAG from one virtual source (the token input, read by every node without
 // inputs) to the output (the last node). A *cut node* is a node that every source-to-output

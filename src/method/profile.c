@@ -1,4 +1,4 @@
-// profile.c: measured time gain per sequential sub-graph (DESIGN 1.2) and the check of its
+// profile.c: measured time gain per sequential sub-graph (docs/DESIGN.md 1.2) and the check of its
 // prediction on whole-model configurations.
 //
 // How a time is measured (every figure in the latency table):

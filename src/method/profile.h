@@ -1,4 +1,4 @@
-// profile.h: the hardware-aware time gain of DESIGN 1.2, internal side. The public entry
+// profile.h: the hardware-aware time gain of docs/DESIGN.md 1.2, internal side. The public entry
 // point is mxp_profile (include/mixprec.h); this header is what its parts share:
 //  - profile.c       configuration spaces, the measurement loop, the whole-model check
 //  - profile_json.c  the latency table as JSON (docs/FILES.md), its cache, reading it back

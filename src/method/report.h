@@ -39,7 +39,7 @@ typedef struct mxp_opt_point {
     unsigned char *fmt;                 // (n_ops) format id per op; owned
 } mxp_opt_point;
 
-// Target 6 of the issue, per budget of the sweep (and the chosen plan).
+// The optimizer's target (docs/DESIGN.md 1.4), per budget of the sweep (and the chosen plan).
 typedef struct mxp_target_row {
     int point;                          // index into points
     double budget;

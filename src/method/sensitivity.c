@@ -1,4 +1,4 @@
-// sensitivity.c: the calibration pass of DESIGN.md 1.1 (see sensitivity.h for the math).
+// sensitivity.c: the calibration pass of docs/DESIGN.md 1.1 (see sensitivity.h for the math).
 // Runs the executor forward and backward (input gradients only) and does all of its work in
 // the linear hook: the per-sample weight gradient of one op is formed in a scratch buffer,
 // dotted with every format's weight error, and dropped; the input gradient through the op

@@ -1,4 +1,4 @@
-// sensitivity.h: per-op, per-format contributions to the loss MSE (DESIGN.md 1.1), from one
+// sensitivity.h: per-op, per-format contributions to the loss MSE (docs/DESIGN.md 1.1), from one
 // f32 forward and backward pass per calibration sample.
 //
 // For op l (y = W x + b), format p and sample n with mean next-token loss L_n:

@@ -1,4 +1,4 @@
-// solve.c: the multiple-choice knapsack of DESIGN 1.3 with GLPK. The only file that
+// solve.c: the multiple-choice knapsack of docs/DESIGN.md 1.3 with GLPK. The only file that
 // includes glpk.h (CMake leaves it out when GLPK is missing).
 //
 // Model: binary z_j per kept configuration j;  sum_{j in g} z_j = 1 for every group g;

@@ -1,4 +1,4 @@
-// solve.h: the integer program of DESIGN 1.3 (a multiple-choice knapsack) and the problem
+// solve.h: the integer program of docs/DESIGN.md 1.3 (a multiple-choice knapsack) and the problem
 // it is built from.
 //
 // Two layers:
