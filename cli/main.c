@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("mixprec %s\n", mxp_version());
+        printf("mixprec %s\nggml %s (commit %s)\n", mxp_version(), mxp_ggml_version(), mxp_ggml_commit());
         return 0;
     }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);

@@ -40,6 +40,10 @@ const char *mxp_status_name(mxp_status s);
 
 // Library version string, e.g. "0.1.0". Static string.
 const char *mxp_version(void);
+// Version and commit of the ggml library mixprec's formats come from (ggml_version(),
+// ggml_commit()), e.g. "0.23.0" and "5b4ebc5". Static strings.
+const char *mxp_ggml_version(void);
+const char *mxp_ggml_commit(void);
 
 // ---- models ----
 typedef struct mxp_model mxp_model;

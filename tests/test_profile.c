@@ -14,6 +14,7 @@
 //    configurations; a second run with the same settings comes from the cache unchanged.
 // Timings themselves are not asserted (machine noise); budgets are tiny to keep it fast.
 #include <cJSON.h>
+#include <ggml.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,6 +68,12 @@ static void check_table(const char *label, const cJSON *j, const mxp_model *m, i
     CHECK(num(j, "version") == 1, "%s version", label);
     CHECK(cJSON_IsObject(get(j, "provenance")) && cJSON_IsObject(get(j, "machine")) && cJSON_IsObject(get(j, "measurement")),
           "%s provenance/machine/measurement", label);
+    // the ggml library the formats come from, as ggml itself reports it
+    char ggml_want[128];
+    snprintf(ggml_want, sizeof ggml_want, "%s (commit %s)", ggml_version(), ggml_commit());
+    const cJSON *gv = get(get(j, "provenance"), "ggml");
+    CHECK(cJSON_IsString(gv) && !strcmp(gv->valuestring, ggml_want), "%s provenance ggml: %s, want %s", label,
+          cJSON_IsString(gv) ? gv->valuestring : "(missing)", ggml_want);
     CHECK(cJSON_IsString(get(get(j, "machine"), "isa")) && num(get(j, "machine"), "threads") >= 1, "%s machine fields", label);
     CHECK(cJSON_GetArraySize(get(j, "ties")) == 2, "%s ties", label);
     const cJSON *rates = get(j, "mac_rates"), *opt = get(j, "op_times"), *sga = get(j, "subgraphs");

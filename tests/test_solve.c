@@ -4,6 +4,7 @@
 // configurations: time printed, optimality asserted), and the problem/plan layer (solve_io.c)
 // on hand-written sensitivity and latency tables: ties, --force/--forbid, infeasible budgets,
 // the Pareto sweep, the plan file and the llama.cpp tensor-type file.
+#include <ggml.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -457,6 +458,10 @@ static void test_end_to_end(void) {
     CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(prov, "model_hash")) && cJSON_IsObject(sprov) &&
               cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(in, "latency"), "provenance")),
           "plan provenance carries the inputs' provenance");
+    const cJSON *gv = cJSON_GetObjectItemCaseSensitive(prov, "ggml");
+    CHECK(cJSON_IsString(gv) && !strncmp(gv->valuestring, ggml_version(), strlen(ggml_version())) &&
+              strstr(gv->valuestring, ggml_commit()),
+          "plan provenance names ggml %s %s", ggml_version(), ggml_commit());
     const cJSON *ops = cJSON_GetObjectItemCaseSensitive(plan, "ops");
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(ops, "model.layers.0.self_attn.q_proj");
     CHECK(cJSON_GetArraySize(ops) == 8 && cJSON_IsString(q), "plan ops");

@@ -116,6 +116,7 @@ void mxp_machine_description(char *out, size_t cap) {
 
 void mxp_run_stamp_now(mxp_run_stamp *s) {
     snprintf(s->tool, sizeof s->tool, "mixprec %s", mxp_version());
+    snprintf(s->ggml, sizeof s->ggml, "%s (commit %s)", mxp_ggml_version(), mxp_ggml_commit());
     mxp_machine_description(s->machine, sizeof s->machine);
     time_t now = time(NULL);
     struct tm tm;
@@ -130,7 +131,8 @@ cJSON *mxp_provenance_json(const char *model_path, const char *data_path, mxp_er
     mxp_run_stamp rs;
     mxp_run_stamp_now(&rs);
     cJSON *p = cJSON_CreateObject();
-    int ok = p && cJSON_AddStringToObject(p, "tool", rs.tool) && cJSON_AddStringToObject(p, "model", model_path) &&
+    int ok = p && cJSON_AddStringToObject(p, "tool", rs.tool) && cJSON_AddStringToObject(p, "ggml", rs.ggml) &&
+             cJSON_AddStringToObject(p, "model", model_path) &&
              cJSON_AddStringToObject(p, "model_hash", mh) && cJSON_AddStringToObject(p, "machine", rs.machine) &&
              cJSON_AddStringToObject(p, "kernels", mxp_kernel_impl_name()) &&
              cJSON_AddStringToObject(p, "created", rs.created);

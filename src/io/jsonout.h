@@ -20,10 +20,11 @@ mxp_status mxp_hash_path(const char *path, char out[32], mxp_err *err);
 // CPU model name and thread count, e.g. "AMD EPYC 7B13 (2 threads)".
 void mxp_machine_description(char *out, size_t cap);
 
-// What every output file records about the run that made it: "mixprec 0.1.0", the machine
-// description and the UTC time "2026-11-27T21:50:00Z".
+// What every output file records about the run that made it: "mixprec 0.1.0", the ggml
+// library "0.23.0 (commit 5b4ebc5)", the machine description and the UTC time
+// "2026-11-27T21:50:00Z".
 typedef struct mxp_run_stamp {
-    char tool[64], machine[320], created[32];
+    char tool[64], ggml[96], machine[320], created[32];
 } mxp_run_stamp;
 void mxp_run_stamp_now(mxp_run_stamp *s);
 

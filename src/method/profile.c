@@ -824,11 +824,10 @@ static cJSON *provenance(const mxp_model *m, const char *data_path, mxp_err *err
     if (!m->synthetic) return mxp_provenance_json(m->path, data_path, err);
     // a synthetic model has no files to hash: say what it is
     cJSON *p = cJSON_CreateObject();
-    char tool[64], machine[320];
-    snprintf(tool, sizeof tool, "mixprec %s", mxp_version());
-    mxp_machine_description(machine, sizeof machine);
-    if (!p || !cJSON_AddStringToObject(p, "tool", tool) || !cJSON_AddStringToObject(p, "model", "(synthetic)") ||
-        !cJSON_AddStringToObject(p, "model_hash", "synthetic") || !cJSON_AddStringToObject(p, "machine", machine) ||
+    mxp_run_stamp rs;
+    mxp_run_stamp_now(&rs);
+    if (!p || !cJSON_AddStringToObject(p, "tool", rs.tool) || !cJSON_AddStringToObject(p, "ggml", rs.ggml) || !cJSON_AddStringToObject(p, "model", "(synthetic)") ||
+        !cJSON_AddStringToObject(p, "model_hash", "synthetic") || !cJSON_AddStringToObject(p, "machine", rs.machine) ||
         !cJSON_AddStringToObject(p, "kernels", mxp_kernel_impl_name())) {
         cJSON_Delete(p);
         mxp_fail(err, MXP_ERR_NOMEM, "out of memory");

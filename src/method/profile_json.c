@@ -22,6 +22,8 @@ void mxp_profile_cache_key(const mxp_profile_table *t, const mxp_graph *g, char 
     uint64_t h = 0xcbf29ce484222325ULL;
     h = fnv_str(h, "mixprec-latency 1");
     h = fnv_str(h, mxp_version());
+    h = fnv_str(h, mxp_ggml_version());
+    h = fnv_str(h, mxp_ggml_commit());
     h = fnv_str(h, t->cpu);
     h = fnv_str(h, t->blas);
     h = fnv_str(h, t->isa);

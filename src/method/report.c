@@ -735,8 +735,8 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
     }
 
     sb_puts(&b, "<h2>Run</h2>\n<table class=\"meta\">");
-    const char *keys[] = {"tool", "model", "data", "workload", "machine", "kernels", "created"};
-    const char *vals[] = {r->tool, r->model, r->data, r->workload, r->machine, r->kernels, r->created};
+    const char *keys[] = {"tool", "ggml", "model", "data", "workload", "machine", "kernels", "created"};
+    const char *vals[] = {r->tool, r->ggml, r->model, r->data, r->workload, r->machine, r->kernels, r->created};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         sb_printf(&b, "<tr><td>%s</td><td>", keys[k]);
         sb_esc(&b, vals[k] ? vals[k] : "");

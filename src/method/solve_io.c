@@ -538,7 +538,8 @@ static cJSON *plan_provenance(const mxp_solve_problem *p, const mxp_solve_opts *
     cJSON *in = j ? cJSON_AddObjectToObject(j, "inputs") : NULL;
     cJSON *s = in ? cJSON_AddObjectToObject(in, "sensitivity") : NULL;
     cJSON *l = in ? cJSON_AddObjectToObject(in, "latency") : NULL;
-    int ok = s && l && cJSON_AddStringToObject(j, "tool", rs.tool);
+    int ok = s && l && cJSON_AddStringToObject(j, "tool", rs.tool) &&
+             cJSON_AddStringToObject(j, "ggml", rs.ggml);
     // the model and data the tables were made from, as the sensitivity table records them
     static const char *const keys[] = {"model", "model_hash", "data", "data_hash"};
     for (size_t k = 0; ok && p->sens_prov && k < sizeof keys / sizeof *keys; k++) {
