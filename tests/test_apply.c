@@ -275,8 +275,8 @@ static void round_trip(int tied) {
         uint64_t u;
         CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.model", &s, NULL, &err) && s.len == 4 && !memcmp(s.ptr, "gpt2", 4),
               "tokenizer model");
-        CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.pre", &s, NULL, &err) && s.len == 4 && !memcmp(s.ptr, "gpt2", 4),
-              "tokenizer pre");
+        CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.pre", &s, NULL, &err) && s.len == 5 && !memcmp(s.ptr, "gpt-2", 5),
+              "tokenizer pre (llama.cpp's name)");
         CHECK(!mxp_gguf_get_u64(&out->gguf, "tokenizer.ggml.eos_token_id", &u, NULL, &err) && u == 2047, "eos id");
         const mxp_gguf_kv *kv = mxp_gguf_find(&out->gguf, "tokenizer.ggml.tokens");
         CHECK(kv && kv->arr_type == MXP_GGUF_STRING && kv->arr_n == 2048 && kv->arr_strs[2047].len == 13 &&
@@ -317,8 +317,8 @@ static void round_trip(int tied) {
                   out->graph.nodes[nd].fmt == MXP_FMT_Q4_0,
               "k slot q4_0");
         CHECK(mxp_graph_find_linear(&out->graph, "model.layers.0.self_attn.v_proj", &nd) &&
-                  out->graph.nodes[nd].fmt == MXP_FMT_F32,
-              "f16 weights keep the f32 slot");
+                  out->graph.nodes[nd].fmt == MXP_FMT_F16,
+              "f16 weights take the f16 slot (llama.cpp rounds their activations to f16)");
         CHECK(mxp_graph_find_linear(&out->graph, "lm_head", &nd) && out->graph.nodes[nd].fmt == MXP_FMT_Q8_0, "head slot");
         // logits: plan fake-quant on the source == GGUF with the stored slots == GGUF with the plan
         enum { T = 24 };

@@ -13,9 +13,17 @@
 #include "test_quant_util.h"
 
 static void test_table(void) {
-    static const char *names[] = {"f32", "bf16", "f16", "q8_0", "q4_0", "f8_e4m3"};
-    static const int bs[] = {1, 1, 1, 32, 32, 1}, bb[] = {4, 2, 2, 34, 18, 1};
-    static const uint32_t gt[] = {0, 30, 1, 8, 2, 0};
+    // GGML type numbers, block sizes and bytes from ggml.h / ggml-common.h; activation rounding
+    // from vec_dot_type in ggml-cpu.c's type_traits_cpu (q8_1 for q4_1/q5_1, q8_K for k-quants).
+    static const char *names[] = {"f32",  "bf16", "f16",  "q8_0", "q4_0", "f8_e4m3", "q4_1", "q5_0",
+                                  "q5_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",    "iq4_nl"};
+    static const int bs[] = {1, 1, 1, 32, 32, 1, 32, 32, 32, 256, 256, 256, 256, 256, 32};
+    static const int bb[] = {4, 2, 2, 34, 18, 1, 20, 22, 24, 84, 110, 144, 176, 210, 18};
+    static const uint32_t gt[] = {0, 30, 1, 8, 2, 0, 3, 6, 7, 10, 11, 12, 13, 14, 20};
+    static const mxp_act_id act[] = {MXP_ACT_F32,  MXP_ACT_BF16, MXP_ACT_F16,  MXP_ACT_Q8_0, MXP_ACT_Q8_0,
+                                     MXP_ACT_F32,  MXP_ACT_Q8_1, MXP_ACT_Q8_0, MXP_ACT_Q8_1, MXP_ACT_Q8_K,
+                                     MXP_ACT_Q8_K, MXP_ACT_Q8_K, MXP_ACT_Q8_K, MXP_ACT_Q8_K, MXP_ACT_Q8_0};
+    _Static_assert(sizeof names / sizeof *names == MXP_FMT_COUNT, "one name per format");
     for (int i = 0; i < MXP_FMT_COUNT; i++) {
         const mxp_format *f = mxp_format_get_impl((mxp_format_id)i, MXP_IMPL_REF);
         CHECK(f->id == (mxp_format_id)i && strcmp(f->name, names[i]) == 0, "table entry %d", i);
@@ -23,17 +31,29 @@ static void test_table(void) {
         CHECK(f->has_ggml_type == (i != MXP_FMT_F8_E4M3), "%s ggml", names[i]);
         if (f->has_ggml_type) CHECK(f->ggml_type == gt[i], "%s ggml type %u", names[i], f->ggml_type);
         CHECK(fabs(f->bits_per_weight - 8.0 * bb[i] / bs[i]) < 1e-12, "%s bpw", names[i]);
-        CHECK((f->act_format == MXP_FMT_Q8_0) == (i == MXP_FMT_Q8_0 || i == MXP_FMT_Q4_0), "%s act", names[i]);
-        CHECK((f->quantize_act != NULL) == (f->act_format == MXP_FMT_Q8_0), "%s act fn", names[i]);
+        CHECK(f->act == act[i], "%s act %s", names[i], mxp_act_name(f->act));
+        CHECK(f->int_dot == (i == MXP_FMT_Q8_0 || i == MXP_FMT_Q4_0), "%s integer dot", names[i]);
+        CHECK((f->quantize_act != NULL) == f->int_dot, "%s act fn", names[i]);
         mxp_format_id id;
         CHECK(mxp_format_parse(names[i], &id, NULL) == MXP_OK && id == (mxp_format_id)i, "parse %s", names[i]);
     }
     mxp_err err = {0};
     mxp_format_id id;
-    CHECK(mxp_format_parse("q5_k", &id, &err) == MXP_ERR_ARG, "bad name rejected");
-    CHECK(strstr(err.msg, "q5_k") && strstr(err.msg, "q4_0") && strstr(err.msg, "f8_e4m3"),
+    CHECK(mxp_format_parse("q7_k", &id, &err) == MXP_ERR_ARG, "bad name rejected");
+    CHECK(strstr(err.msg, "q7_k") && strstr(err.msg, "q4_0") && strstr(err.msg, "f8_e4m3") && strstr(err.msg, "q6_K"),
           "message names the bad format and the valid ones: %s", err.msg);
-    CHECK(mxp_format_parse("Q8_0", &id, &err) == MXP_ERR_ARG, "names are exact");
+    CHECK(mxp_format_parse("Q8_0", &id, &err) == MXP_OK && id == MXP_FMT_Q8_0, "names are case-insensitive");
+    CHECK(mxp_format_parse("q4_k", &id, &err) == MXP_OK && id == MXP_FMT_Q4_K, "q4_k is q4_K");
+    // llama.cpp's fallback for rows the block does not divide (tensor_type_fallback)
+    mxp_format_id fb;
+    CHECK(mxp_format_fit(MXP_FMT_Q4_K, 512, &fb) && fb == MXP_FMT_Q4_K, "q4_K fits 512");
+    CHECK(!mxp_format_fit(MXP_FMT_Q4_K, 704, &fb) && fb == MXP_FMT_Q5_0, "q4_K on 704 -> q5_0");
+    CHECK(!mxp_format_fit(MXP_FMT_Q5_K, 704, &fb) && fb == MXP_FMT_Q5_1, "q5_K on 704 -> q5_1");
+    CHECK(!mxp_format_fit(MXP_FMT_Q6_K, 704, &fb) && fb == MXP_FMT_Q8_0, "q6_K on 704 -> q8_0");
+    CHECK(!mxp_format_fit(MXP_FMT_Q2_K, 704, &fb) && fb == MXP_FMT_Q4_0, "q2_K on 704 -> q4_0");
+    CHECK(!mxp_format_fit(MXP_FMT_Q3_K, 100, &fb) && fb == MXP_FMT_F16, "q3_K on 100 -> q4_0 does not fit -> f16");
+    CHECK(!mxp_format_fit(MXP_FMT_Q8_0, 100, &fb) && fb == MXP_FMT_F16, "q8_0 on 100 -> f16");
+    CHECK(mxp_format_fit(MXP_FMT_F8_E4M3, 100, &fb) && fb == MXP_FMT_F8_E4M3, "f8 fits any width");
 
     size_t b = 0;
     CHECK(mxp_format_row_bytes_checked(MXP_FMT_Q4_0, 4096, &b, NULL) == MXP_OK && b == 128 * 18, "q4_0 row");
@@ -212,7 +232,8 @@ static void test_roundtrip(void) {
         if (impl == MXP_IMPL_AVX2 && !mxp_cpu_has_avx2()) break;
         for (size_t si = 0; si < sizeof scales / sizeof *scales; si++) {
             tq_fill(&r, x, N, scales[si]);
-            for (int fi = 0; fi < MXP_FMT_COUNT; fi++) {
+            // (the formats after f8_e4m3 are ggml's own: tests/test_quant_ggml.c)
+            for (int fi = 0; fi <= MXP_FMT_F8_E4M3; fi++) {
                 const mxp_format *f = mxp_format_get_impl((mxp_format_id)fi, (mxp_impl)impl);
                 mxp_fake_quant_weight_row(f, x, y, N, q);
                 int bad = 0;
@@ -263,7 +284,7 @@ static void test_roundtrip(void) {
 }
 
 static void test_quantize_matrix(void) {
-    enum { O = 5, I = 64 };
+    enum { O = 5, I = 256 };
     float w[O * I];
     tq_rng r = {11};
     tq_fill(&r, w, O * I, 0.1f);
@@ -305,22 +326,43 @@ static void test_quantize_matrix(void) {
     CHECK(mxp_quantize_matrix(MXP_FMT_BF16, w, O, I, out, sizeof out, "t", &err) == MXP_ERR_ARG, "bf16 overflow");
 }
 
-// Activation fake-quant is q8_0 for q8_0/q4_0 and the identity for the weight-only formats.
+// Activation rounding by its definition in format.h: identity for f32, element conversion
+// for f16/bf16, q * f16(amax/127) with |q| <= 127 and round-to-nearest for q8_0/q8_1 (half
+// a step at most), q * (m/-127) (f32 scale) for q8_K. (Bit-exactness against llama.cpp's
+// CPU backend: tests/test_quant_ggml.c.)
 static void test_fake_act(void) {
-    enum { N = 256 };
-    float x[N], y[N], z[N];
-    uint8_t q[N * 2];
+    enum { N = 512 };
+    float x[N], y[N];
     tq_rng r = {5};
     tq_fill(&r, x, N, 2.0f);
     for (int fi = 0; fi < MXP_FMT_COUNT; fi++) {
         const mxp_format *f = mxp_format_get((mxp_format_id)fi);
         mxp_fake_quant_act_row(f, x, y, N);
-        if (f->act_format == MXP_FMT_Q8_0) {
-            mxp_fake_quant_weight_row(mxp_format_get(MXP_FMT_Q8_0), x, z, N, q);
-            CHECK(memcmp(y, z, sizeof y) == 0, "%s act = q8_0 fake quant", f->name);
-        } else {
-            CHECK(memcmp(y, x, sizeof y) == 0, "%s act identity", f->name);
+        int bad = 0;
+        const int bs = f->act == MXP_ACT_Q8_K ? 256 : 32;
+        for (int i = 0; i < N; i++) {
+            double amax = 0, m = 0;
+            for (int j = i / bs * bs; j < i / bs * bs + bs; j++)
+                if (fabs(x[j]) > amax) amax = fabs(x[j]), m = x[j];
+            switch (f->act) {
+            case MXP_ACT_F32: bad += y[i] != x[i]; break;
+            case MXP_ACT_F16: bad += y[i] != mxp_f16_to_f32(mxp_f32_to_f16(x[i])); break;
+            case MXP_ACT_BF16: bad += y[i] != mxp_bf16_to_f32(mxp_f32_to_bf16(x[i])); break;
+            case MXP_ACT_Q8_0:
+            case MXP_ACT_Q8_1: {
+                const double d = mxp_f16_to_f32(mxp_f32_to_f16((float)(amax / 127))), q = y[i] / d;
+                bad += q != nearbyint(q) || fabs(q) > 127 || fabs(q - x[i] * 127 / amax) > 0.5 + 1e-5;
+                break;
+            }
+            case MXP_ACT_Q8_K: {
+                const double d = (float)(1 / (float)(-127 / (float)m)), q = y[i] / d;
+                bad += fabs(q - nearbyint(q)) > 1e-4 || q > 127 || q < -128 || fabs(y[i] - x[i]) > 0.5 * fabs(d) * (1 + 1e-5);
+                break;
+            }
+            default: bad++;
+            }
         }
+        CHECK(bad == 0, "%s activations (%s): %d values off their definition", f->name, mxp_act_name(f->act), bad);
     }
 }
 

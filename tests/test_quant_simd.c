@@ -139,7 +139,7 @@ static void test_dots(void) {
                 fr->quantize_row(w, q, n);
                 fr->dequantize_row(q, wd, n);
                 mxp_fake_quant_act_row(fr, x, xa, n);
-                const void *act = x;
+                const void *act = xa;  // the non-integer dots take the rounded activations
                 mxp_q8_row ar = {aq, ad};
                 if (fr->quantize_act) {
                     fr->quantize_act(x, aq, ad, n);

@@ -40,18 +40,22 @@ header comment), not from the C:
            this is what format.h's encoder description and the C do; x / s would differ in the
            last bit for some x); |v| rounded to the nearest OCP E4M3FN value (subnormals
            included, max 448, ties to the even code); value = f32(s * e4m3) (f32 product)
-Activation quantizer: q8_0 rows (blocks of 32 along the input dimension) for q8_0 and q4_0,
-identity otherwise. A format whose block does not divide `in` is left out for that op (as
-mixprec does). The activation is rounded to f32 before it is quantized (mixprec's activations
-are f32); Ea = fq(f32(A)) - f32(A).
+Activation rounding, as format.h gives llama.cpp's CPU backend's: q8_0 rows (blocks of 32 along
+the input dimension) for q8_0 and q4_0: d = amax/127 (f32), v = x * (127/amax) (both in f32),
+q = round-half-to-EVEN(v), value q * f16(d); f16 rounding for f16 weights, bf16 rounding for bf16
+weights; identity for f8_e4m3. A format whose block does not divide `in` is left out for that
+op (as mixprec does). The activation is rounded to f32 before it is quantized (mixprec's
+activations are f32); Ea = fq(f32(A)) - f32(A). (The ggml formats beyond these, q4_1 ... q6_K,
+are not re-implemented here: tests/test_quant_ggml.c checks their values against ggml.)
 
 Rounding sensitivity: mixprec's f32 activations differ from these by rounding noise (PyTorch f32
 vs f64 on models/tiny: median 4e-8 of the block's amax, 99th percentile 4e-7, max ~5e-6), and
 where an activation sits near a q8 rounding tie, that noise flips its rounding: one flip moves
 d_a by |g| * d, a few percent of d_a. So the activation term is recomputed --act-trials (16)
 times from activations perturbed by Gaussian noise of sigma = --act-noise (5e-7) x the block's
-amax; s_spread / s_act_spread = max over trials of |s(trial) - s|.
-They are 0 for the weight-only formats. The test uses them as the rounding part of its tolerance.
+amax (for f16/bf16 activations: --act-noise x the element itself, the size of an f32
+rounding); s_spread / s_act_spread = max over trials of |s(trial) - s|.
+They are 0 for f8_e4m3 (weight-only). The test uses them as the rounding part of its tolerance.
 
 Writes OUT.json: {"format": "torch-sens", "samples", "seq_len", "dtype", "reference_loss",
 "losses": [L_n], "formats", "ops": [{"name", "in", "out", "s": {fmt: x}, "s_weight", "s_act",
@@ -74,7 +78,7 @@ from check_refs import read_safetensors  # noqa: E402  (project's own strict rea
 
 FORMATS = ["f32", "bf16", "f16", "q8_0", "q4_0", "f8_e4m3"]
 BLOCK = {"f32": 1, "bf16": 1, "f16": 1, "q8_0": 32, "q4_0": 32, "f8_e4m3": 1}
-ACT_Q8 = {"q8_0", "q4_0"}
+ACT = {"bf16": "bf16", "f16": "f16", "q8_0": "q8", "q4_0": "q8"}  # format -> activation rounding
 F32 = np.float32
 
 
@@ -118,6 +122,27 @@ def fq_q8_0(x, near=None):
     if near is not None:
         near[0] += int(np.count_nonzero(np.abs(av - np.floor(av) - 0.5) < 1e-4))
     return (q * dh.astype(np.float64)[:, None]).reshape(rows, n)
+
+
+def fq_act_q8(x, near=None):
+    """q8_0 activations (llama.cpp's x86 quantize_row_q8_0): 127/amax and ties to even."""
+    rows, n = x.shape
+    assert n % 32 == 0
+    b = x.reshape(-1, 32)
+    amax = np.abs(b).max(axis=1)                       # f32
+    dh = f16_of((amax / F32(127)).astype(F32))
+    idv = np.zeros_like(amax)
+    np.divide(F32(127), amax, out=idv, where=amax != 0)  # f32 division
+    v = (b * idv[:, None]).astype(F32)                 # f32 product
+    q = np.rint(v.astype(np.float64))                  # exact in f64: half to even
+    assert np.abs(q).max(initial=0) <= 127
+    if near is not None:
+        av = np.abs(v).astype(np.float64)
+        near[0] += int(np.count_nonzero(np.abs(av - np.floor(av) - 0.5) < 1e-4))
+    return (q * dh.astype(np.float64)[:, None]).reshape(rows, n)
+
+
+ACT_FQ = {"q8": fq_act_q8, "f16": fq_f16, "bf16": fq_bf16}
 
 
 def fq_q4_0(x):
@@ -178,6 +203,8 @@ def check_quantizers():
     assert list(one(fq_q8_0, x)[:5]) == [127.0, 1.0, -1.0, 2.0, -3.0]
     # q8_0: tiny block whose f16 scale is 0 reads back as zeros
     assert not one(fq_q8_0, [1e-9] + [0.0] * 31).any()
+    # q8_0 activations: amax 127 -> multiplier 1, values round half to even
+    assert list(one(fq_act_q8, x)[:5]) == [127.0, 0.0, -0.0, 2.0, -2.0]
     # q4_0: m = -8 -> d = 1; floor(x + 8.5) - 8 rounds half up; 8 clips to 7
     x = [-8.0, 0.5, -0.5, 1.49, 7.9] + [0.0] * 27
     assert list(one(fq_q4_0, x)[:5]) == [-8.0, 1.0, 0.0, 1.0, 7.0]
@@ -343,36 +370,41 @@ def main():
             gW = leaves[op][0].grad.to(torch.float64)   # dL_n/dW through this op alone
             gA = leaves[op][1].grad.to(torch.float64)   # dL_n/dA through this op alone
             A32 = acts[op].to(torch.float32).numpy()
-            ea = None
-            if A32.shape[1] % 32 == 0:
-                ea = torch.from_numpy(fq_q8_0(A32, near[op]) - A32.astype(np.float64))
-            da_q8 = float((gA * ea).sum()) if ea is not None else 0.0
-            da_trial = np.zeros(K)
-            if ea is not None and K:
-                A64 = A32.astype(np.float64).reshape(1, -1, 32)          # (1, blocks, 32)
-                amax = np.abs(A64).max(axis=2, keepdims=True)
-                noise = rng.standard_normal((K,) + A64.shape[1:]) * (amax * a.act_noise)
-                Ak = (A64 + noise).astype(F32).reshape(K * A32.shape[0], A32.shape[1])
-                eak = (fq_q8_0(Ak) - Ak.astype(np.float64)).reshape(K, -1)  # (K, T*in)
-                da_trial = eak @ gA.numpy().reshape(-1)
+            A64 = A32.astype(np.float64)
+            da, da_trial = {}, {}  # per activation rounding: the term and its K trials
+            for kind in sorted({ACT[f] for f in fmts_ok[op] if f in ACT}):
+                fq = ACT_FQ[kind]
+                ea = torch.from_numpy(fq(A32, near[op]) if kind == "q8" else fq(A32)) - torch.from_numpy(A64)
+                da[kind] = float((gA * ea).sum())
+                da_trial[kind] = np.zeros(K)
+                if K:
+                    if kind == "q8":  # noise scaled by each block's amax
+                        B64 = A64.reshape(1, -1, 32)
+                        sig = np.abs(B64).max(axis=2, keepdims=True) * a.act_noise
+                        Ak = (B64 + rng.standard_normal((K,) + B64.shape[1:]) * sig).astype(F32)
+                    else:             # noise of an f32 rounding of each element
+                        Ak = (A64[None] + rng.standard_normal((K,) + A64.shape) * np.abs(A64)[None] * a.act_noise).astype(F32)
+                    Ak = Ak.reshape(K * A32.shape[0], A32.shape[1])
+                    eak = (fq(Ak) - Ak.astype(np.float64)).reshape(K, -1)  # (K, T*in)
+                    da_trial[kind] = eak @ gA.numpy().reshape(-1)
             for f in fmts_ok[op]:
                 if f == "f32":
-                    dw = da = 0.0
+                    dw = d_a = 0.0
                 else:
                     dw = float((gW * Ew[op, f]).sum())
-                    da = da_q8 if f in ACT_Q8 else 0.0
-                d = dw + da
+                    d_a = da[ACT[f]] if f in ACT else 0.0
+                d = dw + d_a
                 acc[op]["s"][f] += d * d
                 acc[op]["w"][f] += dw * dw
-                acc[op]["a"][f] += da * da
-                if f in ACT_Q8 and ea is not None:
+                acc[op]["a"][f] += d_a * d_a
+                if f in ACT:
                     fi = FORMATS.index(f)
-                    trial[op]["s"][:, fi] += (dw + da_trial) ** 2
-                    trial[op]["a"][:, fi] += da_trial ** 2
+                    trial[op]["s"][:, fi] += (dw + da_trial[ACT[f]]) ** 2
+                    trial[op]["a"][:, fi] += da_trial[ACT[f]] ** 2
                 if op in per:
                     per[op]["d"][f].append(d)
                     per[op]["dw"][f].append(dw)
-                    per[op]["da"][f].append(da)
+                    per[op]["da"][f].append(d_a)
 
     out = {"format": "torch-sens", "version": 1, "samples": N, "seq_len": T, "dtype": a.dtype,
            "reference_loss": sum(losses) / N, "losses": losses, "formats": FORMATS, "ops": []}
@@ -387,7 +419,7 @@ def main():
             for f in fmts_ok[op]:
                 fi = FORMATS.index(f)
                 e[key][f] = float(np.abs(trial[op][k][:, fi] / N - acc[op][k][f] / N).max()) \
-                    if K and f in ACT_Q8 and e["in"] % 32 == 0 else 0.0
+                    if K and f in ACT else 0.0
         out["ops"].append(e)
     out["per_sample"] = per
     tmp = a.out + ".tmp"

@@ -1,5 +1,5 @@
 // plan.c: format specifications -> graph format slots.
-// "stored": the formats the model file carries (a GGUF's Q8_0/Q4_0 linear weights, set at
+// "stored": the formats the model file carries (a GGUF's Q8_0/Q4_0/F16/BF16 linear weights, set at
 // load by model.c); every other op f32.
 // Plan file (version 1):
 //   {"format": "mixprec-plan", "version": 1,

@@ -112,7 +112,9 @@ static num fmt_f(double v, int decimals) {
 static const char *const kind_color[MXP_PT_KIND_COUNT] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
 static const char *const kind_name[MXP_PT_KIND_COUNT] = {"chosen plan", "Pareto sweep (same solver)", "uniform format",
                                                           "MAC objective", "memory objective", "fisher metric"};
-static const char *const fmt_color[MXP_FMT_COUNT] = {"#d9d9d9", "#9ecae1", "#4292c6", "#74c476", "#fd8d3c", "#9e9ac8"};
+static const char *const fmt_color[MXP_FMT_COUNT] = {
+    "#d9d9d9", "#9ecae1", "#4292c6", "#74c476", "#fd8d3c", "#9e9ac8", "#fdae6b", "#e6550d", "#fdd0a2",
+    "#67000d", "#a50f15", "#ef3b2c", "#fc9272", "#fcbba1", "#bcbddc"};
 
 // Sequential colour for t in [0, 1] (light yellow -> red -> dark purple).
 static void heat_color(double t, char out[8]) {

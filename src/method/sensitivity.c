@@ -179,15 +179,17 @@ typedef struct calib_ctx {
     int *op_of_node;       // (n_nodes) index into s->ops
     float *dw;             // (largest weight) per-sample weight gradient
     float *pre;            // (N, widest input) input gradient before the op's backward
-    float *ea;             // (N, widest input) activation error of the q8 activation quantizer
+    float *ea;             // (N, widest input) activation error of one activation rounding
     float *xq;             // (N, widest input) fisher: fake-quantized input
     float *yq;             // (N, widest output) fisher: the op's output in a format
     double (*var_w)[MXP_FMT_COUNT];  // (n_ops) mean squared weight error per format
     double *dw_dot;        // (B * MXP_FMT_COUNT) per-sample weight terms of the current op
     double *dw_norm2;      // (B)
+    double *da;            // (B * MXP_ACT_COUNT) per-sample activation terms of the current op
+    double *va;            // (B * MXP_ACT_COUNT) per-sample mean squared activation error
 } calib_ctx;
 
-static int has_q8_act(mxp_format_id f) { return mxp_format_get(f)->act_format == MXP_FMT_Q8_0; }
+static mxp_act_id act_of(mxp_format_id f) { return mxp_format_get(f)->act; }
 
 static void hook(void *vctx, const mxp_linear_event *e) {
     calib_ctx *c = vctx;
@@ -224,31 +226,40 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     // POST: input gradient through this op alone, and the activation error
     const size_t total_in = (size_t)c->B * rows_in;
     for (size_t i = 0; i < total_in; i++) c->pre[i] = e->dx[i] - c->pre[i];
-    const mxp_format *q8 = mxp_format_get(MXP_FMT_Q8_0);
-    int act_ok = I % q8->block_size == 0;
-    if (act_ok) {
+    // Each activation rounding the op's candidates use (llama.cpp's: f16, bf16, q8_0, q8_1,
+    // q8_K) is applied once; the per-sample term is <dL_n/dA, round(A) - A>.
+    bool want_act[MXP_ACT_COUNT] = {false};
+    for (int k = 0; k < c->s->n_formats; k++)
+        if (op->ok[c->s->formats[k]]) want_act[act_of(c->s->formats[k])] = true;
+    for (int a = MXP_ACT_F32 + 1; a < MXP_ACT_COUNT; a++) {
+        if (!want_act[a]) continue;
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < c->B * T; r++) {
             const float *x = e->x + (size_t)r * I;
             float *ea = c->ea + (size_t)r * I;
-            mxp_fake_quant_act_row(q8, x, ea, I);
+            mxp_act_round_row((mxp_act_id)a, x, ea, I);
             for (int i = 0; i < I; i++) ea[i] -= x[i];
+        }
+        for (int b = 0; b < c->B; b++) {
+            const float *dab = c->pre + (size_t)b * rows_in, *eab = c->ea + (size_t)b * rows_in;
+            c->da[b * MXP_ACT_COUNT + a] = dot(dab, eab, rows_in);
+            c->va[b * MXP_ACT_COUNT + a] = dot(eab, eab, rows_in) / (double)rows_in;
         }
     }
     for (int b = 0; b < c->B; b++) {
-        const float *dab = c->pre + (size_t)b * rows_in, *eab = c->ea + (size_t)b * rows_in;
-        double da_q8 = act_ok ? dot(dab, eab, rows_in) : 0;
+        const float *dab = c->pre + (size_t)b * rows_in;
         double da_norm2 = dot(dab, dab, rows_in);
-        double var_a = act_ok ? dot(eab, eab, rows_in) / (double)rows_in : 0;
         for (int k = 0; k < c->s->n_formats; k++) {
             mxp_format_id f = c->s->formats[k];
             if (f == MXP_FMT_F32 || !op->ok[f]) continue;
-            double dw = c->dw_dot[b * MXP_FMT_COUNT + f], da = has_q8_act(f) ? da_q8 : 0, d = dw + da;
+            mxp_act_id a = act_of(f);
+            double dw = c->dw_dot[b * MXP_FMT_COUNT + f], da = a != MXP_ACT_F32 ? c->da[b * MXP_ACT_COUNT + a] : 0;
+            double d = dw + da;
             op->sum[MXP_METRIC_TAYLOR][f] += d * d;
             op->sum_d4[f] += d * d * d * d;
             op->sum_w[f] += dw * dw;
             op->sum_a[f] += da * da;
-            double va = has_q8_act(f) ? var_a : 0;
+            double va = a != MXP_ACT_F32 ? c->va[b * MXP_ACT_COUNT + a] : 0;
             op->sum[MXP_METRIC_NOISE][f] += c->var_w[c->op_of_node[e->node]][f] * c->dw_norm2[b] + va * da_norm2;
         }
     }
@@ -260,8 +271,10 @@ static void hook(void *vctx, const mxp_linear_event *e) {
         mxp_format_id f = c->s->formats[k];
         if (f == MXP_FMT_F32 || !op->ok[f]) continue;
         const float *xin = e->x;
-        if (has_q8_act(f) && act_ok) {
-            for (size_t i = 0; i < total_in; i++) c->xq[i] = e->x[i] + c->ea[i];
+        if (act_of(f) != MXP_ACT_F32) {
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < c->B * T; r++)
+                mxp_act_round_row(act_of(f), e->x + (size_t)r * I, c->xq + (size_t)r * I, I);
             xin = c->xq;
         }
         mxp_linear_fwd(c->yq, xin, mxp_qcache_fake(c->qc, e->node, f), bias, c->B * T, I, O);
@@ -312,12 +325,14 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     c.var_w = calloc((size_t)s->n_ops, sizeof *c.var_w);
     c.dw_dot = calloc((size_t)B * MXP_FMT_COUNT, sizeof *c.dw_dot);
     c.dw_norm2 = calloc((size_t)B, sizeof *c.dw_norm2);
+    c.da = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.da);
+    c.va = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.va);
     int32_t *batch = malloc((size_t)B * (T + 1) * sizeof *batch);
     double *seq_loss = malloc((size_t)B * sizeof *seq_loss);
     mxp_exec ex = {0};
     mxp_status st = MXP_OK;
     if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (want_fisher && (!c.xq || !c.yq)) || !c.var_w || !c.dw_dot ||
-        !c.dw_norm2 || !batch || !seq_loss)
+        !c.dw_norm2 || !c.da || !c.va || !batch || !seq_loss)
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the calibration buffers");
     for (int i = 0; !st && i < s->n_ops; i++) {
         c.op_of_node[s->ops[i].node] = i;
@@ -373,6 +388,8 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     free(c.var_w);
     free(c.dw_dot);
     free(c.dw_norm2);
+    free(c.da);
+    free(c.va);
     free(batch);
     free(seq_loss);
     return st;

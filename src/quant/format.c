@@ -4,32 +4,54 @@
 #include "quant/quant_internal.h"
 
 #include <stdlib.h>
+#include <strings.h>
 #include <cpuid.h>
 #include <pthread.h>
 #include <string.h>
 
 // sgemm_min_T: measured with `bench_kernels --crossover` (2-core Zen 3, I = O = 4096): below
 // it the integer/converting dot kernels beat dequantize-tile + sgemm. The same values in
-// both tables (scratch sizes depend on them).
-#define MXP_FORMAT_ROW(ID, NAME, BS, BB, PFX, BPW, ACT, HASG, GT, MINT, IMPL, K, ACTQ) \
-    [ID] = {.id = ID, .name = NAME, .block_size = BS, .block_bytes = BB, .row_prefix_bytes = PFX, \
-            .bits_per_weight = BPW, .act_format = ACT, .has_ggml_type = HASG, .ggml_type = GT,   \
-            .sgemm_min_T = MINT, .impl = #IMPL, .quantize_row = mxp_quantize_##K##_##IMPL,       \
-            .dequantize_row = mxp_dequantize_##K##_##IMPL, .dot = mxp_dot_##K##_##IMPL,          \
-            .quantize_act = ACTQ}
+// both tables (scratch sizes depend on them). The formats whose dot dequantizes a block at a
+// time (ggml's formats after f8_e4m3) take the sgemm path from T = 2.
+//
+// Columns: id, name, block elements, block bytes, row prefix bytes, activation rounding,
+// integer dot, GGML type (or -1: none), fallback (or -1: none), sgemm_min_T, kernels.
+#define ROW(ID, NAME, BS, BB, PFX, ACT, INTDOT, GT, FB, MINT, ...)                                    \
+    [ID] = {.id = ID, .name = NAME, .block_size = BS, .block_bytes = BB, .row_prefix_bytes = PFX,     \
+            .bits_per_weight = 8.0 * (BB) / (BS), .act = ACT, .int_dot = INTDOT,                      \
+            .has_ggml_type = (GT) >= 0, .ggml_type = (GT) >= 0 ? (uint32_t)(GT) : 0,                  \
+            .has_fallback = (FB) >= 0, .fallback = (FB) >= 0 ? (mxp_format_id)(FB) : MXP_FMT_F32,     \
+            .sgemm_min_T = MINT, __VA_ARGS__}
+// mixprec's own kernels of format K
+#define OWN(K, IMPL)                                                                                \
+    .impl = #IMPL, .quantize_row = mxp_quantize_##K##_##IMPL, .dequantize_row = mxp_dequantize_##K##_##IMPL, \
+    .dot = mxp_dot_##K##_##IMPL
+// ggml's quantizer, mixprec's own dequantizer and integer dot on q8 activations
+#define GGQ_OWN(K, IMPL)                                                                            \
+    .impl = #IMPL, .quantize_row = mxp_quantize_##K##_ggml, .dequantize_row = mxp_dequantize_##K##_##IMPL, \
+    .dot = mxp_dot_##K##_##IMPL, .quantize_act = mxp_quantize_act_q8_##IMPL
+// ggml's quantizer and dequantizer; the dot dequantizes the weight row a block at a time
+#define GG(K, IMPL)                                                                                 \
+    .impl = #IMPL, .quantize_row = mxp_quantize_##K##_ggml, .dequantize_row = mxp_dequantize_##K##_ggml, \
+    .dot = mxp_dot_##K##_ggml
 
-#define MXP_FORMAT_TABLE(IMPL)                                                                  \
-    {                                                                                           \
-        MXP_FORMAT_ROW(MXP_FMT_F32, "f32", 1, 4, 0, 32.0, MXP_FMT_F32, true, 0, 2, IMPL, f32, NULL), \
-        MXP_FORMAT_ROW(MXP_FMT_BF16, "bf16", 1, 2, 0, 16.0, MXP_FMT_F32, true, 30, 8, IMPL, bf16, \
-                       NULL),                                                                   \
-        MXP_FORMAT_ROW(MXP_FMT_F16, "f16", 1, 2, 0, 16.0, MXP_FMT_F32, true, 1, 8, IMPL, f16, NULL), \
-        MXP_FORMAT_ROW(MXP_FMT_Q8_0, "q8_0", 32, 34, 0, 8.5, MXP_FMT_Q8_0, true, 8, 32, IMPL, q8_0, \
-                       mxp_quantize_act_q8_##IMPL),                                             \
-        MXP_FORMAT_ROW(MXP_FMT_Q4_0, "q4_0", 32, 18, 0, 4.5, MXP_FMT_Q8_0, true, 2, 32, IMPL, q4_0, \
-                       mxp_quantize_act_q8_##IMPL),                                             \
-        MXP_FORMAT_ROW(MXP_FMT_F8_E4M3, "f8_e4m3", 1, 1, 4, 8.0, MXP_FMT_F32, false, 0, 8, IMPL, \
-                       f8_e4m3, NULL),                                                          \
+#define MXP_FORMAT_TABLE(IMPL)                                                                           \
+    {                                                                                                    \
+        ROW(MXP_FMT_F32, "f32", 1, 4, 0, MXP_ACT_F32, false, 0, -1, 2, OWN(f32, IMPL)),                   \
+        ROW(MXP_FMT_BF16, "bf16", 1, 2, 0, MXP_ACT_BF16, false, 30, -1, 8, OWN(bf16, IMPL)),              \
+        ROW(MXP_FMT_F16, "f16", 1, 2, 0, MXP_ACT_F16, false, 1, -1, 8, OWN(f16, IMPL)),                   \
+        ROW(MXP_FMT_Q8_0, "q8_0", 32, 34, 0, MXP_ACT_Q8_0, true, 8, -1, 32, GGQ_OWN(q8_0, IMPL)),         \
+        ROW(MXP_FMT_Q4_0, "q4_0", 32, 18, 0, MXP_ACT_Q8_0, true, 2, -1, 32, GGQ_OWN(q4_0, IMPL)),         \
+        ROW(MXP_FMT_F8_E4M3, "f8_e4m3", 1, 1, 4, MXP_ACT_F32, false, -1, -1, 8, OWN(f8_e4m3, IMPL)),      \
+        ROW(MXP_FMT_Q4_1, "q4_1", 32, 20, 0, MXP_ACT_Q8_1, false, 3, -1, 2, GG(q4_1, IMPL)),              \
+        ROW(MXP_FMT_Q5_0, "q5_0", 32, 22, 0, MXP_ACT_Q8_0, false, 6, -1, 2, GG(q5_0, IMPL)),              \
+        ROW(MXP_FMT_Q5_1, "q5_1", 32, 24, 0, MXP_ACT_Q8_1, false, 7, -1, 2, GG(q5_1, IMPL)),              \
+        ROW(MXP_FMT_Q2_K, "q2_K", 256, 84, 0, MXP_ACT_Q8_K, false, 10, MXP_FMT_Q4_0, 2, GG(q2_K, IMPL)),  \
+        ROW(MXP_FMT_Q3_K, "q3_K", 256, 110, 0, MXP_ACT_Q8_K, false, 11, MXP_FMT_Q4_0, 2, GG(q3_K, IMPL)), \
+        ROW(MXP_FMT_Q4_K, "q4_K", 256, 144, 0, MXP_ACT_Q8_K, false, 12, MXP_FMT_Q5_0, 2, GG(q4_K, IMPL)), \
+        ROW(MXP_FMT_Q5_K, "q5_K", 256, 176, 0, MXP_ACT_Q8_K, false, 13, MXP_FMT_Q5_1, 2, GG(q5_K, IMPL)), \
+        ROW(MXP_FMT_Q6_K, "q6_K", 256, 210, 0, MXP_ACT_Q8_K, false, 14, MXP_FMT_Q8_0, 2, GG(q6_K, IMPL)), \
+        ROW(MXP_FMT_IQ4_NL, "iq4_nl", 32, 18, 0, MXP_ACT_Q8_0, false, 20, -1, 2, GG(iq4_nl, IMPL)),       \
     }
 
 static const mxp_format formats_ref[MXP_FMT_COUNT] = MXP_FORMAT_TABLE(ref);
@@ -86,7 +108,7 @@ const mxp_format *mxp_format_get(mxp_format_id id) { return mxp_format_get_impl(
 
 mxp_status mxp_format_parse(const char *name, mxp_format_id *out, mxp_err *err) {
     for (int i = 0; i < MXP_FMT_COUNT; i++) {
-        if (name && strcmp(name, formats_ref[i].name) == 0) {
+        if (name && strcasecmp(name, formats_ref[i].name) == 0) {
             *out = (mxp_format_id)i;
             return MXP_OK;
         }
@@ -98,6 +120,23 @@ mxp_status mxp_format_parse(const char *name, mxp_format_id *out, mxp_err *err) 
     }
     return mxp_fail(err, MXP_ERR_ARG, "unknown format '%s' (valid formats: %s)",
                     name ? name : "(null)", list);
+}
+
+const char *mxp_act_name(mxp_act_id a) {
+    static const char *const names[MXP_ACT_COUNT] = {"f32", "f16", "bf16", "q8_0", "q8_1", "q8_K"};
+    MXP_ASSERT(a >= 0 && a < MXP_ACT_COUNT);
+    return names[a];
+}
+
+bool mxp_format_fit(mxp_format_id want, int64_t I, mxp_format_id *out) {
+    MXP_ASSERT(want >= 0 && want < MXP_FMT_COUNT && I > 0);
+    const mxp_format *f = &formats_ref[want];
+    if (I % f->block_size == 0) {
+        *out = want;
+        return true;
+    }
+    *out = f->has_fallback && I % formats_ref[f->fallback].block_size == 0 ? f->fallback : MXP_FMT_F16;
+    return false;
 }
 
 size_t mxp_row_bytes(const mxp_format *fmt, int n) {
@@ -164,20 +203,25 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, v
     uint8_t *o8 = out;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < O; r++) f->quantize_row(w + (size_t)r * I, o8 + (size_t)r * rb, I);
-    // Scales that overflowed f16 (only block formats store f16 scales).
-    if (id == MXP_FMT_Q8_0 || id == MXP_FMT_Q4_0) {
-        const size_t nb = (size_t)I / MXP_QK;
+    // Block formats store f16 scales, which overflow for weights too large for them: the row
+    // then reads back with an inf or a NaN. (The element formats were checked above.)
+    if (f->block_size == 1) return MXP_OK;
+    int bad_row = -1;
+#pragma omp parallel
+    {
+        float *y = malloc((size_t)I * sizeof *y);
+        MXP_ASSERT(y);
+#pragma omp for schedule(static) reduction(max : bad_row)
         for (int r = 0; r < O; r++) {
-            for (size_t b = 0; b < nb; b++) {
-                uint16_t d;
-                memcpy(&d, o8 + (size_t)r * rb + b * (size_t)f->block_bytes, 2);
-                if ((d & 0x7C00u) == 0x7C00u)
-                    return mxp_fail(err, MXP_ERR_ARG,
-                                    "tensor %s: %s scale of row %d block %zu overflows f16 "
-                                    "(weights too large for %s)", name, f->name, r, b, f->name);
-            }
+            f->dequantize_row(o8 + (size_t)r * rb, y, I);
+            for (int i = 0; i < I; i++)
+                if (!isfinite(y[i]) && r > bad_row) bad_row = r;
         }
+        free(y);
     }
+    if (bad_row >= 0)
+        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: a %s scale of row %d overflows f16 (weights too large for %s)",
+                        name, f->name, bad_row, f->name);
     return MXP_OK;
 }
 
@@ -186,17 +230,45 @@ void mxp_fake_quant_weight_row(const mxp_format *fmt, const float *x, float *y, 
     fmt->dequantize_row(scratch, y, n);
 }
 
-void mxp_fake_quant_act_row(const mxp_format *fmt, const float *x, float *y, int n) {
-    if (fmt->act_format != MXP_FMT_Q8_0) {
-        if (y != x) memmove(y, x, (size_t)n * sizeof *y);
-        return;
-    }
+// q8_0 / q8_1 activation rounding with a given kernel: block by block so no scratch is
+// needed; the same kernels as the matmul.
+static void act_q8_row(mxp_quantize_act_fn q, const float *x, float *y, int n) {
     MXP_ASSERT(n % MXP_QK == 0);
-    // Block by block so no scratch is needed; same kernels as the matmul.
     for (int i = 0; i < n; i += MXP_QK) {
         int8_t qs[MXP_QK];
         float d;
-        fmt->quantize_act(x + i, qs, &d, MXP_QK);
+        q(x + i, qs, &d, MXP_QK);
         for (int j = 0; j < MXP_QK; j++) y[i + j] = (float)qs[j] * d;
     }
+}
+
+void mxp_act_round_row(mxp_act_id a, const float *x, float *y, int n) {
+    switch (a) {
+    case MXP_ACT_F32:
+        if (y != x) memmove(y, x, (size_t)n * sizeof *y);
+        return;
+    case MXP_ACT_F16:
+        for (int i = 0; i < n; i++) y[i] = mxp_f16_to_f32(mxp_f32_to_f16(x[i]));
+        return;
+    case MXP_ACT_BF16:
+        for (int i = 0; i < n; i++) y[i] = mxp_bf16_to_f32(mxp_f32_to_bf16(x[i]));
+        return;
+    case MXP_ACT_Q8_0:
+    case MXP_ACT_Q8_1:  // the same values (the contract in format.h)
+        act_q8_row(mxp_format_get(MXP_FMT_Q8_0)->quantize_act, x, y, n);
+        return;
+    case MXP_ACT_Q8_K:
+        mxp_act_round_q8_K(x, y, n);
+        return;
+    case MXP_ACT_COUNT:
+        break;
+    }
+    MXP_ASSERT(!"bad activation id");
+}
+
+void mxp_fake_quant_act_row(const mxp_format *fmt, const float *x, float *y, int n) {
+    if (fmt->int_dot)
+        act_q8_row(fmt->quantize_act, x, y, n);  // this table's kernel (ref or avx2: same values)
+    else
+        mxp_act_round_row(fmt->act, x, y, n);
 }

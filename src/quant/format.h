@@ -1,10 +1,16 @@
 // format.h: the numeric formats mixprec can give a matrix product, in one table, and the
-// kernels that use them (quantize, dequantize, fake-quant, dot, matmul).
+// kernels that use them (quantize, dequantize, fake-quant, dot, matmul). Every format with a
+// GGML type stores ggml's bytes: the format library is ggml (llama.cpp's tensor library), so
+// the weights scored here are bit for bit the weights llama.cpp runs.
 //
 // Contract, for the runtime, calibration and the GGUF writer:
 //  - A weight (O, I) in format f is O rows stored back to back; each row is
 //    mxp_row_bytes(fmt, I) bytes: `row_prefix_bytes` of per-row header, then I / block_size
 //    blocks of block_bytes each. Rows of the block formats need I % block_size == 0.
+//  - Quantizers: q8_0, q4_0 and every format after f8_e4m3 in the table quantize with ggml's
+//    ggml_quantize_chunk (no importance matrix); the later ones also dequantize with ggml's
+//    type traits (to_float). f32, bf16 and f16 use mixprec's own kernels, whose bytes equal
+//    ggml's (tests/test_quant_ggml.c checks all of them against ggml).
 //  - Byte layouts (little-endian, as GGUF/ggml for every format that has a GGML type):
 //      f32      4 bytes per weight, IEEE binary32.                          (32 bpw)
 //      bf16     upper 16 bits of the f32, round-to-nearest-even; NaN stays NaN (quieted). (16 bpw)
@@ -18,18 +24,38 @@
 //               exponent bits with bias 7, 3 mantissa bits, subnormals, max 448, no inf);
 //               x ~ s * e4m3(code). Codes 0x7F/0xFF (NaN) are never written; decoders read
 //               them as +-480. No GGML type: mixprec-internal only.  (8 + 32/I bpw)
-//  - Rounding: q8_0 q = round-half-away-from-zero(x * (1/d)), q4_0 q = min(15, floor(x *
-//    (1/d) + 8.5)), both with the reciprocal of the f32 d before it is rounded to f16 (as
-//    ggml's reference quantizer). A block whose f16 scale rounds to 0 is stored as all-zero
-//    values (q8_0 q = 0, q4_0 q = 8): every reciprocal of a scale is guarded.
+//      q4_1, q5_0, q5_1 (blocks of 32), iq4_nl (blocks of 32), q2_K, q3_K, q4_K, q5_K, q6_K
+//               (super-blocks of 256): ggml's layouts (ggml-common.h), 5.0, 5.5, 6.0, 4.5,
+//               2.625, 3.4375, 4.5, 5.5 and 6.5625 bpw. Rows need I % 256 == 0 for the k-quants.
+//  - Rounding: ggml's reference quantizers: q8_0 q = round-half-away-from-zero(x * (1/d)),
+//    q4_0 q = min(15, (int)(x * (1/d) + 8.5)), both with the reciprocal of the f32 d before
+//    it is rounded to f16 (0 when that f32 d is 0). A block whose f32 d is non-zero but rounds
+//    to an f16 0 keeps its q values and reads back as zeros.
 //  - Non-finite input: quantizers never crash or hit undefined behaviour, and the ref and
 //    AVX2 versions agree bit for bit, but the values they produce are meaningless (NaN is
 //    ignored by the scale, inf makes the block's scale inf). mxp_quantize_matrix rejects
 //    non-finite weights and scales that overflow f16 with MXP_ERR_ARG.
-//  - Activations: formats whose act_format is MXP_FMT_Q8_0 (q8_0, q4_0) quantize every
-//    activation row to q8_0 (same blocks, scales, rounding as the q8_0 weight quantizer) and
-//    use integer dots. The others (f32, bf16, f16, f8_e4m3) are weight-only: activations stay
-//    f32. The fake-quant helpers reproduce exactly the values the kernels use.
+//  - Activations (`act`): what llama.cpp's CPU backend does to the input of a matrix product
+//    before its dot products (type_traits_cpu[type].vec_dot_type in ggml-cpu.c, converted with
+//    that type's from_float on x86):
+//      f32      none (f32 and f8_e4m3 weights)
+//      f16      rounded to f16, nearest even (f16 weights)
+//      bf16     rounded to bf16, nearest even (bf16 weights)
+//      q8_0     blocks of 32: f16 d = amax/127, q = nearest-even(x * (127/amax)) (q8_0, q4_0,
+//               q5_0, iq4_nl weights); values q * f16(d). This is the x86 CPU backend's
+//               quantize_row_q8_0, not ggml's reference quantizer (1/d, round half away).
+//      q8_1     the same values as q8_0 (q4_1, q5_1 weights). llama.cpp also stores the block
+//               sum s = f16(d * sum(q)) for the min term of the dot; its f16 rounding of s
+//               is not modelled here.
+//      q8_K     blocks of 256: f32 d = m/-127 (m: the signed element of largest magnitude),
+//               q = min(127, nearest(x * (-127/m))), ggml's quantize_row_q8_K_ref, which the x86
+//               CPU backend uses as is (the k-quants).
+//    q8_0 and q4_0 use integer dots on the unpacked q8 activation (`int_dot`); every other
+//    format multiplies the rounded activations in f32. The fake-quant helpers reproduce
+//    exactly the values the kernels use.
+//  - Block-size rule: an op (O, I) can take a format iff I % block_size == 0 (the activation
+//    format's block divides the weight's). mxp_format_matrix_bytes is the one check; the
+//    sensitivity pass, the profiler and the solver offer a format only where it passes.
 //  - Kernels: every entry point has a scalar `_ref` version (defines the result) and an
 //    `_avx2` version (AVX2+FMA+F16C). Quantizers and dequantizers match `_ref` bit for bit;
 //    dots and matmuls match within float-summation rounding (see tests/test_quant*.c).
@@ -53,8 +79,28 @@ typedef enum mxp_format_id {
     MXP_FMT_Q8_0,
     MXP_FMT_Q4_0,
     MXP_FMT_F8_E4M3,
+    MXP_FMT_Q4_1,
+    MXP_FMT_Q5_0,
+    MXP_FMT_Q5_1,
+    MXP_FMT_Q2_K,
+    MXP_FMT_Q3_K,
+    MXP_FMT_Q4_K,
+    MXP_FMT_Q5_K,
+    MXP_FMT_Q6_K,
+    MXP_FMT_IQ4_NL,
     MXP_FMT_COUNT,
 } mxp_format_id;
+
+// How activations are rounded before the dot products (see the contract above).
+typedef enum mxp_act_id {
+    MXP_ACT_F32,
+    MXP_ACT_F16,
+    MXP_ACT_BF16,
+    MXP_ACT_Q8_0,
+    MXP_ACT_Q8_1,
+    MXP_ACT_Q8_K,
+    MXP_ACT_COUNT,
+} mxp_act_id;
 
 #define MXP_QK 32  // elements per q8_0 / q4_0 block
 
@@ -90,27 +136,29 @@ typedef void (*mxp_dequantize_row_fn)(const void *q, float *y /*(n)*/, int n);
 // x is `const float *` (n); for act_format Q8_0, x is `const mxp_q8_row *`.
 typedef float (*mxp_dot_fn)(int n, const void *w_row, const void *x);
 // Quantize an activation row (n, multiple of 32) to the unpacked q8 form of mxp_q8_row:
-// qs (n), d (n / 32). Same values as the q8_0 weight quantizer.
+// qs (n), d (n / 32): the q8_0 activation rule of the contract above.
 typedef void (*mxp_quantize_act_fn)(const float *x /*(n)*/, int8_t *qs, float *d, int n);
 
 typedef struct mxp_format {
     mxp_format_id id;
-    const char *name;            // "f32", "bf16", "f16", "q8_0", "q4_0", "f8_e4m3"
-    int block_size;              // elements per block (1 for the element formats)
+    const char *name;            // ggml's type name ("f32", "q8_0", "q4_K", ...); "f8_e4m3"
+    int block_size;              // elements per block (1 for the element formats, 256 k-quants)
     int block_bytes;             // bytes per block
     int row_prefix_bytes;        // bytes of per-row header before the blocks (f8: 4)
     double bits_per_weight;      // incl. block scales; excl. the row prefix (f8: add 32/I)
-    mxp_format_id act_format;    // MXP_FMT_Q8_0 (integer dot) or MXP_FMT_F32 (weight-only)
+    mxp_act_id act;              // how activations are rounded (llama.cpp's vec_dot_type)
+    bool int_dot;                // dot takes a `const mxp_q8_row *` (q8_0, q4_0); else f32
     bool has_ggml_type;          // false for f8_e4m3
-    uint32_t ggml_type;          // GGML type number when has_ggml_type (F32 0, F16 1,
-                                 // Q4_0 2, Q8_0 8, BF16 30)
+    uint32_t ggml_type;          // GGML type number when has_ggml_type (= GGUF's tensor type)
+    bool has_fallback;           // llama.cpp's tensor_type_fallback for rows the block does
+    mxp_format_id fallback;      // not divide (k-quants only; see mxp_format_fit)
     int sgemm_min_T;             // matmul: T >= this dequantizes W tiles and calls sgemm
                                  // (measured on the dev machine; f32 always uses BLAS)
     const char *impl;            // "ref" or "avx2": which kernel table this entry is from
     mxp_quantize_row_fn quantize_row;
     mxp_dequantize_row_fn dequantize_row;
     mxp_dot_fn dot;
-    mxp_quantize_act_fn quantize_act;  // set iff act_format == MXP_FMT_Q8_0
+    mxp_quantize_act_fn quantize_act;  // set iff int_dot
 } mxp_format;
 
 typedef enum mxp_impl {
@@ -128,9 +176,17 @@ bool mxp_cpu_has_avx2(void);
 // "avx2" or "ref": what MXP_IMPL_AUTO picks now (for provenance in JSON outputs).
 const char *mxp_kernel_impl_name(void);
 
-// Parse a format name (exact, lower case: "q8_0"). On failure returns MXP_ERR_ARG with a
-// message naming the bad name and listing the valid ones.
+// Parse a format name ("q8_0", "q4_K"; case-insensitive). On failure returns MXP_ERR_ARG with
+// a message naming the bad name and listing the valid ones.
 mxp_status mxp_format_parse(const char *name, mxp_format_id *out, mxp_err *err);
+// Name of an activation rounding ("f32", "f16", "bf16", "q8_0", "q8_1", "q8_K").
+const char *mxp_act_name(mxp_act_id a);
+// The format an op with rows of I elements gets when `want` is asked for, by llama.cpp's rule
+// (tensor_type_fallback in src/llama-quant.cpp): `want` when I % block_size == 0; else its
+// fallback (q2_K, q3_K -> q4_0, q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0); else, when that
+// does not fit either or there is none, f16 (block 1: always fits).
+// Returns true when the result is `want` itself.
+bool mxp_format_fit(mxp_format_id want, int64_t I, mxp_format_id *out);
 
 // Bytes of one row of n elements (prefix + blocks). Asserts n % block_size == 0 and n > 0
 // (use mxp_format_row_bytes_checked on untrusted sizes).
@@ -156,11 +212,13 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w /*(O, I)*/, int 
 // `scratch` must hold mxp_row_bytes(fmt, n) bytes.
 void mxp_fake_quant_weight_row(const mxp_format *fmt, const float *x /*(n)*/, float *y /*(n)*/,
                                int n, void *scratch);
-// Activation: the format's activation quantizer on one activation row of n elements (q8_0
-// quantize + dequantize for q8_0/q4_0, identity for weight-only formats). y may alias x.
-// n must be a multiple of 32 for q8_0/q4_0.
+// Activation: the format's activation rounding (fmt->act) on one activation row of n
+// elements. y may alias x. Asserts n % (the activation's block) == 0 (32 for q8_0/q8_1, 256
+// for q8_K).
 void mxp_fake_quant_act_row(const mxp_format *fmt, const float *x /*(n)*/, float *y /*(n)*/,
                             int n);
+// The same for an activation rounding named directly.
+void mxp_act_round_row(mxp_act_id a, const float *x /*(n)*/, float *y /*(n)*/, int n);
 
 // ---- matrix product ----
 // Scratch owned by the caller, reused across calls; grow with mxp_quant_scratch_reserve.
@@ -181,6 +239,7 @@ void mxp_quant_scratch_free(mxp_quant_scratch *s);  // s is zeroed
 // For q8_0/q4_0 every activation row is quantized to q8_0 once per call and shared by all
 // output rows (integer dots), or, for T >= fmt->sgemm_min_T, fake-quantized and multiplied
 // by f32 tiles of the dequantized W with OpenBLAS sgemm (same values, float rounding only).
+// Other formats round the activation rows (fmt->act) once per call and use f32 products.
 // f32: OpenBLAS sgemv (T == 1) / sgemm. Threads (OpenMP) split output rows into chunks
 // fixed by (I, O), BLAS runs single-threaded per chunk: the result does not depend on the
 // thread count. Must not be called inside an OpenMP parallel region.

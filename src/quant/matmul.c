@@ -6,6 +6,10 @@
 //  - sgemm path: each thread dequantizes fixed chunks of W rows into f32 and multiplies them
 //    with single-threaded OpenBLAS sgemm; integer-dot formats multiply the q8-fake-quantized
 //    activations, so the result equals the dot path's up to float rounding.
+// Every other format first rounds the activations as llama.cpp does (fmt->act: f16, bf16,
+// q8_0/q8_1 or q8_K values, in f32) and then takes either path with f32 activations. For
+// the formats whose kernels are ggml's dequantizer (q4_1 ... iq4_nl) this is mixprec's way of
+// getting llama.cpp's values, not its speed: llama.cpp dots the packed bytes directly.
 // f32 always calls OpenBLAS (sgemv for T == 1) on the same fixed chunks. Must not run inside
 // an OpenMP region.
 #include "quant/quant_internal.h"
@@ -33,7 +37,7 @@ static bool use_sgemm(const mxp_format *f, int T) {
 }
 
 // Scratch layout (each part 64-byte aligned): [q8 act: qs (T, I) int8, d (T, I/32) f32]
-// [fake-quant act (T, I) f32] [per-thread W tiles: slots x (chunk_rows, I) f32];
+// [rounded act (T, I) f32] [per-thread W tiles: slots x (chunk_rows, I) f32];
 // parts a path does not use are absent.
 typedef struct layout {
     size_t qs, d, xf, tile, tile_bytes, total;
@@ -44,15 +48,15 @@ static layout scratch_layout(const mxp_format *f, int T, int I, int O, int slots
     size_t off = 0;
     const bool sg = use_sgemm(f, T);
     if (f->id == MXP_FMT_F32) return L;
-    if (f->act_format == MXP_FMT_Q8_0) {
+    if (f->int_dot) {
         L.qs = off;
         off += ALIGN64((size_t)T * I);
         L.d = off;
         off += ALIGN64((size_t)T * (I / MXP_QK) * sizeof(float));
-        if (sg) {
-            L.xf = off;
-            off += ALIGN64((size_t)T * I * sizeof(float));
-        }
+    }
+    if ((f->int_dot && sg) || (!f->int_dot && f->act != MXP_ACT_F32)) {
+        L.xf = off;
+        off += ALIGN64((size_t)T * I * sizeof(float));
     }
     if (sg) {
         L.tile = off;
@@ -114,7 +118,7 @@ void mxp_matmul_fmt(float *y, const mxp_format *f, const void *w, const float *x
     const size_t rb = mxp_row_bytes(f, I);
     const uint8_t *w8 = w;
 
-    const bool q8act = f->act_format == MXP_FMT_Q8_0;
+    const bool q8act = f->int_dot;
     int8_t *qs = q8act ? (int8_t *)(sb + L.qs) : NULL;  // (T, I)
     float *qd = q8act ? (float *)(sb + L.d) : NULL;     // (T, I/32)
     const int nb = I / MXP_QK;
@@ -122,6 +126,14 @@ void mxp_matmul_fmt(float *y, const mxp_format *f, const void *w, const float *x
 #pragma omp parallel for schedule(static) if (T > 1)
         for (int t = 0; t < T; t++)
             f->quantize_act(x + (size_t)t * I, qs + (size_t)t * I, qd + (size_t)t * nb, I);
+    }
+
+    const float *xa = x;  // (T, I) activations as the kernels see them (non-integer dots)
+    if (!q8act && f->act != MXP_ACT_F32) {
+        float *xf = (float *)(sb + L.xf);
+#pragma omp parallel for schedule(static) if (T > 1)
+        for (int t = 0; t < T; t++) mxp_act_round_row(f->act, x + (size_t)t * I, xf + (size_t)t * I, I);
+        xa = xf;
     }
 
     if (!use_sgemm(f, T)) {
@@ -133,14 +145,13 @@ void mxp_matmul_fmt(float *y, const mxp_format *f, const void *w, const float *x
                     const mxp_q8_row a = {qs + (size_t)t * I, qd + (size_t)t * nb};
                     y[(size_t)t * O + o] = f->dot(I, wr, &a);
                 } else {
-                    y[(size_t)t * O + o] = f->dot(I, wr, x + (size_t)t * I);
+                    y[(size_t)t * O + o] = f->dot(I, wr, xa + (size_t)t * I);
                 }
             }
         }
         return;
     }
 
-    const float *xa = x;  // (T, I) activations as the kernels see them
     if (q8act) {
         float *xf = (float *)(sb + L.xf);
 #pragma omp parallel for schedule(static)

@@ -1,43 +1,8 @@
-// q4_0_avx2.c: q4_0 kernels, AVX2. The quantizer matches q4_0.c bit for bit (same NaN-
-// ignoring max, first index of the largest |x|, scalar scale code, v + 8.5 without FMA,
-// max_ps(t, 0) mapping NaN to 0 like mxp_maxf, truncation). The dot unpacks nibbles to bytes
-// 0..15 and forms exact (q - 8) * x pair sums as maddubs(q, x) - maddubs(8, x).
+// q4_0_avx2.c: q4_0 kernels, AVX2 (the weights are quantized by ggml, ggml_formats.c). The
+// dot unpacks nibbles to bytes 0..15 and forms exact (q - 8) * x pair sums as
+// maddubs(q, x) - maddubs(8, x).
 #include "quant/avx2_util.h"
 #include "quant/quant_internal.h"
-
-static inline __m256i q4_lanes(const float *x, __m256 id) {
-    __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x), id), _mm256_set1_ps(8.5f));
-    t = _mm256_max_ps(t, _mm256_setzero_ps());
-    t = _mm256_min_ps(t, _mm256_set1_ps(15.0f));
-    return _mm256_cvttps_epi32(t);
-}
-
-void mxp_quantize_q4_0_avx2(const float *x, void *q, int n) {
-    MXP_ASSERT(n % MXP_QK == 0);
-    mxp_block_q4_0 *b = q;
-    for (int i = 0; i < n / MXP_QK; i++) {
-        const float *xb = x + i * MXP_QK;
-        const float amax = mxp_amax_avx2(xb, MXP_QK);
-        float maxv = 0.0f;
-        if (amax > 0.0f) {
-            const __m256 am = _mm256_set1_ps(amax);
-            uint32_t mask = 0;
-            for (int k = 0; k < 4; k++) {
-                const __m256 eq = _mm256_cmp_ps(mxp_abs256(_mm256_loadu_ps(xb + 8 * k)), am, _CMP_EQ_OQ);
-                mask |= (uint32_t)_mm256_movemask_ps(eq) << (8 * k);
-            }
-            maxv = xb[__builtin_ctz(mask)];  // amax came from one of them: mask != 0
-        }
-        float id;
-        b[i].d = mxp_q4_scale(maxv, &id);
-        const __m256 idv = _mm256_set1_ps(id);
-        const __m256i c0 = _mm256_or_si256(q4_lanes(xb, idv), _mm256_slli_epi32(q4_lanes(xb + 16, idv), 4));
-        const __m256i c1 = _mm256_or_si256(q4_lanes(xb + 8, idv), _mm256_slli_epi32(q4_lanes(xb + 24, idv), 4));
-        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(c0, c1), 0xD8);  // 16 x u16
-        const __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        _mm_storeu_si128((__m128i *)b[i].qs, bytes);
-    }
-}
 
 // 32 unsigned nibble values 0..15 of one block, in element order.
 static inline __m256i q4_unpack(const uint8_t *qs) {

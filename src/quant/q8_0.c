@@ -1,25 +1,10 @@
-// q8_0.c: q8_0 weights and activations (GGML type 8), reference kernels.
-// Block (34 bytes, 8.5 bpw): f16 d = amax/127, then 32 int8 q = round-half-away(x * (1/d)),
-// with 1/d taken from the f32 d before its rounding to f16 (ggml's reference rule) and the
-// block stored as zeros when the f16 d is 0. Values read back as q * f16(d).
-// Also the activation quantizer (unpacked form) every integer-dot format uses.
+// q8_0.c: q8_0 weights (GGML type 8; quantized by ggml, see ggml_formats.c) and the q8_0
+// activation quantizer, reference kernels.
+// Block (34 bytes, 8.5 bpw): f16 d, then 32 int8 q. Values read back as q * f16(d).
+// Activations (the unpacked form every integer-dot format uses), as llama.cpp's x86 CPU
+// backend quantizes them (quantize_row_q8_0): d = amax/127 rounded to f16, q =
+// round-half-to-even(x * (127/amax)), 0 when amax is 0.
 #include "quant/quant_internal.h"
-
-// One block: returns the f16 scale bits, writes 32 values.
-static uint16_t q8_block_ref(const float *x, int8_t *qs) {
-    float amax = 0.0f;
-    for (int j = 0; j < MXP_QK; j++) amax = mxp_maxf(fabsf(x[j]), amax);  // NaN ignored
-    float id;
-    const uint16_t dh = mxp_q8_scale(amax, &id);
-    for (int j = 0; j < MXP_QK; j++) qs[j] = (int8_t)mxp_round_clamp(x[j] * id, 127.0f);
-    return dh;
-}
-
-void mxp_quantize_q8_0_ref(const float *x, void *q, int n) {
-    MXP_ASSERT(n % MXP_QK == 0);
-    mxp_block_q8_0 *b = q;
-    for (int i = 0; i < n / MXP_QK; i++) b[i].d = q8_block_ref(x + i * MXP_QK, b[i].qs);
-}
 
 void mxp_dequantize_q8_0_ref(const void *q, float *y, int n) {
     MXP_ASSERT(n % MXP_QK == 0);
@@ -32,8 +17,17 @@ void mxp_dequantize_q8_0_ref(const void *q, float *y, int n) {
 
 void mxp_quantize_act_q8_ref(const float *x, int8_t *qs, float *d, int n) {
     MXP_ASSERT(n % MXP_QK == 0);
-    for (int i = 0; i < n / MXP_QK; i++)
-        d[i] = mxp_f16_to_f32(q8_block_ref(x + i * MXP_QK, qs + i * MXP_QK));
+    for (int i = 0; i < n / MXP_QK; i++) {
+        const float *xb = x + i * MXP_QK;
+        float amax = 0.0f;
+        for (int j = 0; j < MXP_QK; j++) amax = mxp_maxf(fabsf(xb[j]), amax);  // NaN ignored
+        float id;
+        d[i] = mxp_f16_to_f32(mxp_q8_act_scale(amax, &id));
+        for (int j = 0; j < MXP_QK; j++) {
+            float v = mxp_minf(mxp_maxf(xb[j] * id, -127.0f), 127.0f);  // NaN -> -127
+            qs[i * MXP_QK + j] = (int8_t)(int)nearbyintf(v);               // nearest even
+        }
+    }
 }
 
 // Per block: exact integer sum, then one float multiply-add by d_w * d_x.

@@ -1,46 +1,28 @@
-// q8_0_avx2.c: q8_0 kernels, AVX2. The quantizer reproduces q8_0.c bit for bit: the same
-// NaN-ignoring max, the same scalar scale code, the same clamp (max_ps(v, -127) maps NaN to
-// -127 like mxp_maxf) and an exact round-half-away-from-zero (truncate, then add the sign where
-// the exact remainder is >= 0.5). The dot sums exact int32 block products in float lanes.
+// q8_0_avx2.c: q8_0 kernels, AVX2. The activation quantizer reproduces q8_0.c bit for bit:
+// the same NaN-ignoring max, the same scalar scale code, the same clamp (max_ps(v, -127) maps
+// NaN to -127 like mxp_maxf) and round-half-to-even (_mm256_round_ps, as llama.cpp's x86
+// quantize_row_q8_0). The dot sums exact int32 block products in float lanes.
 #include "quant/avx2_util.h"
 #include "quant/quant_internal.h"
-
-// roundf() of 8 lanes that are already clamped to [-127, 127] (no NaN).
-static inline __m256i round_away8(__m256 v) {
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = mxp_abs256(_mm256_sub_ps(v, t));  // exact
-    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, _mm256_set1_ps(-0.0f)));
-    const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
-    return _mm256_cvttps_epi32(_mm256_add_ps(t, up));
-}
 
 static inline __m256i q8_lanes(const float *x, __m256 id) {
     __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), id);
     v = _mm256_max_ps(v, _mm256_set1_ps(-127.0f));  // NaN -> -127 (second operand)
     v = _mm256_min_ps(v, _mm256_set1_ps(127.0f));
-    return round_away8(v);
-}
-
-static inline uint16_t q8_block_avx2(const float *x, int8_t *qs) {
-    float id;
-    const uint16_t dh = mxp_q8_scale(mxp_amax_avx2(x, MXP_QK), &id);
-    const __m256 idv = _mm256_set1_ps(id);
-    const __m256i r = mxp_pack_i32x32_s8(q8_lanes(x, idv), q8_lanes(x + 8, idv),
-                                         q8_lanes(x + 16, idv), q8_lanes(x + 24, idv));
-    _mm256_storeu_si256((__m256i *)qs, r);
-    return dh;
-}
-
-void mxp_quantize_q8_0_avx2(const float *x, void *q, int n) {
-    MXP_ASSERT(n % MXP_QK == 0);
-    mxp_block_q8_0 *b = q;
-    for (int i = 0; i < n / MXP_QK; i++) b[i].d = q8_block_avx2(x + i * MXP_QK, b[i].qs);
+    return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 void mxp_quantize_act_q8_avx2(const float *x, int8_t *qs, float *d, int n) {
     MXP_ASSERT(n % MXP_QK == 0);
-    for (int i = 0; i < n / MXP_QK; i++)
-        d[i] = _cvtsh_ss(q8_block_avx2(x + i * MXP_QK, qs + i * MXP_QK));
+    for (int i = 0; i < n / MXP_QK; i++) {
+        const float *xb = x + i * MXP_QK;
+        float id;
+        d[i] = _cvtsh_ss(mxp_q8_act_scale(mxp_amax_avx2(xb, MXP_QK), &id));
+        const __m256 idv = _mm256_set1_ps(id);
+        const __m256i r = mxp_pack_i32x32_s8(q8_lanes(xb, idv), q8_lanes(xb + 8, idv), q8_lanes(xb + 16, idv),
+                                             q8_lanes(xb + 24, idv));
+        _mm256_storeu_si256((__m256i *)(qs + i * MXP_QK), r);
+    }
 }
 
 void mxp_dequantize_q8_0_avx2(const void *q, float *y, int n) {

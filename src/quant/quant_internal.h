@@ -35,20 +35,12 @@ static inline int mxp_round_clamp(float v, float lim) {
     return (int)roundf(v);
 }
 
-// q8_0 block scale from the block's max |x|: returns the f16 bits of d and the reciprocal
-// used for rounding (0 when the f16 scale is 0: the block is then stored as zeros).
-static inline uint16_t mxp_q8_scale(float amax, float *id) {
-    const float d = amax / 127.0f;
-    const uint16_t dh = mxp_f32_to_f16(d);
-    *id = (dh & 0x7FFF) ? 1.0f / d : 0.0f;
-    return dh;
-}
-// q4_0 block scale from the signed element of largest magnitude.
-static inline uint16_t mxp_q4_scale(float maxv, float *id) {
-    const float d = maxv / -8.0f;
-    const uint16_t dh = mxp_f32_to_f16(d);
-    *id = (dh & 0x7FFF) ? 1.0f / d : 0.0f;
-    return dh;
+// q8_0 activation block scale from the block's max |x| (llama.cpp's x86 CPU backend,
+// quantize_row_q8_0): returns the f16 bits of d = amax/127 and sets the multiplier used for
+// rounding, 127/amax (0 when amax is 0).
+static inline uint16_t mxp_q8_act_scale(float amax, float *id) {
+    *id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    return mxp_f32_to_f16(amax / 127.0f);
 }
 // f8_e4m3 row scale (stored as f32) and its guarded reciprocal. A scale whose reciprocal is
 // not finite (amax below ~1.5e-36) is stored as 0 (the row reads back as zeros).
@@ -81,22 +73,45 @@ static inline uint8_t mxp_e4m3_encode(float x, float v) {
     void mxp_dequantize_##fmt##_##sfx(const void *q, float *y, int n);    \
     float mxp_dot_##fmt##_##sfx(int n, const void *w_row, const void *x);
 
+// q8_0 and q4_0 weights are quantized by ggml (ggml_formats.c); their own kernels read them.
+#define MXP_DECLARE_READ_KERNELS(fmt, sfx)                                 \
+    void mxp_dequantize_##fmt##_##sfx(const void *q, float *y, int n);    \
+    float mxp_dot_##fmt##_##sfx(int n, const void *w_row, const void *x);
+
 MXP_DECLARE_KERNELS(f32, ref)
 MXP_DECLARE_KERNELS(bf16, ref)
 MXP_DECLARE_KERNELS(f16, ref)
-MXP_DECLARE_KERNELS(q8_0, ref)
-MXP_DECLARE_KERNELS(q4_0, ref)
+MXP_DECLARE_READ_KERNELS(q8_0, ref)
+MXP_DECLARE_READ_KERNELS(q4_0, ref)
 MXP_DECLARE_KERNELS(f8_e4m3, ref)
 MXP_DECLARE_KERNELS(f32, avx2)
 MXP_DECLARE_KERNELS(bf16, avx2)
 MXP_DECLARE_KERNELS(f16, avx2)
-MXP_DECLARE_KERNELS(q8_0, avx2)
-MXP_DECLARE_KERNELS(q4_0, avx2)
+MXP_DECLARE_READ_KERNELS(q8_0, avx2)
+MXP_DECLARE_READ_KERNELS(q4_0, avx2)
 MXP_DECLARE_KERNELS(f8_e4m3, avx2)
 
-// Activation quantization to the unpacked q8 form: qs (n), d (n/32). Same values as
-// mxp_quantize_q8_0_ref (scale = the f16 scale widened to f32).
+// ggml's kernels (ggml_formats.c): quantize with ggml_quantize_chunk, dequantize with the
+// type traits' to_float, dot = dequantize a block, multiply by the f32 activations (already
+// rounded by the caller), in a fixed order.
+void mxp_quantize_q8_0_ggml(const float *x, void *q, int n);
+void mxp_quantize_q4_0_ggml(const float *x, void *q, int n);
+MXP_DECLARE_KERNELS(q4_1, ggml)
+MXP_DECLARE_KERNELS(q5_0, ggml)
+MXP_DECLARE_KERNELS(q5_1, ggml)
+MXP_DECLARE_KERNELS(q2_K, ggml)
+MXP_DECLARE_KERNELS(q3_K, ggml)
+MXP_DECLARE_KERNELS(q4_K, ggml)
+MXP_DECLARE_KERNELS(q5_K, ggml)
+MXP_DECLARE_KERNELS(q6_K, ggml)
+MXP_DECLARE_KERNELS(iq4_nl, ggml)
+
+// Activation quantization to the unpacked q8 form: qs (n), d (n/32), the q8_0 activation
+// rule of format.h (scale = the f16 scale widened to f32).
 void mxp_quantize_act_q8_ref(const float *x, int8_t *qs, float *d, int n);
 void mxp_quantize_act_q8_avx2(const float *x, int8_t *qs, float *d, int n);
+// q8_K activation rounding (ggml's quantize_row_q8_K_ref, read back as d * q): y may alias x;
+// n % 256 == 0.
+void mxp_act_round_q8_K(const float *x, float *y, int n);
 
 #endif

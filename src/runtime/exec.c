@@ -259,7 +259,7 @@ static void linear_forward(mxp_exec *ex, int i, float *out, const float *x, int 
     if (ex->qmode == MXP_QMODE_FAKE) {
         const mxp_format *ft = mxp_format_get(f);
         const float *xa = x;
-        if (ft->act_format != MXP_FMT_F32) {
+        if (ft->act != MXP_ACT_F32) {
 #pragma omp parallel for schedule(static)
             for (int r = 0; r < N; r++) mxp_fake_quant_act_row(ft, x + (size_t)r * I, ex->xq + (size_t)r * I, I);
             xa = ex->xq;
