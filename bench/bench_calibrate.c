@@ -1,8 +1,10 @@
 // bench_calibrate.c: what the sensitivity pass costs next to a plain forward+backward.
-// usage: bench_calibrate MODEL [--samples N] [--seq T]   (run from the repository root)
+// usage: bench_calibrate MODEL [--samples N] [--seq T] [--formats f32,bf16,...]
+// (run from the repository root)
 // Times, in one run and interleaved, (a) forward + loss + backward forming every linear
 // weight gradient (what a training step computes, without the optimizer) and (b) the
-// calibration pass with 6 formats (taylor + noise metrics), both over the same N samples of
+// calibration pass with the given formats (default: calibrate's default list, 6 formats;
+// taylor + noise metrics), both over the same N samples of
 // random tokens, one sample per pass, in alternating rounds. Prints the median per-sample
 // times and their ratio.
 #include <stdio.h>
@@ -25,9 +27,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     int N = 8, T = 0;
+    const char *list = "f32,bf16,f16,q8_0,q4_0,f8_e4m3";
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--samples")) N = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seq")) T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--formats")) list = argv[i + 1];
+    }
+    mxp_format_id fmts[MXP_FMT_COUNT];
+    int n_fmts = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *sv = NULL, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
+        mxp_err e = {0};
+        if (n_fmts == MXP_FMT_COUNT || mxp_format_parse(tok, &fmts[n_fmts++], &e)) {
+            fprintf(stderr, "bench_calibrate: --formats: %s\n", e.msg[0] ? e.msg : "too many formats");
+            return 2;
+        }
     }
     mxp_err err = {0};
     mxp_model *m;
@@ -41,11 +56,10 @@ int main(int argc, char **argv) {
     mxp_rng rng;
     mxp_rng_seed(&rng, 1);
     for (int i = 0; i < N * (T + 1); i++) seq[i] = (int32_t)mxp_rng_below(&rng, (uint64_t)g->vocab);
-    mxp_format_id fmts[] = {MXP_FMT_F32, MXP_FMT_BF16, MXP_FMT_F16, MXP_FMT_Q8_0, MXP_FMT_Q4_0, MXP_FMT_F8_E4M3};
     mxp_sens s;
     mxp_qcache qc;
     mxp_exec ex;
-    if (mxp_sens_init(&s, g, fmts, 6, T, &err) || mxp_qcache_init(&qc, g, &err) ||
+    if (mxp_sens_init(&s, g, fmts, n_fmts, T, &err) || mxp_qcache_init(&qc, g, &err) ||
         mxp_exec_init(&ex, g, 1, T, MXP_EXEC_WGRAD_SCRATCH, &err)) {
         fprintf(stderr, "bench_calibrate: %s\n", err.msg);
         return 1;
@@ -79,8 +93,8 @@ int main(int argc, char **argv) {
     }
     qsort(tp, R, sizeof *tp, cmp_double);
     qsort(tc, R, sizeof *tc, cmp_double);
-    printf("model %s, %d samples x %d tokens, 6 formats (taylor + noise), kernels %s, median of %d rounds\n", argv[1],
-           N, T, mxp_kernel_impl_name(), R);
+    printf("model %s, %d samples x %d tokens, %d formats (%s; taylor + noise), kernels %s, median of %d rounds\n",
+           argv[1], N, T, n_fmts, list, mxp_kernel_impl_name(), R);
     printf("forward+backward (weight grads formed): %.4f s/sample\n", tp[R / 2]);
     printf("calibration pass (incl. its setup):     %.4f s/sample\n", tc[R / 2]);
     printf("ratio calibration / forward+backward:   %.2fx (goal <= 1.3x)\n", tc[R / 2] / tp[R / 2]);

@@ -24,10 +24,9 @@ int cmd_apply(int argc, char **argv) {
     mxp_err err = {0};
     mxp_apply_report r;
     if (mxp_apply(pos[0], pos[1], out, &r, &err)) return cli_fail(&err);
-    static const char *const names[] = {"f32", "bf16", "f16", "q8_0", "q4_0", "f8_e4m3"};
     printf("linear weights:");
-    for (int f = 0; f < 6; f++)
-        if (r.n_by_format[f]) printf(" %d %s", r.n_by_format[f], names[f]);
+    for (int f = 0; mxp_format_name(f); f++)
+        if (r.n_by_format[f]) printf(" %d %s", r.n_by_format[f], mxp_format_name(f));
     printf("\n%s\n", r.tokenizer ? "tokenizer: written (tokenizer.json, byte-level BPE)"
                                  : "tokenizer: none (the model has no tokenizer.json)");
     printf("apply: tensors=%d bytes=%.0f out=%s\n", r.n_tensors, r.file_bytes, out);

@@ -203,9 +203,14 @@ typedef struct mxp_solve_report {
 // giving the nearest feasible plan and its loss (figures in rep->nearest_*); nothing is written.
 mxp_status mxp_solve(const mxp_solve_opts *o, mxp_solve_report *rep, mxp_err *err);
 
+// Formats by id: the name of format `id` ("f32", "q8_0", "q4_K", ...; ggml's type names), or
+// NULL when id is not a format (ids run from 0 to the first NULL, below MXP_MAX_FORMATS).
+#define MXP_MAX_FORMATS 32
+const char *mxp_format_name(int id);
+
 typedef struct mxp_apply_report {
     int n_tensors;               // tensors written
-    int n_by_format[8];          // linear weights per format id (f32, bf16, f16, q8_0, q4_0, ...)
+    int n_by_format[MXP_MAX_FORMATS];  // linear weights per format id (see mxp_format_name)
     double file_bytes;           // size of the GGUF written
     int tokenizer;               // 1: tokenizer metadata written (the model has tokenizer.json)
 } mxp_apply_report;

@@ -632,7 +632,7 @@ static void test_gguf_corrupt(void) {
         {"alignment 2^31", F(align_val), 4, 1u << 31, MXP_ERR_FORMAT, "data section"},
         {"n_dims 5", F(t0_ndims), 4, 5, MXP_ERR_FORMAT, "n_dims 5"},
         {"negative ne", F(t0_ne0), 8, (uint64_t)1 << 63, MXP_ERR_FORMAT, "negative"},
-        {"unsupported type", F(t0_type), 4, 12, MXP_ERR_UNSUPPORTED, "'tok_embd.weight': unsupported GGML type 12"},
+        {"unsupported type", F(t0_type), 4, 16, MXP_ERR_UNSUPPORTED, "'tok_embd.weight': unsupported GGML type 16"},
         {"type 99", F(t0_type), 4, 99, MXP_ERR_UNSUPPORTED, "GGML type 99"},
         {"misaligned offset", F(t0_off), 8, 4, MXP_ERR_FORMAT, "not aligned"},
         {"offset out of range", F(t0_off), 8, (uint64_t)1 << 40, MXP_ERR_FORMAT, "out of range"},

@@ -183,8 +183,8 @@ static mxp_status check_all_used(mxp_model *m, mxp_err *err) {
 
 // ---- loading ----
 
-// A GGUF that stores a linear weight as Q8_0, Q4_0, F16 or BF16 (mixprec apply, llama.cpp's
-// quantizer) runs that op in that format: its graph slot takes the file's format, so `--formats stored`
+// A GGUF that stores a linear weight in a format of the table (F16, BF16, Q8_0, Q4_0, the
+// k-quants, ...: mixprec apply, llama.cpp's quantizer) runs that op in that format: its graph slot takes the file's format, so `--formats stored`
 // (plan.c) runs the model as written. The f32 parameter holds the dequantized weight, which
 // the slot's quantizer maps back to the same bytes.
 static void slots_from_gguf(mxp_model *m) {
@@ -196,11 +196,9 @@ static void slots_from_gguf(mxp_model *m) {
             continue;
         // a tied head takes token_embd's format, as llama.cpp runs it
         const mxp_tensor_info *t = mxp_tensor_find(&m->gguf.tensors, gname);
-        if (t && t->dtype == MXP_DT_Q8_0) n->fmt = MXP_FMT_Q8_0;
-        if (t && t->dtype == MXP_DT_Q4_0) n->fmt = MXP_FMT_Q4_0;
-        // f16/bf16 weights: llama.cpp rounds the activations too (format.h)
-        if (t && t->dtype == MXP_DT_F16) n->fmt = MXP_FMT_F16;
-        if (t && t->dtype == MXP_DT_BF16) n->fmt = MXP_FMT_BF16;
+        // every stored format, f16/bf16 included (llama.cpp rounds their activations, format.h)
+        mxp_format_id f;
+        if (t && mxp_dtype_format(t->dtype, &f)) n->fmt = f;
     }
 }
 

@@ -196,20 +196,6 @@ static mxp_status read_kv(rd *r, mxp_gguf_kv *kv, uint64_t index, mxp_err *err) 
     return MXP_OK;
 }
 
-// GGML tensor type number -> dtype; 0 when not supported here.
-static int ggml_type_to_dtype(uint32_t t, mxp_dtype *dt) {
-    switch (t) {
-    case 0: *dt = MXP_DT_F32; return 1;
-    case 1: *dt = MXP_DT_F16; return 1;
-    case 2: *dt = MXP_DT_Q4_0; return 1;
-    case 8: *dt = MXP_DT_Q8_0; return 1;
-    case 26: *dt = MXP_DT_I32; return 1;
-    case 30: *dt = MXP_DT_BF16; return 1;
-    default: return 0;
-    }
-}
-
-
 static int cmp_kv_key(const void *a, const void *b) {
     return strcmp((*(const mxp_gguf_kv *const *)a)->key, (*(const mxp_gguf_kv *const *)b)->key);
 }
@@ -254,7 +240,7 @@ static mxp_status read_tensor_info(rd *r, mxp_tensor_info *t, uint64_t index, ui
                             r->label, name);
     }
     if ((st = rd_u32(r, &type, name)) || (st = rd_u64(r, offset, name))) return st;
-    if (!ggml_type_to_dtype(type, &t->dtype))
+    if (!mxp_dtype_from_ggml(type, &t->dtype))
         return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: %s: unsupported GGML type %u",
                         r->label, name, type);
     t->ndim = (int)nd;

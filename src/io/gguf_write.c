@@ -128,15 +128,7 @@ void mxp_gguf_writer_kv_str_arr(mxp_gguf_writer *w, const char *key, const char 
 static int ggml_size(uint32_t type, const int64_t *shape, int ndim, size_t *out) {
     size_t be, bb, nel = 1;
     mxp_dtype dt;
-    switch (type) {
-    case 0: dt = MXP_DT_F32; break;
-    case 1: dt = MXP_DT_F16; break;
-    case 2: dt = MXP_DT_Q4_0; break;
-    case 8: dt = MXP_DT_Q8_0; break;
-    case 26: dt = MXP_DT_I32; break;
-    case 30: dt = MXP_DT_BF16; break;
-    default: return 0;
-    }
+    if (!mxp_dtype_from_ggml(type, &dt)) return 0;
     MXP_ASSERT(mxp_dtype_block(dt, &be, &bb));
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0 || !mxp_mul_ok(nel, (size_t)shape[i], &nel)) return 0;

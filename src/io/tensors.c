@@ -10,30 +10,58 @@
 
 #include "quant/format.h"
 
-const char *mxp_dtype_name(mxp_dtype dt) {
-    switch (dt) {
-    case MXP_DT_F32: return "f32";
-    case MXP_DT_F16: return "f16";
-    case MXP_DT_BF16: return "bf16";
-    case MXP_DT_Q8_0: return "q8_0";
-    case MXP_DT_Q4_0: return "q4_0";
-    case MXP_DT_I32: return "i32";
-    case MXP_DT_COUNT: break;
+// dtype -> format of the table (i32 has none)
+static const struct {
+    mxp_format_id fmt;
+    bool has_fmt;
+} dtype_fmt[MXP_DT_COUNT] = {
+    [MXP_DT_F32] = {MXP_FMT_F32, true},     [MXP_DT_F16] = {MXP_FMT_F16, true},
+    [MXP_DT_BF16] = {MXP_FMT_BF16, true},   [MXP_DT_Q8_0] = {MXP_FMT_Q8_0, true},
+    [MXP_DT_Q4_0] = {MXP_FMT_Q4_0, true},   [MXP_DT_I32] = {MXP_FMT_F32, false},
+    [MXP_DT_Q4_1] = {MXP_FMT_Q4_1, true},   [MXP_DT_Q5_0] = {MXP_FMT_Q5_0, true},
+    [MXP_DT_Q5_1] = {MXP_FMT_Q5_1, true},   [MXP_DT_Q2_K] = {MXP_FMT_Q2_K, true},
+    [MXP_DT_Q3_K] = {MXP_FMT_Q3_K, true},   [MXP_DT_Q4_K] = {MXP_FMT_Q4_K, true},
+    [MXP_DT_Q5_K] = {MXP_FMT_Q5_K, true},   [MXP_DT_Q6_K] = {MXP_FMT_Q6_K, true},
+    [MXP_DT_IQ4_NL] = {MXP_FMT_IQ4_NL, true},
+};
+
+int mxp_dtype_format(mxp_dtype dt, mxp_format_id *f) {
+    if (dt < 0 || dt >= MXP_DT_COUNT || !dtype_fmt[dt].has_fmt) return 0;
+    *f = dtype_fmt[dt].fmt;
+    return 1;
+}
+
+int mxp_dtype_from_ggml(uint32_t ggml_type, mxp_dtype *dt) {
+    if (ggml_type == 26) {  // GGML_TYPE_I32
+        *dt = MXP_DT_I32;
+        return 1;
     }
-    return "unknown";
+    for (int d = 0; d < MXP_DT_COUNT; d++) {
+        mxp_format_id f;
+        if (mxp_dtype_format((mxp_dtype)d, &f) && mxp_format_get(f)->ggml_type == ggml_type) {
+            *dt = (mxp_dtype)d;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *mxp_dtype_name(mxp_dtype dt) {
+    mxp_format_id f;
+    if (dt == MXP_DT_I32) return "i32";
+    return mxp_dtype_format(dt, &f) ? mxp_format_get(f)->name : "unknown";
 }
 
 int mxp_dtype_block(mxp_dtype dt, size_t *block_elems, size_t *block_bytes) {
-    switch (dt) {
-    case MXP_DT_F32: *block_elems = 1; *block_bytes = 4; return 1;
-    case MXP_DT_F16: *block_elems = 1; *block_bytes = 2; return 1;
-    case MXP_DT_BF16: *block_elems = 1; *block_bytes = 2; return 1;
-    case MXP_DT_I32: *block_elems = 1; *block_bytes = 4; return 1;
-    case MXP_DT_Q8_0: *block_elems = 32; *block_bytes = 34; return 1;
-    case MXP_DT_Q4_0: *block_elems = 32; *block_bytes = 18; return 1;
-    case MXP_DT_COUNT: break;
+    mxp_format_id f;
+    if (dt == MXP_DT_I32) {
+        *block_elems = 1, *block_bytes = 4;
+        return 1;
     }
-    return 0;
+    if (!mxp_dtype_format(dt, &f) || f == MXP_FMT_F8_E4M3) return 0;
+    *block_elems = (size_t)mxp_format_get(f)->block_size;
+    *block_bytes = (size_t)mxp_format_get(f)->block_bytes;
+    return 1;
 }
 
 void mxp_tensor_set_free(mxp_tensor_set *ts) {
@@ -146,12 +174,14 @@ static float bf16_to_f32(uint16_t b) {
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
-// Q8_0 / Q4_0: the format table's dequantizer, one innermost row at a time (blocks run along
-// the innermost dimension). Rows at an address the block struct may not be read from (odd:
+// Block formats: the format table's dequantizer, one innermost row at a time (blocks run
+// along the innermost dimension). Rows at an address the block struct may not be read from (odd:
 // the f16 scale is a uint16_t) are copied to an aligned buffer first.
 static mxp_status dequantize_blocks(const mxp_tensor_info *t, float *out, mxp_err *err) {
     const char *name = t->name ? t->name : "(unnamed)";
-    const mxp_format *f = mxp_format_get(t->dtype == MXP_DT_Q8_0 ? MXP_FMT_Q8_0 : MXP_FMT_Q4_0);
+    mxp_format_id fid;
+    MXP_ASSERT(mxp_dtype_format(t->dtype, &fid));
+    const mxp_format *f = mxp_format_get(fid);
     if (t->nelem == 0) return MXP_OK;
     int64_t n = t->ndim > 0 ? t->shape[t->ndim - 1] : 1;
     if (n <= 0 || n % f->block_size || n > (1 << 30))
@@ -197,13 +227,12 @@ mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err)
     case MXP_DT_BF16:
         for (size_t i = 0; i < t->nelem; i++) out[i] = bf16_to_f32(rd16(p + 2 * i));
         return MXP_OK;
-    case MXP_DT_Q8_0:
-    case MXP_DT_Q4_0:
-        return dequantize_blocks(t, out, err);
     case MXP_DT_I32:
         return mxp_fail(err, MXP_ERR_UNSUPPORTED, "tensor '%s': dtype i32 is not a float dtype",
                         name);
     case MXP_DT_COUNT: break;
+    default:  // the block formats
+        return dequantize_blocks(t, out, err);
     }
     return mxp_fail(err, MXP_ERR_ARG, "tensor '%s': invalid dtype", name);
 }

@@ -13,6 +13,7 @@
 #define MXP_TENSORS_H
 
 #include "core/base.h"
+#include "quant/format.h"
 
 typedef enum mxp_dtype {
     MXP_DT_F32,
@@ -21,10 +22,26 @@ typedef enum mxp_dtype {
     MXP_DT_Q8_0,   // GGUF type 8: blocks of 32, f16 scale + 32 x int8 (34 bytes)
     MXP_DT_Q4_0,   // GGUF type 2: blocks of 32, f16 scale + 16 bytes of nibbles (18 bytes)
     MXP_DT_I32,
+    // ggml's other block formats (GGUF types 3, 6, 7, 10..14, 20), read through the format
+    // table (quant/format.h: ggml's dequantizers)
+    MXP_DT_Q4_1,
+    MXP_DT_Q5_0,
+    MXP_DT_Q5_1,
+    MXP_DT_Q2_K,
+    MXP_DT_Q3_K,
+    MXP_DT_Q4_K,
+    MXP_DT_Q5_K,
+    MXP_DT_Q6_K,
+    MXP_DT_IQ4_NL,
     MXP_DT_COUNT,
 } mxp_dtype;
 
 const char *mxp_dtype_name(mxp_dtype dt);
+// The format of the table (quant/format.h) whose bytes a dtype holds: every dtype but i32.
+// Returns 0 for i32 (and invalid values).
+int mxp_dtype_format(mxp_dtype dt, mxp_format_id *f);
+// The dtype of a GGML type number (GGUF's tensor type); 0 when mixprec does not read it.
+int mxp_dtype_from_ggml(uint32_t ggml_type, mxp_dtype *dt);
 
 #define MXP_MAX_DIMS 4
 
@@ -61,7 +78,7 @@ typedef struct mxp_tensor_set {
 void mxp_tensor_set_free(mxp_tensor_set *ts);  // releases everything; ts is zeroed
 // Lookup by exact name; NULL if absent.
 const mxp_tensor_info *mxp_tensor_find(const mxp_tensor_set *ts, const char *name);
-// Convert any float dtype (F32/F16/BF16, and Q8_0/Q4_0 by dequantization) to f32.
+// Convert any float dtype (F32/F16/BF16, and the block formats by dequantization) to f32.
 // out holds t->nelem floats.
 mxp_status mxp_tensor_to_f32(const mxp_tensor_info *t, float *out, mxp_err *err);
 

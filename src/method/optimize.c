@@ -427,13 +427,23 @@ static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
     if (!st) st = solve_one(c, fsens, "time", 1, chosen_gain, fplan, err);
     if (!st) st = load_plan_point(c, fplan, MXP_PT_FISHER, "fisher metric", 0, 0, err);
     if (st) return st;
-    // every uniform format (f32 is the reference every run measures)
-    for (int f = MXP_FMT_F32 + 1; f < MXP_FMT_COUNT && !st; f++) {
+    // every calibrated format, uniform (f32 is the reference every run measures); an op the
+    // format does not fit takes llama.cpp's fallback, as `uniform:FMT` does (plan.c)
+    for (int fi = 0; fi < c->n_formats && !st; fi++) {
+        const mxp_format_id f = c->formats[fi];
+        if (f == MXP_FMT_F32) continue;
         char label[64];
-        snprintf(label, sizeof label, "uniform %s", mxp_format_get((mxp_format_id)f)->name);
+        snprintf(label, sizeof label, "uniform %s", mxp_format_get(f)->name);
         mxp_opt_point *p = add_point(c, MXP_PT_UNIFORM, label, err);
         if (!p) return MXP_ERR_NOMEM;
-        memset(p->fmt, f, (size_t)c->n_ops);
+        p->uniform = f;
+        for (int i = 0; i < c->n_ops; i++) {
+            const mxp_format *ft = mxp_format_get(f);
+            const unsigned char *has = c->has + (size_t)i * MXP_FMT_COUNT;
+            p->fmt[i] = has[f]                                       ? (unsigned char)f
+                        : ft->has_fallback && has[ft->fallback]      ? (unsigned char)ft->fallback
+                                                                     : (unsigned char)MXP_FMT_F16;
+        }
         fill_prediction(c, p);
     }
     return st;
@@ -445,7 +455,7 @@ static mxp_status measure_accuracy(opt_ctx *c, int idx, mxp_err *err) {
     char spec[PATH_CAP];
     mxp_status st = MXP_OK;
     if (p->kind == MXP_PT_UNIFORM) {
-        snprintf(spec, sizeof spec, "uniform:%s", mxp_format_get((mxp_format_id)p->fmt[0])->name);
+        snprintf(spec, sizeof spec, "uniform:%s", mxp_format_get((mxp_format_id)p->uniform)->name);
     } else {
         char name[32];
         snprintf(name, sizeof name, "point_%d.json", idx);
@@ -614,7 +624,7 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
     for (int i = -1; i < c->n_pts && !st; i++) {
         const mxp_opt_point *p = i >= 0 ? &c->pts[i] : NULL;
         if (p && p->kind != MXP_PT_UNIFORM) continue;
-        const mxp_format *f = mxp_format_get(p ? (mxp_format_id)p->fmt[0] : MXP_FMT_F32);
+        const mxp_format *f = mxp_format_get(p ? (mxp_format_id)p->uniform : MXP_FMT_F32);
         if (p && !f->has_ggml_type) {
             note(c, "%s has no GGUF type: llama.cpp cannot run it, so it has no llama.cpp speed.", p->label);
             continue;
@@ -666,7 +676,7 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
             }
             for (int i = 0; i < c->n_pts; i++) {  // uniform f32 is the reference file itself
                 mxp_opt_point *p = &c->pts[i];
-                if (p->kind == MXP_PT_UNIFORM && p->fmt[0] == MXP_FMT_F32 && !p->has_llama) {
+                if (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32 && !p->has_llama) {
                     p->has_llama = 1;
                     p->llama_prefill_tps = sp[0].prefill_tps;
                     p->llama_decode_tps = sp[0].decode_tps;

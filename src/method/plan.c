@@ -1,11 +1,14 @@
 // plan.c: format specifications -> graph format slots.
-// "stored": the formats the model file carries (a GGUF's Q8_0/Q4_0/F16/BF16 linear weights, set at
+// "uniform:FMT": every linear op FMT, or llama.cpp's fallback where FMT's block does not divide
+// the op's input width (mxp_format_fit; a note on stderr says which).
+// "stored": the formats the model file carries (a GGUF's quantized or F16/BF16 linear weights, set at
 // load by model.c); every other op f32.
 // Plan file (version 1):
 //   {"format": "mixprec-plan", "version": 1,
 //    "ops": {"model.layers.0.self_attn.q_proj": "q8_0", ...}, ...other keys ignored here}
 #include "method/plan.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <cJSON.h>
 
@@ -67,8 +70,25 @@ mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err) 
     if (!strncmp(spec, "uniform:", 8)) {
         mxp_format_id f;
         if (mxp_format_parse(spec + 8, &f, err)) return mxp_fail_prefix(err, "--formats %s: ", spec);
-        for (int i = 0; i < g->n_nodes; i++)
-            if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = f;
+        // An op whose input width the format's block does not divide takes llama.cpp's fallback
+        // (mxp_format_fit: q4_K -> q5_0, q6_K -> q8_0, ... else f16), as llama-quantize does.
+        int n_fb = 0, first = -1, mixed = 0;
+        mxp_format_id fb = f;
+        for (int i = 0; i < g->n_nodes; i++) {
+            mxp_node *n = &g->nodes[i];
+            if (n->op != MXP_OP_LINEAR) continue;
+            mxp_format_id got;
+            if (!mxp_format_fit(f, g->nodes[n->in[0]].cols, &got)) {
+                if (!n_fb++) first = i, fb = got;
+                mixed |= got != fb;
+            }
+            n->fmt = got;
+        }
+        if (n_fb)
+            fprintf(stderr, "note: %s: %d op%s (%s first) with an input width that is not a multiple of %d take%s %s%s, "
+                    "llama.cpp's fallback for %s\n", spec, n_fb, n_fb > 1 ? "s" : "", g->nodes[first].name,
+                    mxp_format_get(f)->block_size, n_fb > 1 ? "" : "s", mxp_format_get(fb)->name,
+                    mixed ? " (or f16 where that does not fit either)" : "", mxp_format_get(f)->name);
         return MXP_OK;
     }
     mxp_mapping map;

@@ -8,6 +8,9 @@
 
 #include "core/graph.h"
 
+// Set the linear ops' format slots from a specification: "uniform:FMT" (llama.cpp's fallback
+// where FMT's block does not divide an op's input width, with a note on stderr), "stored"
+// or a plan file. Errors name the spec, the module or the format.
 mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err);
 // Parse a plan JSON text into the slots (label names the file in errors).
 mxp_status mxp_formats_apply_plan_json(mxp_graph *g, const char *json, size_t len, const char *label, mxp_err *err);

@@ -576,7 +576,7 @@ static void llama_table(sb *b, const mxp_report *r) {
               fmt_f(r->llama_ref_prefill_tps, 1).s, fmt_f(r->llama_ref_decode_tps, 1).s);
     for (int i = 0; i < r->n_points; i++) {
         const mxp_opt_point *q = &r->points[i];
-        if (!q->has_llama || (q->kind == MXP_PT_UNIFORM && q->fmt && q->fmt[0] == MXP_FMT_F32)) continue;
+        if (!q->has_llama || (q->kind == MXP_PT_UNIFORM && q->uniform == MXP_FMT_F32)) continue;
         sb_printf(b, "<tr%s><td>", q->kind == MXP_PT_CHOSEN ? " class=\"chosen\"" : "");
         sb_esc(b, q->label);
         sb_printf(b, "</td><td>%s</td><td>%sx</td><td>%s</td><td>%sx</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",

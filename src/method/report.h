@@ -37,6 +37,8 @@ typedef struct mxp_opt_point {
     int has_llama;                      // llama.cpp's speed of this configuration's GGUF was measured
     double llama_prefill_tps, llama_decode_tps;  // llama-bench medians
     unsigned char *fmt;                 // (n_ops) format id per op; owned
+    int uniform;                        // MXP_PT_UNIFORM: the format asked for (ops it does not
+                                        // fit take llama.cpp's fallback in fmt, mxp_format_fit)
 } mxp_opt_point;
 
 // The optimizer's target (docs/DESIGN.md 1.4), per budget of the sweep (and the chosen plan).

@@ -3,6 +3,9 @@
 // const and dispatch is a pure function of the CPU and MXP_FORCE_REF, evaluated per call.
 #include "quant/quant_internal.h"
 
+#include "mixprec.h"
+_Static_assert(MXP_FMT_COUNT <= MXP_MAX_FORMATS, "mixprec.h's MXP_MAX_FORMATS holds every format");
+
 #include <stdlib.h>
 #include <strings.h>
 #include <cpuid.h>
@@ -121,6 +124,8 @@ mxp_status mxp_format_parse(const char *name, mxp_format_id *out, mxp_err *err) 
     return mxp_fail(err, MXP_ERR_ARG, "unknown format '%s' (valid formats: %s)",
                     name ? name : "(null)", list);
 }
+
+const char *mxp_format_name(int id) { return id >= 0 && id < MXP_FMT_COUNT ? formats_ref[id].name : NULL; }
 
 const char *mxp_act_name(mxp_act_id a) {
     static const char *const names[MXP_ACT_COUNT] = {"f32", "f16", "bf16", "q8_0", "q8_1", "q8_K"};
