@@ -361,6 +361,26 @@ static void round_trip(int tied) {
                 er.quant.loss, er.ref.loss, er.loss_mse, er.quant.weight_bytes, er.ref.weight_bytes);
         unlink(data);
     }
+    // uniform k-quants: this model's widths (64, 160) are not multiples of 256, so every op takes
+    // llama.cpp's fallback (tensor_type_fallback: q4_K -> q5_0, q6_K -> q8_0); the GGUF holds
+    // those types and loads back with them in the slots.
+    static const struct { const char *spec; mxp_format_id want; } kq[] = {{"uniform:q4_K", MXP_FMT_Q5_0},
+                                                                         {"uniform:q6_K", MXP_FMT_Q8_0}};
+    for (int k = 0; k < 2; k++) {
+        char kg[600];
+        snprintf(kg, sizeof kg, "%s/kquant.gguf", dir);
+        mxp_model *km = NULL;
+        CHECK(mxp_apply(dir, kq[k].spec, kg, &rep, &err) == MXP_OK, "%s: %s", kq[k].spec, err.msg);
+        CHECK(rep.n_by_format[kq[k].want] == 15, "%s: %d linear weights in %s, want 15", kq[k].spec,
+              rep.n_by_format[kq[k].want], mxp_format_get(kq[k].want)->name);
+        CHECK(mxp_model_load(kg, &km, &err) == MXP_OK, "%s", err.msg);
+        int nd;
+        CHECK(km && mxp_graph_find_linear(&km->graph, "model.layers.1.mlp.down_proj", &nd) &&
+                  km->graph.nodes[nd].fmt == (int)kq[k].want,
+              "%s: down_proj slot", kq[k].spec);
+        mxp_model_free(km);
+        unlink(kg);
+    }
     // f8_e4m3 has no GGML type
     char bad[600];
     snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
