@@ -275,8 +275,8 @@ static void round_trip(int tied) {
         uint64_t u;
         CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.model", &s, NULL, &err) && s.len == 4 && !memcmp(s.ptr, "gpt2", 4),
               "tokenizer model");
-        CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.pre", &s, NULL, &err) && s.len == 4 && !memcmp(s.ptr, "gpt2", 4),
-              "tokenizer pre");
+        CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.pre", &s, NULL, &err) && s.len == 5 && !memcmp(s.ptr, "gpt-2", 5),
+              "tokenizer pre: llama.cpp's name for GPT-2's regex");
         CHECK(!mxp_gguf_get_u64(&out->gguf, "tokenizer.ggml.eos_token_id", &u, NULL, &err) && u == 2047, "eos id");
         const mxp_gguf_kv *kv = mxp_gguf_find(&out->gguf, "tokenizer.ggml.tokens");
         CHECK(kv && kv->arr_type == MXP_GGUF_STRING && kv->arr_n == 2048 && kv->arr_strs[2047].len == 13 &&
@@ -379,8 +379,92 @@ static void round_trip(int tied) {
     rmdir(dir);
 }
 
+// ---- tokenizer refusals and the pre-tokenizer name ----
+
+// Replace the Split regex of dir/tokenizer.json (a copy of models/tiny's) and its ignore_merges.
+static int set_split(const char *dir, const char *regex, int ignore_merges, mxp_err *err) {
+    cJSON *j = NULL;
+    if (mxp_read_json("models/tiny/tokenizer.json", &j, err)) return 0;
+    cJSON *seq = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "pre_tokenizer"), "pretokenizers");
+    cJSON *split = cJSON_GetArrayItem(seq, 0);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(split, "pattern"), "Regex", cJSON_CreateString(regex));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItemCaseSensitive(j, "model"), "ignore_merges", cJSON_CreateBool(ignore_merges));
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    mxp_status st = mxp_write_json_atomic(path, j, err);
+    cJSON_Delete(j);
+    return st == MXP_OK;
+}
+
+// The tokenizer.ggml.pre an apply of `dir` writes, or "" when apply fails (message in err).
+static void applied_pre(const char *dir, char *pre, size_t cap, mxp_err *err) {
+    char gguf[600];
+    snprintf(gguf, sizeof gguf, "%s/model.gguf", dir);
+    unlink(gguf);
+    pre[0] = 0;
+    mxp_apply_report rep;
+    if (mxp_apply(dir, "uniform:f32", gguf, &rep, err)) {
+        CHECK(access(gguf, F_OK) != 0, "a refused apply left %s behind", gguf);
+        return;
+    }
+    mxp_gguf g;
+    mxp_gguf_str s;
+    if (mxp_gguf_open(&g, gguf, err) == MXP_OK) {
+        if (!mxp_gguf_get_str(&g, "tokenizer.ggml.pre", &s, NULL, err)) snprintf(pre, cap, "%.*s", (int)s.len, s.ptr);
+        mxp_gguf_free(&g);
+    }
+    unlink(gguf);
+}
+
+static void tokenizer_names(void) {
+    char dir[] = "/tmp/mxp_test_apply_tok_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    mxp_model_config c = {.arch = MXP_ARCH_LLAMA, .vocab = 2048, .dim = 32, .n_layers = 1, .n_heads = 2,
+                          .n_kv_heads = 2, .head_dim = 16, .ffn = 64, .max_pos = 64, .norm_eps = 1e-5f,
+                          .rope_theta = 10000};
+    snprintf(c.arch_name, sizeof c.arch_name, "LlamaForCausalLM");
+    mxp_err err = {0};
+    mxp_model *syn = NULL;
+    CHECK(mxp_model_synthetic(&c, 7, &syn, &err) == MXP_OK, "%s", err.msg);
+    CHECK(syn && write_hf(dir, syn, &err), "writing the HF folder: %s", err.msg);
+    mxp_model_free(syn);
+    static const char *const gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    static const char *const llama3 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *const qwen2 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    // a regex none of llama.cpp's names stands for (GPT-2's with digits split one by one)
+    static const char *const odd = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    struct { const char *regex; int ignore_merges; const char *want; const char *msg; } cases[] = {
+        {gpt2, 0, "gpt-2", NULL},
+        {llama3, 1, "llama-bpe", NULL},
+        {qwen2, 0, "qwen2", NULL},
+        {odd, 0, "", "?\\p{N}| ?[^"},          // refused, the message quotes the regex
+        {llama3, 0, "", "ignore_merges=false"},  // llama.cpp's llama-bpe ignores merges
+        {gpt2, 1, "", "ignore_merges=true"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char pre[64];
+        memset(&err, 0, sizeof err);
+        CHECK(set_split(dir, cases[i].regex, cases[i].ignore_merges, &err), "%s", err.msg);
+        applied_pre(dir, pre, sizeof pre, &err);
+        CHECK(!strcmp(pre, cases[i].want), "case %zu: tokenizer.ggml.pre \"%s\", want \"%s\" (%s)", i, pre, cases[i].want,
+              err.msg);
+        if (cases[i].msg)
+            CHECK(err.code == MXP_ERR_UNSUPPORTED && strstr(err.msg, cases[i].msg), "case %zu: message: %s", i, err.msg);
+    }
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int k = 0; k < 4; k++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, files[k]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 int main(void) {
     test_writer();
+    tokenizer_names();
     round_trip(0);
     round_trip(1);
     CHECK_DONE();

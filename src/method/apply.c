@@ -40,7 +40,6 @@ typedef struct tok_meta {
     int n_merges;
     char **merge;          // owned "a b"
     size_t *merge_len;
-    const char *pre;
 } tok_meta;
 
 static void tok_meta_free(tok_meta *t) {
@@ -62,16 +61,6 @@ static int has_byte_level(const cJSON *pt) {
     for (const cJSON *e = cJSON_IsArray(seq) ? seq->child : NULL; e; e = e->next)
         if (has_byte_level(e)) return 1;
     return 0;
-}
-
-// The pre-tokenizer name llama.cpp knows for the split regex (tokenizer_json.c's patterns).
-static const char *pre_name(const cJSON *pt) {
-    char *s = cJSON_PrintUnformatted(pt);
-    const char *name = "gpt2";
-    if (s && strstr(s, "\\\\p{N}{1,3}")) name = "llama-bpe";
-    else if (s && strstr(s, "(?i:'s|'t|'re|'ve|'m|'ll|'d)")) name = "qwen2";
-    free(s);
-    return name;
 }
 
 static mxp_status read_tok_meta(tok_meta *tm, const char *dir, int vocab, mxp_err *err) {
@@ -96,7 +85,6 @@ static mxp_status read_tok_meta(tok_meta *tm, const char *dir, int vocab, mxp_er
                       "so far", path);
         goto done;
     }
-    tm->pre = pre_name(pt);
     tm->n = vocab;
     tm->tok = mxp_calloc((size_t)vocab, sizeof *tm->tok);
     tm->tok_len = mxp_calloc((size_t)vocab, sizeof *tm->tok_len);
@@ -179,14 +167,33 @@ done:
     return st;
 }
 
+// llama.cpp's name for the split regex the tokenizer parsed (tokenizer_json.c refuses a regex
+// it does not know, quoting it), and the options llama.cpp ties to that name.
+static mxp_status llama_cpp_pre(const mxp_tokenizer *tok, const char *label, const char **name, mxp_err *err) {
+    mxp_tok_info ti;
+    mxp_tokenizer_info(tok, &ti);
+    *name = mxp_tokenizer_pre_llama_name(ti.pre);
+    MXP_ASSERT(*name);
+    if (ti.ignore_merges != (ti.pre == MXP_TOK_PRE_LLAMA3))
+        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: model.ignore_merges=%s with the %s split regex: llama.cpp's "
+                        "\"%s\" pre-tokenizer %s merges", label, ti.ignore_merges ? "true" : "false",
+                        *name, *name, ti.pre == MXP_TOK_PRE_LLAMA3 ? "ignores" : "applies");
+    if (ti.add_prefix_space)
+        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: ByteLevel add_prefix_space=true has no llama.cpp equivalent",
+                        label);
+    return MXP_OK;
+}
+
 static mxp_status add_tokenizer(mxp_gguf_writer *w, const mxp_model *m, mxp_err *err) {
     tok_meta tm = {0};
-    mxp_status st = read_tok_meta(&tm, m->tokenizer_dir, m->config.vocab, err);
     mxp_tokenizer *tok = NULL;
-    if (!st) st = mxp_tokenizer_load_json(m->tokenizer_dir, &tok, err);
+    const char *pre = NULL;
+    mxp_status st = mxp_tokenizer_load_json(m->tokenizer_dir, &tok, err);
+    if (!st) st = llama_cpp_pre(tok, m->tokenizer_dir, &pre, err);
+    if (!st) st = read_tok_meta(&tm, m->tokenizer_dir, m->config.vocab, err);
     if (!st) {
         mxp_gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2", 4);
-        mxp_gguf_writer_kv_str(w, "tokenizer.ggml.pre", tm.pre, strlen(tm.pre));
+        mxp_gguf_writer_kv_str(w, "tokenizer.ggml.pre", pre, strlen(pre));
         mxp_gguf_writer_kv_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)tm.tok, tm.tok_len, (uint64_t)tm.n);
         mxp_gguf_writer_kv_arr(w, "tokenizer.ggml.token_type", MXP_GGUF_I32, tm.type, (uint64_t)tm.n);
         mxp_gguf_writer_kv_str_arr(w, "tokenizer.ggml.merges", (const char *const *)tm.merge, tm.merge_len,
