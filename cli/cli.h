@@ -28,5 +28,6 @@ int cmd_calibrate(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

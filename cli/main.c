@@ -51,6 +51,9 @@ static const char *const usage_text =
     "                                 calibrate, profile, solve, apply, then measure the plan,\n"
     "                                 a sweep of budgets and the baselines on held-out data:\n"
     "                                 DIR/plan.json, model.gguf, report.html, report.json\n"
+    "  tokenize MODEL --data FILE -o OUT\n"
+    "                                 the token ids the other commands read from FILE, as a\n"
+    "                                 token-id file\n"
     "\n"
     "MODEL is a Hugging Face folder (config.json + *.safetensors) or a GGUF file.\n"
     "FILE is text (tokenized with the model's tokenizer) or a token-id file (first line\n"
@@ -88,5 +91,6 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "solve")) return cmd_solve(argc - 2, argv + 2);
     if (!strcmp(cmd, "apply")) return cmd_apply(argc - 2, argv + 2);
     if (!strcmp(cmd, "optimize")) return cmd_optimize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     return cli_usage_error("unknown command: ", cmd);
 }

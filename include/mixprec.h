@@ -54,6 +54,12 @@ void mxp_model_free(mxp_model *m);
 // tensor with its shape and dtype as stored in the file.
 void mxp_model_print_info(const mxp_model *m, FILE *f);
 
+// Token ids of a data file as every command reads it: a token-id file as is, text through the
+// model's tokenizer with its BOS/EOS defaults. On success *ids (free()) holds *n ids.
+mxp_status mxp_tokenize_file(mxp_model *m, const char *path, int32_t **ids, size_t *n, mxp_err *err);
+// Write ids as a token-id file (first line "mixprec-tokens 1", then the ids), atomically.
+mxp_status mxp_write_tokens(const char *path, const int32_t *ids, size_t n, mxp_err *err);
+
 // ---- evaluation ----
 typedef struct mxp_eval_opts {
     const char *data_path;  // token-id file (see src/io/data.h) or text (model's tokenizer)

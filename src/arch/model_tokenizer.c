@@ -148,3 +148,14 @@ mxp_status mxp_model_load_data(mxp_model *m, mxp_tokens *t, const char *path, mx
     mxp_unmap(&map);
     return st;
 }
+
+mxp_status mxp_tokenize_file(mxp_model *m, const char *path, int32_t **ids, size_t *n, mxp_err *err) {
+    *ids = NULL;
+    *n = 0;
+    mxp_tokens t;
+    mxp_status st = mxp_model_load_data(m, &t, path, err);
+    if (st) return st;
+    *ids = t.ids;
+    *n = t.n;
+    return MXP_OK;
+}

@@ -1,7 +1,8 @@
 // data.c: data files (token ids or text, format in data.h), the calibration/evaluation
-// split and cutting token streams into samples. Reads files; never writes them.
+// split and cutting token streams into samples. Writes only token-id files (mxp_write_tokens).
 #include "io/data.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/rng.h"
@@ -173,4 +174,23 @@ mxp_status mxp_data_samples(const mxp_tokens *t, mxp_split s, int T, size_t n_sa
     *out = o;
     *n_out = want;
     return MXP_OK;
+}
+
+mxp_status mxp_write_tokens(const char *path, const int32_t *ids, size_t n, mxp_err *err) {
+    size_t cap;  // magic line + at most 11 bytes per id + final newline
+    if (!mxp_mul_ok(n, 12, &cap) || cap > SIZE_MAX - 64) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    cap += strlen(MXP_TOKENS_MAGIC) + 2;
+    char *buf = malloc(cap);
+    if (!buf) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    size_t len = (size_t)snprintf(buf, cap, "%s\n", MXP_TOKENS_MAGIC);
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0) {
+            free(buf);
+            return mxp_fail(err, MXP_ERR_ARG, "%s: token id %zu is negative (%d)", path, i, (int)ids[i]);
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%d%c", (int)ids[i], (i % 16 == 15 || i + 1 == n) ? '\n' : ' ');
+    }
+    mxp_status st = mxp_write_file_atomic(path, buf, len, err);
+    free(buf);
+    return st;
 }
