@@ -379,6 +379,256 @@ static void round_trip(int tied) {
     rmdir(dir);
 }
 
+
+// ---- every architecture: names, layouts and keys llama.cpp reads ----
+
+static void remove_folder(const char *dir) {
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                                        "model.gguf", "again.gguf", "bad.gguf"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, files[k]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static int is_conv1d(const char *name) {
+    return strstr(name, "c_attn.weight") || strstr(name, "c_proj.weight") || strstr(name, "c_fc.weight");
+}
+
+// A Hugging Face folder: config.json as given, random weights for it (GPT-2 Conv1D weights
+// stored (in, out) as the Hub does), and the tokenizer files given (NULL: models/tiny's).
+// Returns the model loaded from the folder, or NULL.
+static mxp_model *make_folder(const char *dir, const char *config, const char *tok_json, const char *tok_config) {
+    mxp_err err = {0};
+    mxp_model_config c;
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(mxp_config_from_hf_json(&c, config, strlen(config), "config", &err) == MXP_OK, "%s", err.msg);
+    CHECK(mxp_write_file_atomic(path, config, strlen(config), &err) == MXP_OK, "%s", err.msg);
+    mxp_model *syn = NULL;
+    CHECK(mxp_model_synthetic(&c, 5, &syn, &err) == MXP_OK, "%s", err.msg);
+    if (!syn) return NULL;
+    int n = syn->graph.n_params;
+    mxp_tensor_info *t = calloc((size_t)n, sizeof *t);
+    float **tr = calloc((size_t)n, sizeof *tr);
+    for (int i = 0; i < n; i++) {
+        mxp_param *p = &syn->graph.params[i];
+        // biases and norms get visible values (synthetic ones are 0 and 1)
+        if (p->ndim == 1)
+            for (size_t k = 0; k < p->nelem; k++) ((float *)p->data)[k] = 0.5f + 0.01f * (float)((k * 37 + (size_t)i) % 61);
+        t[i].name = p->name;
+        t[i].dtype = MXP_DT_F32;
+        t[i].ndim = p->ndim;
+        t[i].shape[0] = p->shape[0];
+        t[i].shape[1] = p->shape[1];
+        t[i].nelem = p->nelem;
+        t[i].data = (const uint8_t *)p->data;
+        t[i].nbytes = p->nelem * 4;
+        if (p->ndim == 2 && is_conv1d(p->name)) {
+            int64_t O = p->shape[0], I = p->shape[1];
+            tr[i] = malloc(p->nelem * sizeof(float));
+            for (int64_t o = 0; o < O; o++)
+                for (int64_t k = 0; k < I; k++) tr[i][k * O + o] = p->data[o * I + k];
+            t[i].shape[0] = I;
+            t[i].shape[1] = O;
+            t[i].data = (const uint8_t *)tr[i];
+        }
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK(mxp_safetensors_write(path, t, n, NULL, 0, &err) == MXP_OK, "%s", err.msg);
+    for (int i = 0; i < n; i++) free(tr[i]);
+    free(tr);
+    free(t);
+    mxp_model_free(syn);
+    const char *names[2] = {"tokenizer.json", "tokenizer_config.json"}, *texts[2] = {tok_json, tok_config};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        if (texts[k]) {
+            CHECK(mxp_write_file_atomic(path, texts[k], strlen(texts[k]), &err) == MXP_OK, "%s", err.msg);
+            continue;
+        }
+        char src[256];
+        snprintf(src, sizeof src, "models/tiny/%s", names[k]);
+        mxp_mapping map;
+        CHECK(mxp_map_file(&map, src, &err) == MXP_OK, "%s", err.msg);
+        CHECK(mxp_write_file_atomic(path, map.base, map.size, &err) == MXP_OK, "%s", err.msg);
+        mxp_unmap(&map);
+    }
+    mxp_model *m = NULL;
+    CHECK(mxp_model_load(dir, &m, &err) == MXP_OK, "loading %s: %s", dir, err.msg);
+    return m;
+}
+
+static const float *param(const mxp_model *m, const char *name) {
+    for (int i = 0; i < m->graph.n_params; i++)
+        if (!strcmp(m->graph.params[i].name, name)) return m->graph.params[i].data;
+    CHECK(0, "no parameter %s", name);
+    return NULL;
+}
+
+// The f32 values of GGUF tensor `name`, checked to have type t and shape (d0[, d1]).
+static const float *gguf_f32(const mxp_gguf *g, const char *name, int64_t d0, int64_t d1) {
+    const mxp_tensor_info *t = mxp_tensor_find(&g->tensors, name);
+    int ok = t && t->dtype == MXP_DT_F32 && t->shape[0] == d0 && t->ndim == (d1 ? 2 : 1) && (!d1 || t->shape[1] == d1);
+    CHECK(ok, "tensor %s: %s, %lld x %lld", name, t ? mxp_dtype_name(t->dtype) : "missing", t ? (long long)t->shape[0] : 0LL,
+          t && t->ndim > 1 ? (long long)t->shape[1] : 0LL);
+    return ok ? (const float *)t->data : NULL;
+}
+
+static int64_t kv_u(const mxp_gguf *g, const char *key) {
+    uint64_t v = 0;
+    mxp_err err = {0};
+    CHECK(mxp_gguf_get_u64(g, key, &v, NULL, &err) == MXP_OK, "key %s: %s", key, err.msg);
+    return (int64_t)v;
+}
+
+static int kv_is(const mxp_gguf *g, const char *key, const char *want) {
+    mxp_gguf_str s = {0};
+    mxp_err err = {0};
+    return !mxp_gguf_get_str(g, key, &s, NULL, &err) && s.len == strlen(want) && !memcmp(s.ptr, want, s.len);
+}
+
+// Apply `plan` to dir into dir/model.gguf and open it.
+static int apply_open(const char *dir, const char *plan, mxp_gguf *g) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/model.gguf", dir);
+    mxp_err err = {0};
+    mxp_apply_report rep;
+    memset(g, 0, sizeof *g);
+    CHECK(mxp_apply(dir, plan, out, &rep, &err) == MXP_OK, "apply %s %s: %s", dir, plan, err.msg);
+    return !err.code && mxp_gguf_open(g, out, &err) == MXP_OK;
+}
+
+static void family_llama3_bias(void) {
+    char dir[] = "/tmp/mxp_test_apply_l3_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    static const char *const cfg =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 2048, \"hidden_size\": 64, \"intermediate_size\": 96,"
+        " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"max_position_embeddings\": 256,"
+        " \"rms_norm_eps\": 1e-5, \"rope_theta\": 500000, \"attention_bias\": true, \"tie_word_embeddings\": false,"
+        " \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+        " \"original_max_position_embeddings\": 64}}";
+    mxp_model *m = make_folder(dir, cfg, NULL, NULL);
+    mxp_gguf g;
+    if (m && apply_open(dir, "uniform:f32", &g)) {
+        CHECK(kv_is(&g, "general.architecture", "llama"), "architecture llama");
+        CHECK(kv_u(&g, "llama.attention.head_count_kv") == 2 && kv_u(&g, "llama.rope.dimension_count") == 16 &&
+                  kv_u(&g, "llama.context_length") == 256,
+              "llama keys");
+        CHECK(!mxp_gguf_find(&g, "llama.rope.scaling.type"), "llama3 scaling is the rope_freqs tensor, not keys");
+        // by hand (theta 5e5, head_dim 16, original context 64: wavelengths 2*pi*5e5^(i/8)):
+        // i=0: 6.28 < 64/4 -> 1; i=1: 32.400 -> s = (64/32.400 - 1)/3 = 0.32510, 1/((1-s)/8 + s) = 2.44226;
+        // i>=2: > 64/1 -> 8
+        const float *rf = gguf_f32(&g, "rope_freqs.weight", 8, 0);
+        if (rf) {
+            CHECK(rf[0] == 1.0f && fabsf(rf[1] - 2.44226f) < 2e-5f, "rope_freqs[0..1] = %g %g", rf[0], rf[1]);
+            for (int i = 2; i < 8; i++) CHECK(rf[i] == 8.0f, "rope_freqs[%d] = %g", i, rf[i]);
+        }
+        // biases: q and k permuted like their rows (converter: reshape(heads, 2, hd/2).swapaxes(1, 2)), v and o not
+        const float *qb = param(m, "model.layers.0.self_attn.q_proj.bias"), *kb = param(m, "model.layers.0.self_attn.k_proj.bias");
+        const float *vb = param(m, "model.layers.0.self_attn.v_proj.bias"), *ob = param(m, "model.layers.0.self_attn.o_proj.bias");
+        const float *q = gguf_f32(&g, "blk.0.attn_q.bias", 64, 0), *k = gguf_f32(&g, "blk.0.attn_k.bias", 32, 0);
+        const float *v = gguf_f32(&g, "blk.0.attn_v.bias", 32, 0), *o = gguf_f32(&g, "blk.0.attn_output.bias", 64, 0);
+        const float *qw = param(m, "model.layers.0.self_attn.q_proj.weight"), *qg = gguf_f32(&g, "blk.0.attn_q.weight", 64, 64);
+        int bad = 0;
+        for (int h = 0; h < 4 && q && k && v && o && qg; h++)
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 2; j++) {
+                    bad += q[h * 16 + 2 * i + j] != qb[h * 16 + j * 8 + i];
+                    bad += qg[(h * 16 + 2 * i + j) * 64 + 5] != qw[(h * 16 + j * 8 + i) * 64 + 5];
+                    if (h < 2) bad += k[h * 16 + 2 * i + j] != kb[h * 16 + j * 8 + i];
+                    if (h < 2) bad += v[h * 16 + 2 * i + j] != vb[h * 16 + 2 * i + j];
+                    bad += o[h * 16 + 2 * i + j] != ob[h * 16 + 2 * i + j];
+                }
+        CHECK(q && k && v && o && qg && bad == 0 && q[1] != qb[1], "bias layouts: %d values misplaced", bad);
+        CHECK(mxp_tensor_find(&g.tensors, "output.weight") && g.tensors.n == 1 + 1 + 9 + 4 + 2, "tensor count %d", g.tensors.n);
+        mxp_gguf_free(&g);
+    }
+    mxp_model_free(m);
+    remove_folder(dir);
+}
+
+static void family_qwen2(void) {
+    char dir[] = "/tmp/mxp_test_apply_qw_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    static const char *const cfg =
+        "{\"architectures\": [\"Qwen2ForCausalLM\"], \"vocab_size\": 2048, \"hidden_size\": 64, \"intermediate_size\": 96,"
+        " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"max_position_embeddings\": 128,"
+        " \"rms_norm_eps\": 1e-6, \"rope_theta\": 1000000, \"tie_word_embeddings\": true, \"use_sliding_window\": false}";
+    mxp_model *m = make_folder(dir, cfg, NULL, NULL);
+    mxp_gguf g;
+    if (m && apply_open(dir, "uniform:f32", &g)) {
+        CHECK(kv_is(&g, "general.architecture", "qwen2") && kv_u(&g, "qwen2.attention.head_count_kv") == 2 &&
+                  kv_u(&g, "qwen2.block_count") == 1 && mxp_gguf_find(&g, "qwen2.attention.layer_norm_rms_epsilon"),
+              "qwen2 keys");
+        CHECK(!mxp_gguf_find(&g, "llama.block_count"), "no llama keys in a qwen2 file");
+        // llama.cpp's qwen2 rotates halves as Hugging Face does: rows and biases as they are
+        const float *qb = param(m, "model.layers.0.self_attn.q_proj.bias"), *q = gguf_f32(&g, "blk.0.attn_q.bias", 64, 0);
+        const float *kw = param(m, "model.layers.0.self_attn.k_proj.weight"), *k = gguf_f32(&g, "blk.0.attn_k.weight", 32, 64);
+        CHECK(q && k && !memcmp(q, qb, 64 * sizeof(float)) && !memcmp(k, kw, 32 * 64 * sizeof(float)), "qwen2 q/k as is");
+        CHECK(gguf_f32(&g, "blk.0.attn_v.bias", 32, 0) && !mxp_tensor_find(&g.tensors, "blk.0.attn_output.bias"), "v bias, no o bias");
+        CHECK(!mxp_tensor_find(&g.tensors, "output.weight") && g.tensors.n == 1 + 1 + 12, "tied f32 head: no output.weight (%d)",
+              g.tensors.n);
+        mxp_gguf_free(&g);
+    }
+    if (m && apply_open(dir, "uniform:q8_0", &g)) {
+        const mxp_tensor_info *t = mxp_tensor_find(&g.tensors, "output.weight");
+        CHECK(t && t->dtype == MXP_DT_Q8_0 && gguf_f32(&g, "token_embd.weight", 2048, 64),
+              "tied q8_0 head: its own output.weight, the embedding stays f32");
+        mxp_gguf_free(&g);
+    }
+    mxp_model_free(m);
+    remove_folder(dir);
+}
+
+static void family_gpt2(void) {
+    char dir[] = "/tmp/mxp_test_apply_g2_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    static const char *const cfg =
+        "{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 2048, \"n_embd\": 64, \"n_layer\": 1, \"n_head\": 4,"
+        " \"n_positions\": 64, \"n_ctx\": 64, \"layer_norm_epsilon\": 1e-5, \"activation_function\": \"gelu_new\"}";
+    mxp_model *m = make_folder(dir, cfg, NULL, NULL);
+    mxp_gguf g;
+    if (m && apply_open(dir, "uniform:f32", &g)) {
+        CHECK(kv_is(&g, "general.architecture", "gpt2") && kv_u(&g, "gpt2.context_length") == 64 &&
+                  kv_u(&g, "gpt2.feed_forward_length") == 256 && kv_u(&g, "gpt2.attention.head_count") == 4 &&
+                  mxp_gguf_find(&g, "gpt2.attention.layer_norm_epsilon"),
+              "gpt2 keys");
+        static const struct { const char *name; int64_t d0, d1; } want[] = {
+            {"token_embd.weight", 2048, 64}, {"position_embd.weight", 64, 64}, {"blk.0.attn_norm.weight", 64, 0},
+            {"blk.0.attn_norm.bias", 64, 0}, {"blk.0.attn_qkv.weight", 192, 64}, {"blk.0.attn_qkv.bias", 192, 0},
+            {"blk.0.attn_output.weight", 64, 64}, {"blk.0.attn_output.bias", 64, 0}, {"blk.0.ffn_norm.weight", 64, 0},
+            {"blk.0.ffn_norm.bias", 64, 0}, {"blk.0.ffn_up.weight", 256, 64}, {"blk.0.ffn_up.bias", 256, 0},
+            {"blk.0.ffn_down.weight", 64, 256}, {"blk.0.ffn_down.bias", 64, 0}, {"output_norm.weight", 64, 0},
+            {"output_norm.bias", 64, 0}};
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) gguf_f32(&g, want[i].name, want[i].d0, want[i].d1);
+        CHECK(g.tensors.n == 16, "tensor count %d (tied f32 head: no output.weight)", g.tensors.n);
+        // the converter transposes Conv1D (in, out) to (out, in): row o of attn_qkv is column o of the file
+        mxp_tensor_set ts = {0};
+        char st[600];
+        snprintf(st, sizeof st, "%s/model.safetensors", dir);
+        mxp_err err = {0};
+        CHECK(mxp_safetensors_open(&ts, st, &err) == MXP_OK, "%s", err.msg);
+        const mxp_tensor_info *f = mxp_tensor_find(&ts, "h.0.attn.c_attn.weight");
+        if (!f) f = mxp_tensor_find(&ts, "transformer.h.0.attn.c_attn.weight");
+        const float *qkv = gguf_f32(&g, "blk.0.attn_qkv.weight", 192, 64);
+        int bad = 0;
+        for (int o = 0; f && qkv && o < 192; o++)
+            for (int i = 0; i < 64; i++) {
+                float x;
+                memcpy(&x, f->data + ((size_t)i * 192 + (size_t)o) * 4, 4);
+                bad += qkv[o * 64 + i] != x;
+            }
+        CHECK(f && f->shape[0] == 64 && qkv && bad == 0, "attn_qkv = the file's c_attn transposed (%d differ)", bad);
+        mxp_tensor_set_free(&ts);
+        mxp_gguf_free(&g);
+    }
+    mxp_model_free(m);
+    remove_folder(dir);
+}
+
 // ---- tokenizer refusals and the pre-tokenizer name ----
 
 // Replace the Split regex of dir/tokenizer.json (a copy of models/tiny's) and its ignore_merges.
@@ -465,6 +715,9 @@ static void tokenizer_names(void) {
 int main(void) {
     test_writer();
     tokenizer_names();
+    family_llama3_bias();
+    family_qwen2();
+    family_gpt2();
     round_trip(0);
     round_trip(1);
     CHECK_DONE();
