@@ -9,6 +9,14 @@
 //    the loader sets; its logits equal the fake-quant logits of the plan on the source model;
 //    eval runs on it. A tied model with a quantized head gets its own output.weight.
 //    f8_e4m3 is refused.
+//  - tokenizer.ggml.pre is llama.cpp's name for each known split regex; an unknown regex, or
+//    ignore_merges / add_prefix_space llama.cpp would not honour, is refused (nothing written).
+//  - every architecture: llama with llama3 rope scaling (rope_freqs.weight, values derived by
+//    hand) and biases (q/k permuted like their rows), qwen2 and gpt2 (keys, names, layouts).
+//  - a SentencePiece-style tokenizer.json: tokenizer.ggml.model llama, padding, types, scores
+//    from merge ranks (hand-derived), and the ids llama.cpp's score rule gives equal the
+//    tokenizer.json's; carried over whole when the GGUF is the input; no byte fallback and no
+//    tokenizer refused.
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -629,6 +637,183 @@ static void family_gpt2(void) {
     remove_folder(dir);
 }
 
+
+// ---- SentencePiece-style tokenizer.json -> tokenizer.ggml.model "llama" ----
+
+#define SP "\xE2\x96\x81"  // U+2581
+// pieces after <unk> <s> </s> and the 256 byte tokens (ids 259..275)
+static const char *const SPM_PIECES[] = {SP, "t", "h", "e", "a", "n", "d", "th", SP "t", "he", SP "th", SP "the",
+                                         "an", SP "an", "nd", "and", SP "and"};
+// every split of every piece into two pieces, by piece (as Hugging Face extracts them from a
+// SentencePiece model); ranks 0..13
+static const char *const SPM_MERGES[][2] = {
+    {"t", "h"}, {SP, "t"}, {"h", "e"}, {SP, "th"}, {SP "t", "h"}, {SP "t", "he"}, {SP "th", "e"}, {"a", "n"},
+    {SP, "an"}, {"n", "d"}, {"a", "nd"}, {"an", "d"}, {SP, "and"}, {SP "an", "d"}};
+
+static char *spm_tokenizer_json(int byte_fallback) {
+    cJSON *j = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(j, "model"), *vocab;
+    cJSON *added = cJSON_AddArrayToObject(j, "added_tokens");
+    static const char *const specials[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", i);
+        cJSON_AddStringToObject(a, "content", specials[i]);
+        cJSON_AddBoolToObject(a, "special", 1);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON *norm = cJSON_AddObjectToObject(j, "normalizer"), *list;
+    cJSON_AddStringToObject(norm, "type", "Sequence");
+    list = cJSON_AddArrayToObject(norm, "normalizers");
+    cJSON *pre = cJSON_CreateObject(), *rep = cJSON_CreateObject();
+    cJSON_AddStringToObject(pre, "type", "Prepend");
+    cJSON_AddStringToObject(pre, "prepend", SP);
+    cJSON_AddStringToObject(rep, "type", "Replace");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(rep, "pattern"), "String", " ");
+    cJSON_AddStringToObject(rep, "content", SP);
+    cJSON_AddItemToArray(list, pre);
+    cJSON_AddItemToArray(list, rep);
+    cJSON_AddNullToObject(j, "pre_tokenizer");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddBoolToObject(model, "byte_fallback", byte_fallback);
+    cJSON_AddStringToObject(model, "unk_token", "<unk>");
+    vocab = cJSON_AddObjectToObject(model, "vocab");
+    for (int i = 0; i < 3; i++) cJSON_AddNumberToObject(vocab, specials[i], i);
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        cJSON_AddNumberToObject(vocab, name, 3 + b);
+    }
+    for (int i = 0; i < 17; i++) cJSON_AddNumberToObject(vocab, SPM_PIECES[i], 259 + i);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    for (int i = 0; i < 14; i++) cJSON_AddItemToArray(merges, cJSON_CreateStringArray(SPM_MERGES[i], 2));
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+static const char *const SPM_CONFIG =
+    "{\"add_bos_token\": true, \"add_eos_token\": false, \"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"unk_token\": \"<unk>\"}";
+
+static int32_t i32_at(const mxp_gguf_kv *kv, uint64_t i) {
+    int32_t v;
+    memcpy(&v, kv->arr_data + 4 * i, 4);
+    return v;
+}
+
+static float f32_at(const mxp_gguf_kv *kv, uint64_t i) {
+    float v;
+    memcpy(&v, kv->arr_data + 4 * i, 4);
+    return v;
+}
+
+static void spm_tokenizer(void) {
+    char dir[] = "/tmp/mxp_test_apply_spm_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    // vocabulary 280: the tokenizer's 276 tokens and 4 the converter pads as [PADn]
+    static const char *const cfg =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 280, \"hidden_size\": 32, \"intermediate_size\": 64,"
+        " \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"max_position_embeddings\": 64}";
+    char *tj = spm_tokenizer_json(1);
+    mxp_model *m = make_folder(dir, cfg, tj, SPM_CONFIG);
+    free(tj);
+    mxp_gguf g;
+    mxp_err err = {0};
+    char gguf[600], again[600], bad[600];
+    snprintf(gguf, sizeof gguf, "%s/model.gguf", dir);
+    snprintf(again, sizeof again, "%s/again.gguf", dir);
+    snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
+    if (m && apply_open(dir, "uniform:f32", &g)) {
+        CHECK(kv_is(&g, "tokenizer.ggml.model", "llama") && !mxp_gguf_find(&g, "tokenizer.ggml.merges") &&
+                  !mxp_gguf_find(&g, "tokenizer.ggml.pre"),
+              "llama tokenizer: scores, no merges, no pre");
+        const mxp_gguf_kv *tok = mxp_gguf_find(&g, "tokenizer.ggml.tokens"), *sc = mxp_gguf_find(&g, "tokenizer.ggml.scores");
+        const mxp_gguf_kv *ty = mxp_gguf_find(&g, "tokenizer.ggml.token_type");
+        CHECK(tok && sc && ty && tok->arr_n == 280 && sc->arr_n == 280 && sc->arr_type == MXP_GGUF_F32 && ty->arr_n == 280,
+              "tokens, scores, types for 280 ids");
+        if (tok && sc && ty && tok->arr_n == 280 && sc->arr_n == 280 && ty->arr_n == 280) {
+            CHECK(tok->arr_strs[279].len == 8 && !memcmp(tok->arr_strs[279].ptr, "[PAD279]", 8) && i32_at(ty, 279) == 5,
+                  "padding token");
+            CHECK(i32_at(ty, 1) == 3 && i32_at(ty, 3 + 0x41) == 6 && i32_at(ty, 259) == 1 && i32_at(ty, 275) == 1,
+                  "types: control, byte, normal");
+            // by hand from SPM_MERGES: minus the rank (from 1) of the first merge making the piece;
+            // characters below every merge (-(14 + 1)); special and byte tokens 0
+            struct { int id; float score; } want[] = {{266, -1}, {267, -2}, {268, -3}, {269, -4}, {270, -6}, {271, -8},
+                                                      {272, -9}, {273, -10}, {274, -11}, {275, -13}, {259, -15}, {260, -15},
+                                                      {0, 0}, {1, 0}, {3 + 0x41, 0}};
+            for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                CHECK(f32_at(sc, (uint64_t)want[i].id) == want[i].score, "score of %d: %g, want %g", want[i].id,
+                      f32_at(sc, (uint64_t)want[i].id), want[i].score);
+        }
+        CHECK(kv_u(&g, "tokenizer.ggml.bos_token_id") == 1 && kv_u(&g, "tokenizer.ggml.eos_token_id") == 2 &&
+                  kv_u(&g, "tokenizer.ggml.unknown_token_id") == 0,
+              "special ids");
+        const mxp_gguf_kv *ab = mxp_gguf_find(&g, "tokenizer.ggml.add_bos_token"), *sp = mxp_gguf_find(&g, "tokenizer.ggml.add_space_prefix");
+        CHECK(ab && ab->type == MXP_GGUF_BOOL && ab->u == 1 && sp && sp->u == 1, "add_bos_token, add_space_prefix");
+        // merging by these scores (llama.cpp's rule, which mixprec follows for a GGUF without
+        // merges) gives the ids the tokenizer.json's merges give
+        mxp_model *back = NULL;
+        const mxp_tokenizer *tg = NULL, *th = NULL;
+        CHECK(mxp_model_load(gguf, &back, &err) == MXP_OK, "%s", err.msg);
+        CHECK(back && !mxp_model_tokenizer(back, &tg, &err) && !mxp_model_tokenizer(m, &th, &err), "%s", err.msg);
+        static const char *const texts[] = {"the then hand and than", "The handed thane\nand a\xc3\xa9 theand  and"};
+        for (size_t k = 0; tg && th && k < 2; k++) {
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0;
+            CHECK(!mxp_tokenizer_encode(tg, texts[k], strlen(texts[k]), 0, &a, &na, &err) &&
+                      !mxp_tokenizer_encode(th, texts[k], strlen(texts[k]), 0, &b, &nb, &err),
+                  "%s", err.msg);
+            int merged = 0;
+            for (size_t i = 0; i < nb; i++) merged += b[i] >= 266;
+            CHECK(na == nb && na > 0 && !memcmp(a, b, na * sizeof *a) && merged >= 3, "text %zu: GGUF vs tokenizer.json ids (%zu vs %zu)",
+                  k, na, nb);
+            free(a);
+            free(b);
+        }
+        mxp_model_free(back);
+        // a GGUF input's tokenizer is carried over whole
+        mxp_apply_report rep;
+        CHECK(mxp_apply(gguf, "uniform:q8_0", again, &rep, &err) == MXP_OK, "apply of the GGUF: %s", err.msg);
+        mxp_gguf g2;
+        if (!err.code && mxp_gguf_open(&g2, again, &err) == MXP_OK) {
+            int same = 0, keys = 0;
+            for (int i = 0; i < g.n_kv; i++) {
+                if (strncmp(g.kv[i].key, "tokenizer.", 10)) continue;
+                keys++;
+                const mxp_gguf_kv *a = &g.kv[i], *b = mxp_gguf_find(&g2, a->key);
+                if (!b || a->type != b->type || a->u != b->u || a->s.len != b->s.len || a->arr_n != b->arr_n ||
+                    a->arr_type != b->arr_type)
+                    continue;
+                int eq = !a->s.len || !memcmp(a->s.ptr, b->s.ptr, a->s.len);
+                if (a->arr_type == MXP_GGUF_STRING)
+                    for (uint64_t k = 0; k < a->arr_n && eq; k++)
+                        eq = a->arr_strs[k].len == b->arr_strs[k].len && !memcmp(a->arr_strs[k].ptr, b->arr_strs[k].ptr, a->arr_strs[k].len);
+                else if (a->arr_n)
+                    eq = !memcmp(a->arr_data, b->arr_data, a->arr_n * mxp_gguf_type_size(a->arr_type));
+                same += eq;
+            }
+            CHECK(keys >= 9 && same == keys, "carried over: %d of %d tokenizer keys equal", same, keys);
+            mxp_gguf_free(&g2);
+        }
+        mxp_gguf_free(&g);
+    }
+    // no byte fallback: llama.cpp's tokenizer would fall back to the <0xNN> tokens anyway
+    tj = spm_tokenizer_json(0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    CHECK(mxp_write_file_atomic(path, tj, strlen(tj), &err) == MXP_OK, "%s", err.msg);
+    free(tj);
+    mxp_apply_report rep;
+    CHECK(mxp_apply(dir, "uniform:f32", bad, &rep, &err) == MXP_ERR_UNSUPPORTED && strstr(err.msg, "byte_fallback") &&
+              access(bad, F_OK) != 0,
+          "no byte fallback refused: %s", err.msg);
+    // no tokenizer at all: refused, nothing written
+    unlink(path);
+    CHECK(mxp_apply(dir, "uniform:f32", bad, &rep, &err) != MXP_OK && strstr(err.msg, "tokenizer") && access(bad, F_OK) != 0,
+          "no tokenizer refused: %s", err.msg);
+    mxp_model_free(m);
+    remove_folder(dir);
+}
+
 // ---- tokenizer refusals and the pre-tokenizer name ----
 
 // Replace the Split regex of dir/tokenizer.json (a copy of models/tiny's) and its ignore_merges.
@@ -718,6 +903,7 @@ int main(void) {
     family_llama3_bias();
     family_qwen2();
     family_gpt2();
+    spm_tokenizer();
     round_trip(0);
     round_trip(1);
     CHECK_DONE();
