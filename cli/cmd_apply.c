@@ -28,8 +28,7 @@ int cmd_apply(int argc, char **argv) {
     printf("linear weights:");
     for (int f = 0; f < 6; f++)
         if (r.n_by_format[f]) printf(" %d %s", r.n_by_format[f], names[f]);
-    printf("\n%s\n", r.tokenizer ? "tokenizer: written (tokenizer.json, byte-level BPE)"
-                                 : "tokenizer: none (the model has no tokenizer.json)");
+    printf("\ntokenizer: %s\n", r.tokenizer_desc);
     printf("apply: tensors=%d bytes=%.0f out=%s\n", r.n_tensors, r.file_bytes, out);
     return 0;
 }

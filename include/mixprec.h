@@ -203,13 +203,18 @@ typedef struct mxp_apply_report {
     int n_tensors;               // tensors written
     int n_by_format[8];          // linear weights per format id (f32, bf16, f16, q8_0, q4_0, ...)
     double file_bytes;           // size of the GGUF written
-    int tokenizer;               // 1: tokenizer metadata written (the model has tokenizer.json)
+    int tokenizer;               // 1: tokenizer metadata written
+    char tokenizer_desc[128];    // which tokenizer, from where ("byte-level BPE from tokenizer.json ...")
 } mxp_apply_report;
 
 // Write MODEL with the formats of `plan` (a plan file or "uniform:FMT") as a GGUF v3 file
-// llama.cpp loads (architecture llama): linear weights in their formats, norms and embeddings
-// f32, q/k rows permuted as llama.cpp's converter does. Written atomically. Llama-family
-// models without biases only; f8_e4m3 has no GGML type and is refused.
+// llama.cpp loads and computes as mixprec does: architecture llama (Llama 2/3 with llama3 rope
+// scaling, Mistral), qwen2 or gpt2 with llama.cpp's tensor names and layouts; linear weights
+// in their formats, norms, biases and embeddings f32; the tokenizer from tokenizer.json
+// (byte-level or SentencePiece-style BPE) or carried over from a GGUF input. Written
+// atomically. Whatever llama.cpp would load or compute differently (f8_e4m3, which has no
+// GGML type; a model without a tokenizer; a split regex llama.cpp does not know) is refused
+// with MXP_ERR_UNSUPPORTED naming it, and nothing is written.
 mxp_status mxp_apply(const char *model_path, const char *plan, const char *out_path, mxp_apply_report *rep,
                      mxp_err *err);
 // ---- end of block: solve ----

@@ -146,6 +146,34 @@ int mxp_tokenizer_eos(const mxp_tokenizer *t, int32_t *id);
 // post-processor template, or GGUF tokenizer.ggml.add_bos_token).
 int mxp_tokenizer_add_bos(const mxp_tokenizer *t);
 int mxp_tokenizer_add_eos(const mxp_tokenizer *t);
+// What a built tokenizer does, for writers that describe it in another format (GGUF).
+typedef struct mxp_tok_info {
+    mxp_tok_kind kind;
+    mxp_tok_pre pre;             // MXP_TOK_GPT2
+    int32_t n_merges;            // merges held (rank mode)
+    int use_scores;              // MXP_TOK_LLAMA merging by score (no merges)
+    int ignore_merges, add_prefix_space, nfc;                   // MXP_TOK_GPT2 options
+    int add_space_prefix, prefix_first_only, split_on_space;    // MXP_TOK_LLAMA options
+    int space_split_safe;        // no token has a space right after a non-space byte
+    int byte_fallback;
+    int has_unk;
+    int32_t unk_id;
+} mxp_tok_info;
+void mxp_tokenizer_info(const mxp_tokenizer *t, mxp_tok_info *out);
+// Type of token id (an mxp_tok_type value), 0 if out of range.
+int mxp_tokenizer_token_type(const mxp_tokenizer *t, int32_t id);
+// Added-token strip flags of token id: bit0 lstrip, bit1 rstrip (0 if out of range).
+int mxp_tokenizer_token_strip(const mxp_tokenizer *t, int32_t id);
+// The merges in rank order: *pairs (malloc'd, caller frees; NULL when none) holds 2 * *n ids,
+// left then right token of each merge. MXP_ERR_NOMEM only.
+mxp_status mxp_tokenizer_merges(const mxp_tokenizer *t, int32_t **pairs, int32_t *n, mxp_err *err);
+// The token a merge of (left, right) makes, or -1 when no merge has that pair.
+int32_t mxp_tokenizer_merge_result(const mxp_tokenizer *t, int32_t left, int32_t right);
+// llama.cpp's tokenizer.ggml.pre name for a pre-tokenizer ("gpt-2", "llama-bpe", "qwen2"), or
+// NULL for a value outside the enum. These are names llama.cpp's loader knows
+// (src/llama-vocab.cpp); "gpt2" is not one of them.
+const char *mxp_tokenizer_pre_llama_name(mxp_tok_pre pre);
+
 // The stored string of a token (as in the vocabulary, e.g. "Ġthe"); NULL if out of range.
 // Borrowed from the tokenizer. *len gets its length.
 const char *mxp_tokenizer_token(const mxp_tokenizer *t, int32_t id, size_t *len);
