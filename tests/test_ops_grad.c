@@ -328,17 +328,26 @@ static void attention_ref(float *out, float *att, const float *q, const float *k
     free(s);
 }
 
+// Attention work space for the current thread count: (omp_get_max_threads(), Tq, Tk).
+static float *att_scratch(int Tq, int Tk) {
+    float *s = malloc(sizeof(float) * (size_t)omp_get_max_threads() * Tq * Tk);
+    if (!s) abort();
+    return s;
+}
+
 typedef struct { float *q, *k, *v, *dq, *dk, *dv, *out, *att, *dout; int B, T, H, Hkv, D; } att_ctx;
 static double att_obj(void *c) {
     att_ctx *e = c;
-    mxp_attention_fwd(e->out, e->att, e->q, e->k, e->v, e->B, e->T, e->T, e->H, e->Hkv, e->D);
+    mxp_attention_fwd(e->out, e->att, NULL, 0, e->q, e->k, e->v, e->B, e->T, e->T, e->H, e->Hkv, e->D);
     return dot_f(e->out, e->dout, (long)e->B * e->T * e->H * e->D);
 }
 static void att_bwd(void *c) {
     att_ctx *e = c;
     att_obj(e);
-    mxp_attention_bwd(e->dq, e->dk, e->dv, e->dout, e->q, e->k, e->v, e->att, e->B, e->T, e->H,
-                      e->Hkv, e->D);
+    float *ws = att_scratch(e->T, e->T);
+    mxp_attention_bwd(e->dq, e->dk, e->dv, ws, omp_get_max_threads(), e->dout, e->q, e->k, e->v, e->att, e->B,
+                      e->T, e->H, e->Hkv, e->D);
+    free(ws);
 }
 static void test_attention(int B, int T, int H, int Hkv, int D) {
     long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D, na = (long)B * H * T * T;
@@ -352,9 +361,13 @@ static void test_attention(int B, int T, int H, int Hkv, int D) {
     CHECK_CLOSE(nm, e.out, ro, nq, 1e-5, 1e-4);
     CHECK_CLOSE(nm, e.att, ra, na, 1e-6, 1e-4);
     // att == NULL path gives the same output
-    float *o2 = zeros(nq);
-    mxp_attention_fwd(o2, NULL, e.q, e.k, e.v, B, T, T, H, Hkv, D);
+    float *o2 = zeros(nq), *ws = att_scratch(T, T);
+    mxp_attention_fwd(o2, NULL, ws, omp_get_max_threads(), e.q, e.k, e.v, B, T, T, H, Hkv, D);
     CHECK_CLOSE("attention att=NULL", o2, e.out, nq, 0, 0);
+    memset(o2, 0, sizeof(float) * (size_t)nq);  // one scratch slot: one thread, the same values
+    mxp_attention_fwd(o2, NULL, ws, 1, e.q, e.k, e.v, B, T, T, H, Hkv, D);
+    CHECK_CLOSE("attention att=NULL, one slot", o2, e.out, nq, 0, 0);
+    free(ws);
     // KV-cache case: the last Tq queries against all Tk = T keys equal the last rows.
     for (int Tq = 1; Tq <= 3 && Tq < T; Tq++) {
         float *qs = zeros((long)B * Tq * H * D), *os = zeros((long)B * Tq * H * D);
@@ -362,7 +375,7 @@ static void test_attention(int B, int T, int H, int Hkv, int D) {
         for (int b = 0; b < B; b++)
             memcpy(qs + (size_t)b * Tq * H * D, e.q + ((size_t)b * T + T - Tq) * H * D,
                    sizeof(float) * Tq * H * D);
-        mxp_attention_fwd(os, as, qs, e.k, e.v, B, Tq, T, H, Hkv, D);
+        mxp_attention_fwd(os, as, NULL, 0, qs, e.k, e.v, B, Tq, T, H, Hkv, D);
         float *want = zeros((long)B * Tq * H * D), *wanta = zeros((long)B * H * Tq * T);
         for (int b = 0; b < B; b++) {
             memcpy(want + (size_t)b * Tq * H * D, e.out + ((size_t)b * T + T - Tq) * H * D,
@@ -480,7 +493,7 @@ static void test_vexp(void) {
     CHECK(isnan(loss) && isnan(dl[2]), "xent with a NaN logit: loss %g, dlogits[2] %g", loss, dl[2]);
     float q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[8] = {1, 0, 0, 1, 0, NAN, 1, 0}, v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     float o[8], att[4];
-    mxp_attention_fwd(o, att, q, k, v, 1, 2, 2, 1, 1, 4);
+    mxp_attention_fwd(o, att, NULL, 0, q, k, v, 1, 2, 2, 1, 1, 4);
     CHECK(!isnan(o[0]) && isnan(o[4]), "attention with a NaN key: row 0 %g (finite), row 1 %g (NaN)", o[0], o[4]);
 }
 
@@ -547,9 +560,11 @@ static long run_all(float *res, int nthreads) {
     long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *ao = zeros(nq), *att = zeros((long)B * H * T * T);
     float *ad = rnd(nq, 1), *dq = rnd(nq, 1), *dk = rnd(nk, 1), *dv = rnd(nk, 1);
-    mxp_attention_fwd(ao, att, q, k, v, B, T, T, H, Hkv, D); EMIT(ao, nq); EMIT(att, (long)B * H * T * T);
-    mxp_attention_bwd(dq, dk, dv, ad, q, k, v, att, B, T, H, Hkv, D); EMIT(dq, nq); EMIT(dk, nk); EMIT(dv, nk);
-    mxp_attention_fwd(ao, NULL, q + (T - 1) * H * D, k, v, 1, 1, T, H, Hkv, D); EMIT(ao, H * D);
+    float *ws = att_scratch(T, T);
+    mxp_attention_fwd(ao, att, NULL, 0, q, k, v, B, T, T, H, Hkv, D); EMIT(ao, nq); EMIT(att, (long)B * H * T * T);
+    mxp_attention_bwd(dq, dk, dv, ws, nthreads, ad, q, k, v, att, B, T, H, Hkv, D); EMIT(dq, nq); EMIT(dk, nk); EMIT(dv, nk);
+    mxp_attention_fwd(ao, NULL, ws, nthreads, q + (T - 1) * H * D, k, v, 1, 1, T, H, Hkv, D); EMIT(ao, H * D);
+    free(ws);
     free(q); free(k); free(v); free(ao); free(att); free(ad); free(dq); free(dk); free(dv);
 #undef EMIT
     return w;

@@ -10,7 +10,7 @@
 // keys it can see (and a block of keys only the queries that see it).
 // Determinism: every output element has one owning task and the tasks do not depend on the
 // thread count. Must not be called from inside an OpenMP parallel region. Scratch (one
-// (Tq, Tk) matrix per thread) is allocated per call; the kernels abort if that fails.
+// (Tq, Tk) matrix per thread) comes from the caller: the kernels never allocate.
 #include <cblas.h>
 // cblas.h pulls in <complex.h>; its macro I would clash with ops.h parameter names.
 #undef I
@@ -54,17 +54,21 @@ static void softmax_head(float *S, int Tq, int Tk) {
 }
 
 // q (B*Tq, H*D); k, v (B*Tk, Hkv*D); out (B*Tq, H*D); att (B, H, Tq, Tk) or NULL.
-void mxp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int Tq, int Tk, int H, int Hkv, int D) {
+// Threads for a kernel whose thread t uses scratch slot t (slots of them), or any number
+// without scratch.
+static int team_size(int uses_scratch, int slots) {
+    int nt = omp_get_max_threads();
+    return uses_scratch && nt > slots ? slots : nt;
+}
+
+void mxp_attention_fwd(float *out, float *att, float *scratch, int slots, const float *q, const float *k,
+                       const float *v, int B, int Tq, int Tk, int H, int Hkv, int D) {
     MXP_ASSERT(Tq >= 1 && Tq <= Tk && Hkv >= 1 && H % Hkv == 0 && D >= 1);
+    MXP_ASSERT(att || (scratch && slots >= 1));
     const int grp = H / Hkv, qs = H * D, ks = Hkv * D, off = Tk - Tq;
     const float scale = 1.0f / sqrtf((float)D);
-    float *scratch = NULL;  // (nthreads, Tq, Tk) when att is NULL
-    if (!att) {
-        scratch = malloc((size_t)omp_get_max_threads() * Tq * Tk * sizeof(float));
-        MXP_ASSERT(scratch != NULL);
-    }
-#pragma omp parallel for schedule(static)
+    const int nt = team_size(!att, slots);
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int task = 0; task < B * H; task++) {
         int b = task / H, h = task % H;
         const float *qb = q + (size_t)b * Tq * qs + (size_t)h * D;
@@ -91,30 +95,26 @@ void mxp_attention_fwd(float *out, float *att, const float *q, const float *k, c
                         S + (size_t)i0 * Tk, Tk, vb, ks, 0.0f, ob + (size_t)i0 * qs, qs);
         }
     }
-    free(scratch);
 }
 
 // Tq == Tk == T. dq (B*T, H*D); dk, dv (B*T, Hkv*D); att (B, H, T, T) from the forward.
-void mxp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                       const float *k, const float *v, const float *att, int B, int T, int H,
-                       int Hkv, int D) {
+void mxp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots, const float *dout,
+                       const float *q, const float *k, const float *v, const float *att, int B, int T,
+                       int H, int Hkv, int D) {
     MXP_ASSERT(T >= 1 && Hkv >= 1 && H % Hkv == 0 && D >= 1);
     const int grp = H / Hkv, qs = H * D, ks = Hkv * D;
     const float scale = 1.0f / sqrtf((float)D);
     const int need_ds = dq || dk;
-    float *scratch = NULL;  // (nthreads, T, T): dP, then dS
-    if (need_ds) {
-        scratch = malloc((size_t)omp_get_max_threads() * T * T * sizeof(float));
-        MXP_ASSERT(scratch != NULL);
-    }
-#pragma omp parallel for schedule(static)
+    MXP_ASSERT(!need_ds || (scratch && slots >= 1));
+    const int nt = team_size(need_ds, slots);
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int task = 0; task < B * Hkv; task++) {
         int b = task / Hkv, g = task % Hkv;
         const float *kb = k + (size_t)b * T * ks + (size_t)g * D;
         const float *vb = v + (size_t)b * T * ks + (size_t)g * D;
         float *dkb = dk ? dk + (size_t)b * T * ks + (size_t)g * D : NULL;
         float *dvb = dv ? dv + (size_t)b * T * ks + (size_t)g * D : NULL;
-        float *dS = need_ds ? scratch + (size_t)omp_get_thread_num() * T * T : NULL;  // (T, T)
+        float *dS = need_ds ? scratch + (size_t)omp_get_thread_num() * T * T : NULL;  // (T, T): dP, then dS
         for (int h = g * grp; h < (g + 1) * grp; h++) {
             const float *P = att + ((size_t)b * H + h) * T * T;  // (T, T)
             const float *qb = q + (size_t)b * T * qs + (size_t)h * D;
@@ -160,5 +160,4 @@ void mxp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const
                                 1.0f, dkb + (size_t)j0 * ks, ks);
         }
     }
-    free(scratch);
 }
