@@ -265,9 +265,10 @@ static void rope_bwd(void *c) {
     rope_ctx *e = c;
     mxp_rope_bwd(e->dx, e->dout, e->inv_freq, e->B, e->T, e->pos0, e->H, e->D);
 }
-static void test_rope(void) {
-    int B = 2, T = 3, pos0 = 5, H = 3, D = 8, n = B * T * H * D;
-    float invf[4];
+// D beyond the kernel's cos/sin chunk (64 pairs), and not a multiple of it, covers the chunking.
+static void test_rope(int B, int T, int H, int D) {
+    int pos0 = 5, n = B * T * H * D;
+    float *invf = zeros(D / 2);
     for (int i = 0; i < D / 2; i++) invf[i] = (float)pow(100.0, -2.0 * i / D);
     rope_ctx e = {rnd(n, 1), zeros(n), zeros(n), rnd(n, 1), invf, B, T, pos0, H, D};
     rope_obj(&e);
@@ -283,14 +284,17 @@ static void test_rope(void) {
                     o[i + D / 2] = (float)(x[i + D / 2] * cos(a) + x[i] * sin(a));
                 }
             }
-    CHECK_CLOSE("rope fwd", e.out, ref, n, 1e-5, 1e-5);
+    char nm[64];
+    snprintf(nm, sizeof nm, "rope D%d fwd", D);
+    CHECK_CLOSE(nm, e.out, ref, n, 1e-5, 1e-5);
     float *xa = zeros(n);
     memcpy(xa, e.x, sizeof(float) * n);
     mxp_rope_fwd(xa, xa, invf, B, T, pos0, H, D);
     CHECK_CLOSE("rope fwd in place", xa, e.out, n, 0, 0);
     param ps[] = {{"x", e.x, e.dx, n}};
-    check_grads("rope", rope_obj, rope_bwd, &e, ps, 1);
-    free(ref); free(xa); free(e.x); free(e.dx); free(e.out); free(e.dout);
+    snprintf(nm, sizeof nm, "rope D%d", D);
+    check_grads(nm, rope_obj, rope_bwd, &e, ps, 1);
+    free(invf); free(ref); free(xa); free(e.x); free(e.dx); free(e.out); free(e.dout);
 }
 
 // ---- attention ----
@@ -603,7 +607,8 @@ int main(void) {
     test_linear(1, 5, 4, 0);
     test_linear(1, 5, 4, 1);
     test_linear(4, 6, 4100, 0);  // dx has a long inner dimension: the split-K path of gemm.c
-    test_rope();
+    test_rope(2, 3, 3, 8);
+    test_rope(1, 2, 2, 1034);
     test_attention(2, 5, 2, 2, 8);
     test_attention(2, 5, 4, 2, 8);
     test_attention(2, 5, 4, 1, 8);

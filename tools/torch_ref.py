@@ -30,6 +30,8 @@ Models (OUTDIR/NAME/):
   qwen2         Qwen2ForCausalLM, GQA 4/2, biases on q/k/v only (none on o_proj),
                 tie_word_embeddings true (no lm_head.weight in the file), rms_norm_eps 1e-6,
                 rope_theta 1e6, f32.
+  llama_wide    LlamaForCausalLM with "head_dim" 640 (D/2 = 320 rotary pairs; 2 heads, GQA
+                2/1, so q_proj is (1280, 64): head_dim * heads need not equal hidden_size), f32.
   gpt2          GPT2LMHeadModel: transformer.wte/wpe, h.N.ln_1, attn.c_attn (fused qkv,
                 Conv1D weight stored (in, out)), attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj,
                 transformer.ln_f; lm_head tied to wte (no lm_head.weight in the file);
@@ -462,6 +464,9 @@ def config_for(name):
     if name == "mistral":
         return llama_like_config("MistralForCausalLM", "mistral", "float16", 1, 1000000.0, 1e-5, False,
                                  {"head_dim": HEAD_DIM, "sliding_window": None})
+    if name == "llama_wide":
+        return llama_like_config("LlamaForCausalLM", "llama", "float32", 1, 10000.0, 1e-5, False, {
+            "attention_bias": False, "mlp_bias": False, "num_attention_heads": 2, "head_dim": 640})
     if name == "qwen2":
         return llama_like_config("Qwen2ForCausalLM", "qwen2", "float32", 2, 1000000.0, 1e-6, True, {
             "bos_token_id": 298, "eos_token_id": 299, "max_window_layers": 2,
@@ -481,7 +486,8 @@ def config_for(name):
     raise ValueError(name)
 
 
-SEEDS = {"llama2": 1001, "llama3": 1002, "mistral": 1003, "qwen2": 1004, "gpt2": 1005, "gpt2_hub": 1005}
+SEEDS = {"llama2": 1001, "llama3": 1002, "mistral": 1003, "qwen2": 1004, "gpt2": 1005, "gpt2_hub": 1005,
+         "llama_wide": 1006}
 STORAGE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -654,7 +660,7 @@ def make_gguf(outdir, base):
         base + "_gguf", base, loss.item(), cfg["num_key_value_heads"]), flush=True)
 
 
-MODELS = ["llama2", "llama3", "mistral", "qwen2", "gpt2", "gpt2_hub", "llama_gguf", "mistral_gguf"]
+MODELS = ["llama2", "llama3", "mistral", "qwen2", "gpt2", "gpt2_hub", "llama_wide", "llama_gguf", "mistral_gguf"]
 
 
 def main():
