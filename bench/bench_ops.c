@@ -164,17 +164,17 @@ int main(int argc, char **argv) {
     int slots = omp_get_max_threads();
     float *ws = malloc(sizeof(float) * (size_t)slots * T * T);
     if (!ws) return 1;
-    TIME_MS(f, mxp_attention_fwd(x2, att, NULL, 0, x, k, v, B, T, T, HEADS, HEADS, HD));
+    TIME_MS(f, mxp_attention_fwd(x2, att, NULL, 0, x, k, v, B, T, T, HEADS, HEADS, HD, 0));
     fm = last_median;
-    TIME_MS(b, mxp_attention_bwd(dx, dk, dv, ws, slots, dout, x, k, v, att, B, T, HEADS, HEADS, HD));
+    TIME_MS(b, mxp_attention_bwd(dx, dk, dv, ws, slots, dout, x, k, v, att, B, T, HEADS, HEADS, HD, 0));
     bm = last_median;
     row("attention MHA", f, b, afl, 2 * afl);
     layer_ms += f + b;
     layer_med += fm + bm;
-    TIME_MS(f, mxp_attention_fwd(x2, NULL, ws, slots, x, k, v, B, T, T, HEADS, HEADS, HD));
+    TIME_MS(f, mxp_attention_fwd(x2, NULL, ws, slots, x, k, v, B, T, T, HEADS, HEADS, HD, 0));
     fm = last_median;
     row("attention MHA att=NULL", f, -1, afl, 0);
-    TIME_MS(f, mxp_attention_fwd(x2, NULL, ws, slots, x + (size_t)(T - 1) * DIM, k, v, 1, 1, T, HEADS, HEADS, HD));
+    TIME_MS(f, mxp_attention_fwd(x2, NULL, ws, slots, x + (size_t)(T - 1) * DIM, k, v, 1, 1, T, HEADS, HEADS, HD, 0));
     fm = last_median;
     row("attention decode Tq=1", f, -1, 2.0 * 2.0 * HEADS * HD * T, 0);
     // SwiGLU

@@ -310,7 +310,7 @@ static void attention_forward(mxp_exec *ex, int i, float *out, const float *q) {
     const float *k = ex->val[n->in[1]], *v = ex->val[n->in[2]];
     const int B = ex->B, Tq = ex->Tq, H = n->heads, Hkv = n->kv_heads, D = n->head_dim;
     if (!ex->kc) {
-        mxp_attention_fwd(out, ex->aux[i], ex->att_scratch, ex->att_slots, q, k, v, B, Tq, Tq, H, Hkv, D);
+        mxp_attention_fwd(out, ex->aux[i], ex->att_scratch, ex->att_slots, q, k, v, B, Tq, Tq, H, Hkv, D, n->window);
         return;
     }
     size_t kw = (size_t)Hkv * D, qw = (size_t)H * D;
@@ -319,7 +319,7 @@ static void attention_forward(mxp_exec *ex, int i, float *out, const float *q) {
         memcpy(kc + (size_t)ex->pos0 * kw, k + (size_t)b * Tq * kw, (size_t)Tq * kw * sizeof(float));
         memcpy(vc + (size_t)ex->pos0 * kw, v + (size_t)b * Tq * kw, (size_t)Tq * kw * sizeof(float));
         mxp_attention_fwd(out + (size_t)b * Tq * qw, NULL, ex->att_scratch, ex->att_slots, q + (size_t)b * Tq * qw, kc,
-                          vc, 1, Tq, ex->pos0 + Tq, H, Hkv, D);
+                          vc, 1, Tq, ex->pos0 + Tq, H, Hkv, D, n->window);
     }
 }
 
@@ -461,7 +461,7 @@ mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale
         case MXP_OP_ROPE: mxp_rope_bwd(dx, dy, n->inv_freq, B, T, 0, n->heads, n->head_dim); break;
         case MXP_OP_ATTENTION:
             mxp_attention_bwd(dx, din[1], din[2], ex->att_scratch, ex->att_slots, dy, x, ex->val[n->in[1]],
-                              ex->val[n->in[2]], ex->aux[i], B, T, n->heads, n->kv_heads, n->head_dim);
+                              ex->val[n->in[2]], ex->aux[i], B, T, n->heads, n->kv_heads, n->head_dim, n->window);
             break;
         case MXP_OP_SWIGLU: mxp_swiglu_bwd(dx, din[1], dy, x, ex->val[n->in[1]], cells); break;
         case MXP_OP_GELU: mxp_gelu_bwd(dx, dy, x, cells); break;
