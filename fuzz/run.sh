@@ -7,6 +7,8 @@
 # seeds are regenerated with `BUILD_DIR/test_loaders --write-seeds fuzz/corpus`), and
 # fuzz/NAME.dict is used as a dictionary when present; new inputs go to a temporary corpus,
 # so the committed one does not grow. Crash inputs are kept in BUILD_DIR/fuzz-artifacts/.
+# OpenMP runs 2 threads (OMP_NUM_THREADS overrides) that sleep when idle: spinning threads
+# slow targets that run the model (fuzz_forward) tenfold on a busy machine.
 # Exits non-zero if any target crashes or is missing.
 set -u
 if [ $# -ne 2 ]; then
@@ -36,7 +38,7 @@ for t in "${targets[@]}"; do
     dict=()
     [ -f "$root/fuzz/$t.dict" ] && dict=(-dict="$root/fuzz/$t.dict")
     echo "== fuzz_$t for ${secs}s" >&2
-    "$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE "$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 "${dict[@]}" -artifact_prefix="$build/fuzz-artifacts/$t-" \
         "$work/$t" $([ -d "$root/fuzz/corpus/$t" ] && echo "$root/fuzz/corpus/$t") > "$work/$t.log" 2>&1
     rc=$?

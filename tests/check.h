@@ -21,7 +21,8 @@ static int check_count = 0;
         }                                                                 \
     } while (0)
 
-// Compare got against want elementwise: |got - want| <= atol + rtol * |want|.
+// Compare got against want elementwise: |got - want| <= atol + rtol * |want|; where either
+// side is NaN or infinite, both must be the same non-finite value (NaN matches NaN).
 // Prints the worst element (by excess over the tolerance) on failure. Returns 1 if ok.
 static inline int check_close_impl(const char *file, int line, const char *what, const float *got,
                                    const float *want, long n, double atol, double rtol) {
@@ -30,7 +31,13 @@ static inline int check_close_impl(const char *file, int line, const char *what,
     int nonfinite = 0;
     for (long i = 0; i < n; i++) {
         double g = got[i], w = want[i];
-        if (!isfinite(g) && isfinite(w)) { nonfinite = 1; worst = i; break; }
+        if (!isfinite(g) || !isfinite(w)) {
+            // A non-finite value on either side matches only the same value: NaN with NaN,
+            // an infinity with the infinity of the same sign. (The tolerance arithmetic below
+            // would turn inf - inf into NaN, and NaN compares false: every result would pass.)
+            if ((isnan(g) && isnan(w)) || g == w) continue;
+            nonfinite = 1; worst = i; break;
+        }
         double d = fabs(g - w);
         if (d > max_abs) max_abs = d;
         double excess = d - (atol + rtol * fabs(w));

@@ -27,9 +27,13 @@ Models (OUTDIR/NAME/):
   mistral       MistralForCausalLM, GQA 4/1, rope_theta 1e6, sliding_window null, stored F16.
                 Also written as a GGUF (general.architecture "llama", n_head_kv 1): the GQA
                 GGUF variant (mistral_gguf).
+  mistral_swa   MistralForCausalLM, GQA 4/2, sliding_window 5 (shorter than T = 16: positions
+                5.. see only the last 5 keys, themselves included), f32.
   qwen2         Qwen2ForCausalLM, GQA 4/2, biases on q/k/v only (none on o_proj),
                 tie_word_embeddings true (no lm_head.weight in the file), rms_norm_eps 1e-6,
                 rope_theta 1e6, f32.
+  llama_wide    LlamaForCausalLM with "head_dim" 640 (D/2 = 320 rotary pairs; 2 heads, GQA
+                2/1, so q_proj is (1280, 64): head_dim * heads need not equal hidden_size), f32.
   gpt2          GPT2LMHeadModel: transformer.wte/wpe, h.N.ln_1, attn.c_attn (fused qkv,
                 Conv1D weight stored (in, out)), attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj,
                 transformer.ln_f; lm_head tied to wte (no lm_head.weight in the file);
@@ -466,15 +470,21 @@ def rope_inv_freq(cfg):
     return inv, regions
 
 
-def causal_attention(q, k, v):
-    # q (B, H, T, D), k/v (B, KV, T, D) -> (B, T, H*D); matmul + masked softmax as HF "eager"
+def causal_attention(q, k, v, window=None):
+    # q (B, H, T, D), k/v (B, KV, T, D) -> (B, T, H*D); matmul + masked softmax as HF "eager".
+    # window: Mistral's sliding window, HF semantics (masking_utils sliding_window_overlay:
+    # key j is visible from query i only when j > i - window), applied as an explicit mask.
     bsz, h, t, d = q.shape
     rep = h // k.shape[1]
     if rep > 1:  # HF repeat_kv: query head i reads kv head i // rep
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
     att = (q @ k.transpose(-1, -2)) / math.sqrt(d)
-    mask = torch.ones(t, t, dtype=torch.bool).tril()
+    i = torch.arange(t)[:, None]
+    j = torch.arange(t)[None, :]
+    mask = j <= i
+    if window:
+        mask = mask & (j > i - window)
     att = att.masked_fill(~mask, float("-inf")).softmax(-1)
     return (att @ v).transpose(1, 2).reshape(bsz, t, h * d)
 
@@ -507,7 +517,8 @@ def llama_forward(P, cfg, tokens, rec):
         v = v.view(bsz, t, nkv, d).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        y = causal_attention(q, k, v)
+        window = cfg.get("sliding_window") if cfg["model_type"] == "mistral" else None
+        y = causal_attention(q, k, v, window)
         h = h + rec.linear(a + "o_proj", y, P[a + "o_proj.weight"], P.get(a + "o_proj.bias"))
         x = rms_norm(h, P[p + "post_attention_layernorm.weight"], eps)
         m = p + "mlp."
@@ -668,6 +679,12 @@ def config_for(name):
     if name == "mistral":
         return llama_like_config("MistralForCausalLM", "mistral", "float16", 1, 1000000.0, 1e-5, False,
                                  {"head_dim": HEAD_DIM, "sliding_window": None})
+    if name == "mistral_swa":
+        return llama_like_config("MistralForCausalLM", "mistral", "float32", 2, 1000000.0, 1e-5, False,
+                                 {"head_dim": HEAD_DIM, "sliding_window": 5})
+    if name == "llama_wide":
+        return llama_like_config("LlamaForCausalLM", "llama", "float32", 1, 10000.0, 1e-5, False, {
+            "attention_bias": False, "mlp_bias": False, "num_attention_heads": 2, "head_dim": 640})
     if name == "qwen2":
         return llama_like_config("Qwen2ForCausalLM", "qwen2", "float32", 2, 1000000.0, 1e-6, True, {
             "bos_token_id": 298, "eos_token_id": 299, "max_window_layers": 2,
@@ -687,7 +704,8 @@ def config_for(name):
     raise ValueError(name)
 
 
-SEEDS = {"llama2": 1001, "llama3": 1002, "mistral": 1003, "qwen2": 1004, "gpt2": 1005, "gpt2_hub": 1005}
+SEEDS = {"llama2": 1001, "llama3": 1002, "mistral": 1003, "qwen2": 1004, "gpt2": 1005, "gpt2_hub": 1005,
+         "llama_wide": 1006, "mistral_swa": 1007}
 STORAGE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -861,7 +879,8 @@ def make_gguf(outdir, base):
         base + "_gguf", base, loss.item(), cfg["num_key_value_heads"]), flush=True)
 
 
-MODELS = ["llama2", "llama3", "mistral", "qwen2", "gpt2", "gpt2_hub", "llama_gguf", "mistral_gguf"]
+MODELS = ["llama2", "llama3", "mistral", "mistral_swa", "qwen2", "gpt2", "gpt2_hub", "llama_wide", "llama_gguf",
+          "mistral_gguf"]
 
 
 def main():

@@ -70,14 +70,22 @@ mxp_status mxp_hash_path(const char *path, char out[32], mxp_err *err) {
         char *names[256];
         int n = 0;
         struct dirent *e;
-        while ((e = readdir(d)) && n < 256) {
+        while (!st && (e = readdir(d))) {
             size_t len = strlen(e->d_name);
             int want = !strcmp(e->d_name, "config.json") ||
                        (len > 12 && !strcmp(e->d_name + len - 12, ".safetensors") && strncmp(e->d_name, "train-", 6)) ||
                        !strcmp(e->d_name, "model.safetensors.index.json");
-            if (want) names[n++] = mxp_strdup(e->d_name);
+            if (!want) continue;
+            if (n == 256)
+                st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: more than 256 model files to hash", path);
+            else if (!(names[n++] = mxp_strdup(e->d_name)))
+                st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
         }
         closedir(d);
+        if (st) {
+            for (int i = 0; i < n; i++) free(names[i]);
+            return st;
+        }
         qsort(names, (size_t)n, sizeof *names, cmp_str);
         for (int i = 0; i < n; i++) {
             char p[4200];
