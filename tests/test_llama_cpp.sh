@@ -143,6 +143,10 @@ head -c 4000 models/tiny/heldout.txt > "$work/text.txt"
 for fam in llama2 llama3 mistral qwen2 gpt2 gpt2_hub; do
   check_family "$fam" "$work/refs/$fam" "$work/text.txt" 32 4
 done
+check_family llama_wide "$work/refs/llama_wide" "$work/text.txt" 32 4
+# Mistral with a sliding window of 5: llama.cpp has no window for this architecture, so the
+# GGUF's context is the window, and within it both engines must agree.
+check_family mistral_swa "$work/refs/mistral_swa" "$work/text.txt" 4 4
 for fam in llama2 mistral; do  # GGUF inputs: the SentencePiece vocabulary is carried over
   check_family "${fam}_gguf" "$work/refs/$fam/model.gguf" "$work/text.txt" 32 4
 done

@@ -365,7 +365,9 @@ def spm_tokenizer(name):
 
 
 def write_tokenizer(d, name):
-    tj, cfg = spm_tokenizer(name) if name in ("llama2", "mistral") else bytelevel_tokenizer(name)
+    # the sliding-window and wide-head variants share their family's tokenizer
+    base = {"mistral_swa": "mistral", "llama_wide": "llama2"}.get(name, name)
+    tj, cfg = spm_tokenizer(base) if base in ("llama2", "mistral") else bytelevel_tokenizer(base)
     write_file(os.path.join(d, "tokenizer.json"), (json.dumps(tj, indent=2, ensure_ascii=False) + "\n").encode())
     write_json(os.path.join(d, "tokenizer_config.json"), cfg)
 

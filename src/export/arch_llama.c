@@ -7,6 +7,7 @@
 //    frequencies, factor for low ones, 1/((1-s)/factor + s) between), no scaling keys.
 //  - qwen2: q/k/v biases required, rows as in Hugging Face (llama.cpp's qwen2 rope rotates
 //    halves); no o_proj or MLP biases, no rope scaling (its loader reads neither).
+//  - Mistral's sliding window: context_length is at most the window (see below).
 //  - both: the token embedding f32; a tied head has no output.weight when it runs in f32 (the
 //    embedding's type, which llama.cpp then uses for the head), and its own output.weight in
 //    the head's format otherwise, so the embedding lookup stays exact.
@@ -65,7 +66,13 @@ mxp_status mxp_export_arch_llama(const mxp_model *m, mxp_gguf_writer *w, mxp_exp
     char key[96];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
     mxp_gguf_writer_kv_str(w, "general.architecture", arch, strlen(arch));
-    if (c->max_pos > 0) mxp_gguf_writer_kv_u32(w, KEY("context_length"), (uint32_t)c->max_pos);
+    // Mistral's sliding window: llama.cpp's llama architecture has none and attends to every
+    // cached key, which equals the windowed attention only up to `window` positions; the
+    // training context written is therefore at most the window (llama.cpp warns when a longer
+    // context is asked for).
+    int ctx = c->max_pos;
+    if (c->sliding_window > 0 && (ctx <= 0 || c->sliding_window < ctx)) ctx = c->sliding_window;
+    if (ctx > 0) mxp_gguf_writer_kv_u32(w, KEY("context_length"), (uint32_t)ctx);
     mxp_gguf_writer_kv_u32(w, KEY("embedding_length"), (uint32_t)c->dim);
     mxp_gguf_writer_kv_u32(w, KEY("block_count"), (uint32_t)c->n_layers);
     mxp_gguf_writer_kv_u32(w, KEY("feed_forward_length"), (uint32_t)c->ffn);
