@@ -147,6 +147,9 @@ check_family llama_wide "$work/refs/llama_wide" "$work/text.txt" 32 4
 # Mistral with a sliding window of 5: llama.cpp has no window for this architecture, so the
 # GGUF's context is the window, and within it both engines must agree.
 check_family mistral_swa "$work/refs/mistral_swa" "$work/text.txt" 4 4
+checks=$((checks + 1))
+if "$mxp" info "$work/mistral_swa/f32.gguf" | grep -q "max positions 5$"; then echo "ok   mistral_swa: context_length is the window (5)"
+else echo "FAIL mistral_swa: the GGUF's context_length is not the sliding window"; fail=1; fi
 for fam in llama2 mistral; do  # GGUF inputs: the SentencePiece vocabulary is carried over
   check_family "${fam}_gguf" "$work/refs/$fam/model.gguf" "$work/text.txt" 32 4
 done
