@@ -5,8 +5,8 @@
 #   CC=clang cmake -S . -B BUILD_DIR -G Ninja -DMXP_FUZZ=ON && ninja -C BUILD_DIR
 # Seeds are the committed tiny inputs in fuzz/corpus/NAME/ when that folder exists (the loader
 # seeds are regenerated with `BUILD_DIR/test_loaders --write-seeds fuzz/corpus`), and
-# fuzz/NAME.dict is used as a dictionary when present; new inputs go to a temporary corpus,
-# so the committed one does not grow. Crash inputs are kept in BUILD_DIR/fuzz-artifacts/.
+# fuzz/NAME.dict is used as a dictionary when present; new inputs go to a temporary corpus
+# in $TMPDIR (default /tmp), so the committed one does not grow. Crash inputs are kept in BUILD_DIR/fuzz-artifacts/.
 # Exits non-zero if any target crashes or is missing.
 set -u
 if [ $# -ne 2 ]; then
@@ -16,7 +16,11 @@ fi
 secs=$1
 build=$(cd "$2" && pwd) || exit 2
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d /tmp/mxp_fuzz.XXXXXX)
+tmp=${TMPDIR:-/tmp}
+if ! work=$(mktemp -d "$tmp/mxp_fuzz.XXXXXX"); then
+    echo "fuzz/run.sh: cannot create a temporary folder in $tmp (set TMPDIR to a writable folder)" >&2
+    exit 2
+fi
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$build/fuzz-artifacts"
 status=0

@@ -428,9 +428,9 @@ static char *slurp(const char *path) {
 }
 
 static void test_end_to_end(void) {
-    char dir[] = "/tmp/mxp_test_solve_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    char sp[128], lp[128], pp[128], tp[128], cp[128];
+    char dir[200];
+    if (!check_tmpdir(dir, sizeof dir, "mxp_test_solve")) return;
+    char sp[300], lp[300], pp[300], tp[300], cp[300];
     snprintf(sp, sizeof sp, "%s/sens.json", dir);
     snprintf(lp, sizeof lp, "%s/lat.json", dir);
     snprintf(pp, sizeof pp, "%s/plan.json", dir);
