@@ -731,6 +731,39 @@ static mxp_status check_opts(const mxp_optimize_opts *o, mxp_err *err) {
     return MXP_OK;
 }
 
+// The calibration and held-out sample counts: the user's, or the defaults cut to what each
+// half of the data holds (with a warning and a report note), checked before any folder is
+// made so that data too short for the defaults leaves nothing behind.
+static mxp_status sample_counts(opt_ctx *c, mxp_err *err) {
+    const mxp_optimize_opts *o = c->o;
+    mxp_tokens toks;
+    mxp_status st = mxp_model_load_data(c->m, &toks, o->data_path, err);
+    if (st) return st;
+    size_t nc = 0, ne = 0;
+    int rc = 0, re = 0;
+    st = mxp_data_sample_count(&toks, MXP_SPLIT_CALIB, c->seq_len, (size_t)o->calib_samples, MXP_CALIB_DEFAULT_SAMPLES,
+                               "--samples", o->data_path, &nc, &rc, err);
+    if (!st)
+        st = mxp_data_sample_count(&toks, MXP_SPLIT_EVAL, c->seq_len, (size_t)o->eval_samples,
+                                   MXP_CHECK_DEFAULT_SAMPLES, "--eval-samples", o->data_path, &ne, &re, err);
+    mxp_tokens_free(&toks);
+    if (st) return st;
+    c->calib_samples = (int)nc;
+    c->eval_samples = (int)ne;
+    const char *half[2] = {"calibration", "evaluation"};
+    const int n[2] = {c->calib_samples, c->eval_samples}, def[2] = {MXP_CALIB_DEFAULT_SAMPLES, MXP_CHECK_DEFAULT_SAMPLES};
+    const int reduced[2] = {rc, re};
+    const char *opt[2] = {"--samples", "--eval-samples"};
+    for (int k = 0; k < 2; k++) {
+        if (!reduced[k]) continue;
+        fprintf(stderr, "warning: %s: the %s half holds only %d windows of %d+1 tokens: using %d samples, not the "
+                "default %d (%s N chooses)\n", o->data_path, half[k], n[k], c->seq_len, n[k], def[k], opt[k]);
+        note(c, "The %s half of the data holds only %d windows of %d+1 tokens, so %d samples were used instead of "
+                "the default %d.", half[k], n[k], c->seq_len, n[k], def[k]);
+    }
+    return MXP_OK;
+}
+
 static const char *const default_ties[2] = {"q_proj,k_proj,v_proj", "gate_proj,up_proj"};
 
 static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp_err *err) {
@@ -744,8 +777,7 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     c->seq_len = o->seq_len ? o->seq_len : !c->wl.decode ? c->wl.tokens : g->max_pos > 0 && g->max_pos < 256 ? g->max_pos : 256;
     if (g->max_pos > 0 && c->seq_len > g->max_pos)
         return mxp_fail(err, MXP_ERR_ARG, "--seq %d exceeds the model's %d positions", c->seq_len, g->max_pos);
-    c->calib_samples = o->calib_samples ? o->calib_samples : 32;
-    c->eval_samples = o->eval_samples ? o->eval_samples : 16;
+    if ((st = sample_counts(c, err))) return st;
     c->unit_tokens = c->wl.decode ? 1 : c->wl.tokens;
     // arguments are checked: now the output folder and the private work folder inside it
     if ((st = make_dirs(c, err))) return st;
