@@ -54,6 +54,13 @@ for f in plan.json model.gguf report.html report.json sens.json latency.json; do
 done
 [ -z "$(find "$out" -name '.mixprec-optimize-*')" ] || fail "the work folder was left behind"
 grep -q "\[1/6\] calibrate" "$tmp/stderr" || fail "no stage progress on stderr"
+# f8_e4m3 is measured as a uniform baseline but never profiled (no GGUF type): its predicted
+# gain is "not profiled", never a NaN, in the progress lines, the summary and the report
+if grep -Eiq '(^|[^a-z])[+-]?nan([^a-z]|$)' "$tmp/stderr" "$tmp/stdout"; then
+    fail "NaN printed: $(grep -Ei '(^|[^a-z])[+-]?nan([^a-z]|$)' "$tmp/stderr" "$tmp/stdout" | head -3)"
+fi
+grep -Eq "uniform f8_e4m3 +gain .*\(predicted not profiled\)" "$tmp/stderr" ||
+    fail "the f8_e4m3 gain line does not say 'not profiled': $(grep 'uniform f8_e4m3' "$tmp/stderr")"
 
 # the GGUF loads and runs in its stored formats
 "$mx" info "$out/model.gguf" >"$tmp/info" || fail "mixprec info cannot read model.gguf"
@@ -142,6 +149,14 @@ check("<link" not in html and "<script" not in html, "links or scripts in the pa
 for needle in ["Baselines", "uniform q8_0", "Pareto", "Sensitivity heat map", "Chosen format per op", "Target"]:
     check(needle in html, f"page lacks '{needle}'")
 check(re.search(r"\bnan\b|\binf\b", re.sub(r"<[^>]*>", " ", html), re.I) is None, "page shows nan/inf")
+# the point that was not profiled: its table row says so; report.json leaves the gain out
+rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S) if "uniform f8_e4m3" in r]
+check(rows and any("not profiled" in r for r in rows), "report.html: the f8_e4m3 row does not say 'not profiled'")
+f8 = pts["uniform f8_e4m3"]["predicted"]
+check(f8.get("not_profiled") is True and "time_gain_frac" not in f8 and f8["loss_mse"] > 0,
+      f"report.json: f8_e4m3 prediction {f8}")
+check(all("time_gain_frac" in p["predicted"] for p in rep["points"] if p["kind"] in ("chosen", "pareto")),
+      "a solved plan lacks its predicted gain")
 if errors:
     print("\n".join(errors)); sys.exit(1)
 print(f"test_optimize: report consistent ({len(rep['points'])} points, {n} target budgets, {p.svgs} plots)")
