@@ -4,7 +4,9 @@
 # Builds nothing: BUILD_DIR must come from
 #   CC=clang cmake -S . -B BUILD_DIR -G Ninja -DMXP_FUZZ=ON && ninja -C BUILD_DIR
 # Seeds are the committed tiny inputs in fuzz/corpus/NAME/ when that folder exists (the loader
-# seeds are regenerated with `BUILD_DIR/test_loaders --write-seeds fuzz/corpus`), and
+# seeds are regenerated with `BUILD_DIR/test_loaders --write-seeds fuzz/corpus`; those of the
+# targets that build their valid inputs in code -- sens, latency, st_index, gguf_model -- with
+# `MXP_FUZZ_WRITE_SEEDS=fuzz/corpus/NAME BUILD_DIR/fuzz_NAME -runs=0`), and
 # fuzz/NAME.dict is used as a dictionary when present; new inputs go to a temporary corpus
 # in $TMPDIR (default /tmp), so the committed one does not grow. Crash inputs are kept in BUILD_DIR/fuzz-artifacts/.
 # Exits non-zero if any target crashes or is missing.

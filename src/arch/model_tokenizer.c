@@ -39,7 +39,7 @@ static mxp_status gguf_id(const mxp_gguf *g, const char *key, int *has, int32_t 
     return MXP_OK;
 }
 
-static mxp_status tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tokenizer **out, mxp_err *err) {
+mxp_status mxp_tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tokenizer **out, mxp_err *err) {
     mxp_gguf_str model;
     int found = 0;
     mxp_status st = mxp_gguf_get_str(g, "tokenizer.ggml.model", &model, &found, err);
@@ -125,7 +125,7 @@ done:
 mxp_status mxp_model_tokenizer(mxp_model *m, const mxp_tokenizer **out, mxp_err *err) {
     if (!m->tokenizer) {
         mxp_status st;
-        if (m->is_gguf) st = tokenizer_from_gguf(&m->gguf, m->path, &m->tokenizer, err);
+        if (m->is_gguf) st = mxp_tokenizer_from_gguf(&m->gguf, m->path, &m->tokenizer, err);
         else if (m->tokenizer_dir) st = mxp_tokenizer_load_json(m->tokenizer_dir, &m->tokenizer, err);
         else st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", m->path);
         if (st) return st;
