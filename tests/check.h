@@ -3,9 +3,11 @@
 #ifndef MXP_CHECK_H
 #define MXP_CHECK_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int check_failures = 0;
 static int check_count = 0;
@@ -56,6 +58,27 @@ static inline int check_close_impl(const char *file, int line, const char *what,
 }
 #define CHECK_CLOSE(what, got, want, n, atol, rtol) \
     check_close_impl(__FILE__, __LINE__, what, got, want, (long)(n), atol, rtol)
+
+// A fresh private folder for a test's files: "<tmp>/<name>_XXXXXX" made with mkdtemp into
+// buf, where <tmp> is $TMPDIR, or /tmp when TMPDIR is unset or empty. Returns buf, or NULL
+// after a failed check that says why and names the folder TMPDIR pointed at.
+static inline char *check_tmpdir(char *buf, size_t cap, const char *name) {
+    const char *t = getenv("TMPDIR");
+    if (!t || !t[0]) t = "/tmp";
+    int n = snprintf(buf, cap, "%s/%s_XXXXXX", t, name);
+    check_count++;
+    if (n < 0 || (size_t)n >= cap) {
+        check_failures++;
+        fprintf(stderr, "FAIL: temporary folder name under TMPDIR=%s is too long\n", t);
+        return NULL;
+    }
+    if (!mkdtemp(buf)) {
+        check_failures++;
+        fprintf(stderr, "FAIL: cannot create a temporary folder in %s (TMPDIR): %s\n", t, strerror(errno));
+        return NULL;
+    }
+    return buf;
+}
 
 #define CHECK_DONE()                                                                    \
     do {                                                                                \

@@ -231,8 +231,8 @@ static const char *const PLAN =
     "\"model.layers.1.mlp.down_proj\": \"q8_0\", \"lm_head\": \"q8_0\"}}\n";
 
 static void round_trip(int tied) {
-    char dir[] = "/tmp/mxp_test_apply_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[200];
+    if (!check_tmpdir(dir, sizeof dir, "mxp_test_apply")) return;
     mxp_model_config c = {.arch = MXP_ARCH_LLAMA, .vocab = 2048, .dim = 64, .n_layers = 2, .n_heads = 4,
                           .n_kv_heads = 2, .head_dim = 16, .ffn = 160, .max_pos = 64, .norm_eps = 1e-5f,
                           .rope_theta = 10000, .tied = tied};

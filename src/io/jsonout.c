@@ -28,16 +28,22 @@ mxp_status mxp_write_json_atomic(const char *path, const cJSON *j, mxp_err *err)
     return st;
 }
 
+mxp_status mxp_parse_json(const uint8_t *buf, size_t size, const char *label, cJSON **out, mxp_err *err) {
+    *out = NULL;
+    cJSON *j = size ? cJSON_ParseWithLength((const char *)buf, size) : NULL;
+    if (!j) return mxp_fail(err, MXP_ERR_FORMAT, "%s: not valid JSON", label);
+    *out = j;
+    return MXP_OK;
+}
+
 mxp_status mxp_read_json(const char *path, cJSON **out, mxp_err *err) {
     *out = NULL;
     mxp_mapping map;
     mxp_status st = mxp_map_file(&map, path, err);
     if (st) return st;
-    cJSON *j = map.size ? cJSON_ParseWithLength((const char *)map.base, map.size) : NULL;
+    st = mxp_parse_json(map.base, map.size, path, out, err);
     mxp_unmap(&map);
-    if (!j) return mxp_fail(err, MXP_ERR_FORMAT, "%s: not valid JSON", path);
-    *out = j;
-    return MXP_OK;
+    return st;
 }
 
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {

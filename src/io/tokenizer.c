@@ -905,8 +905,8 @@ static mxp_status decode_cps(work *w, const uint8_t *s, size_t len, size_t *nc, 
     return MXP_OK;
 }
 
-static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
-                                 size_t text_off, mxp_err *err) {
+static mxp_status encode_normalized(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
+                                    size_t text_off, mxp_err *err) {
     if (len == 0) return MXP_OK;
     if (len > UINT32_MAX - 8)
         return mxp_fail(err, MXP_ERR_ARG, "tokenizer: text segment of %zu bytes is too long", len);
@@ -964,6 +964,21 @@ static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t 
     return MXP_OK;
 }
 
+// One segment of text between added tokens: NFC-normalized first when the tokenizer has an
+// NFC normalizer (as Hugging Face normalizes each such segment on its own; added tokens are
+// matched in the raw text). Byte offsets in messages then refer to the normalized segment.
+static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
+                                 size_t text_off, mxp_err *err) {
+    if (!t->nfc || mxp_utf8_nfc_quick(s, len)) return encode_normalized(t, w, s, len, text_off, err);
+    uint8_t *nfc;
+    size_t n;
+    mxp_status st = mxp_utf8_nfc(s, len, &nfc, &n, err);
+    if (st) return mxp_fail_prefix(err, "tokenizer: ");
+    st = encode_normalized(t, w, nfc, n, text_off, err);
+    free(nfc);
+    return st;
+}
+
 static int is_ascii_ws(uint8_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); }
 
 mxp_status mxp_tokenizer_encode(const mxp_tokenizer *t, const char *utf8, size_t len,
@@ -976,25 +991,13 @@ mxp_status mxp_tokenizer_encode(const mxp_tokenizer *t, const char *utf8, size_t
         return mxp_fail(err, MXP_ERR_ARG, "tokenizer: BOS requested but the model has no BOS token");
     if ((flags & MXP_TOK_ADD_EOS) && !t->has_eos)
         return mxp_fail(err, MXP_ERR_ARG, "tokenizer: EOS requested but the model has no EOS token");
-    // Validate UTF-8 (and NFC when the model normalizes to it) before anything else.
-    int last_ccc = 0;
+    // Validate UTF-8 before anything else.
     for (size_t p = 0; p < len;) {
         uint32_t cp;
         int k = mxp_utf8_decode(s + p, len - p, &cp);
         if (!k)
             return mxp_fail(err, MXP_ERR_ARG, "tokenizer: invalid UTF-8 at byte offset %zu "
                             "(byte 0x%02X)", p, s[p]);
-        if (t->nfc && cp >= 0x300) {
-            int ccc = mxp_unicode_ccc(cp), qc = mxp_unicode_nfc_qc(cp);
-            if (qc || (ccc && last_ccc > ccc))
-                return mxp_fail(err, MXP_ERR_UNSUPPORTED, "tokenizer: the model normalizes text "
-                                "to NFC and U+%04X at byte offset %zu may change under NFC; NFC "
-                                "composition is not implemented (normalize the text first)",
-                                (unsigned)cp, p);
-            last_ccc = ccc;
-        } else {
-            last_ccc = 0;
-        }
         p += (size_t)k;
     }
     work w = {0};
