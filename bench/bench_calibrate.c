@@ -81,7 +81,10 @@ int main(int argc, char **argv) {
             mxp_exec_forward(&ex, 0, g->n_nodes);
             mxp_exec_loss(&ex, NULL);
             mxp_exec_zero_grads(&ex);
-            mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, NULL, NULL);
+            if (mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, NULL, NULL, &err)) {
+                fprintf(stderr, "bench_calibrate: %s\n", err.msg);
+                return 1;
+            }
         }
         tp[r] = (mxp_now() - t0) / N;
         t0 = mxp_now();

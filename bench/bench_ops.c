@@ -161,17 +161,20 @@ int main(int argc, char **argv) {
     layer_med += 2 * (fm + bm);
     // attention (causal: useful flops only)
     double afl = 2.0 * 2.0 * HEADS * HD * B * (double)T * (T + 1) / 2;
-    TIME_MS(f, mxp_attention_fwd(x2, att, x, k, v, B, T, T, HEADS, HEADS, HD));
+    int slots = omp_get_max_threads();
+    float *ws = malloc(sizeof(float) * (size_t)slots * T * T);
+    if (!ws) return 1;
+    TIME_MS(f, mxp_attention_fwd(x2, att, NULL, 0, x, k, v, B, T, T, HEADS, HEADS, HD, 0));
     fm = last_median;
-    TIME_MS(b, mxp_attention_bwd(dx, dk, dv, dout, x, k, v, att, B, T, HEADS, HEADS, HD));
+    TIME_MS(b, mxp_attention_bwd(dx, dk, dv, ws, slots, dout, x, k, v, att, B, T, HEADS, HEADS, HD, 0));
     bm = last_median;
     row("attention MHA", f, b, afl, 2 * afl);
     layer_ms += f + b;
     layer_med += fm + bm;
-    TIME_MS(f, mxp_attention_fwd(x2, NULL, x, k, v, B, T, T, HEADS, HEADS, HD));
+    TIME_MS(f, mxp_attention_fwd(x2, NULL, ws, slots, x, k, v, B, T, T, HEADS, HEADS, HD, 0));
     fm = last_median;
     row("attention MHA att=NULL", f, -1, afl, 0);
-    TIME_MS(f, mxp_attention_fwd(x2, NULL, x + (size_t)(T - 1) * DIM, k, v, 1, 1, T, HEADS, HEADS, HD));
+    TIME_MS(f, mxp_attention_fwd(x2, NULL, ws, slots, x + (size_t)(T - 1) * DIM, k, v, 1, 1, T, HEADS, HEADS, HD, 0));
     fm = last_median;
     row("attention decode Tq=1", f, -1, 2.0 * 2.0 * HEADS * HD * T, 0);
     // SwiGLU
@@ -214,6 +217,6 @@ int main(int argc, char **argv) {
            omp_get_max_threads(), step, N / (step / 1e3));
     free(x); free(x2); free(dx); free(dout); free(w); free(dw); free(st); free(st2); free(big_w);
     free(big_dw); free(h1); free(h2); free(h3); free(dh1); free(dh2); free(logits); free(dlogits);
-    free(att); free(k); free(v); free(dk); free(dv); free(tok); free(scale);
+    free(ws); free(att); free(k); free(v); free(dk); free(dv); free(tok); free(scale);
     return 0;
 }

@@ -36,14 +36,14 @@ int main(int argc, char **argv) {
     mxp_model_config big = {.arch = MXP_ARCH_LLAMA, .vocab = 32000, .dim = 2048, .n_layers = 16, .n_heads = 32,
                             .n_kv_heads = 8, .head_dim = 64, .ffn = 5632, .max_pos = 4096, .norm_eps = 1e-5f,
                             .rope_theta = 10000.0};
-    snprintf(big.arch_name, sizeof big.arch_name, "llama-1B");
+    snprintf(big.arch_name, sizeof big.arch_name, "llama-0.85B");
     mxp_err err = {0};
     mxp_model *m;
     if (mxp_model_synthetic(&big, 3, &m, &err)) {
         fprintf(stderr, "bench_profile_check: %s\n", err.msg);
         return 1;
     }
-    printf("bench_profile_check: llama ~1B (random weights), workload %s, formats %s, ties q/k/v and gate/up, "
+    printf("bench_profile_check: llama 0.85B (random weights), workload %s, formats %s, ties q/k/v and gate/up, "
            "OMP_WAIT_POLICY=%s\n",
            o.workload, o.formats, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)");
     mxp_profile_result r;

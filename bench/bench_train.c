@@ -57,7 +57,10 @@ static double time_mode(const mxp_graph *g, int B, int T, unsigned flags, int it
         mxp_exec_zero_grads(&ex);
         mxp_exec_forward(&ex, 0, g->n_nodes);
         mxp_exec_loss(&ex, NULL);
-        mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)ex.N, NULL, NULL);
+        if (mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)ex.N, NULL, NULL, &err)) {
+            fprintf(stderr, "bench_train: %s\n", err.msg);
+            exit(1);
+        }
         if (it >= 0) t[it] = mxp_now() - t0;
     }
     qsort(t, (size_t)iters, sizeof *t, cmp_double);

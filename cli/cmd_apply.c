@@ -27,8 +27,7 @@ int cmd_apply(int argc, char **argv) {
     printf("linear weights:");
     for (int f = 0; mxp_format_name(f); f++)
         if (r.n_by_format[f]) printf(" %d %s", r.n_by_format[f], mxp_format_name(f));
-    printf("\n%s\n", r.tokenizer ? "tokenizer: written (tokenizer.json, byte-level BPE)"
-                                 : "tokenizer: none (the model has no tokenizer.json)");
+    printf("\ntokenizer: %s\n", r.tokenizer_desc);
     printf("apply: tensors=%d bytes=%.0f out=%s\n", r.n_tensors, r.file_bytes, out);
     return 0;
 }

@@ -7,7 +7,8 @@
 //   selector odd: a text for two fixed tokenizers built from arrays (byte-level and
 //     SentencePiece-style with byte fallback). Valid UTF-8 must survive decode(encode(x))
 //     byte for byte (U+2581 excepted for the SentencePiece one, where it is a space);
-//     invalid UTF-8 must be rejected with a byte offset.
+//     invalid UTF-8 must be rejected with a byte offset. The text's NFC form must be valid
+//     UTF-8 and a fixed point of NFC.
 // Any crash, sanitizer report or failed round trip is a finding.
 #include <string.h>
 
@@ -126,12 +127,32 @@ static void exercise(const mxp_tokenizer *t, const uint8_t *s, size_t n, unsigne
     free(ids);
 }
 
+// NFC of valid UTF-8 is valid UTF-8 and a fixed point; text the quick check passes is
+// left unchanged; invalid UTF-8 is refused with its offset.
+static void check_nfc(const uint8_t *s, size_t n) {
+    int meta;
+    uint8_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    mxp_err e;
+    if (!valid_utf8(s, n, &meta)) {
+        if (mxp_utf8_nfc(s, n, &a, &na, &e) != MXP_ERR_ARG || !strstr(e.msg, "byte offset")) abort();
+        return;
+    }
+    if (mxp_utf8_nfc(s, n, &a, &na, &e)) abort();
+    if (!valid_utf8(a, na, &meta) || mxp_utf8_nfc(a, na, &b, &nb, &e)) abort();
+    if (nb != na || memcmp(a, b, na)) abort();
+    if (mxp_utf8_nfc_quick(s, n) && (na != n || memcmp(a, s, n))) abort();
+    free(a);
+    free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     const uint8_t *p = data + 1;
     size_t n = size - 1;
     if (data[0] & 1) {
+        check_nfc(p, n);
         mxp_tokenizer *g = make_gpt2(), *l = make_llama();
         exercise(g, p, n, 0, 1);
         exercise(l, p, n, 0, 1);

@@ -101,9 +101,12 @@ typedef struct mxp_eval_result {
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
 
 // ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
+#define MXP_CALIB_DEFAULT_SAMPLES 32  // calibration windows when none are asked for
+#define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)
-    int samples;            // N (0: 32)
+    int samples;            // N (0: MXP_CALIB_DEFAULT_SAMPLES, or every window of the calibration
+                            // split when it holds fewer, at least 4; a warning says so)
     int seq_len;            // T (0: min(256, model maximum))
     int batch;              // samples per forward/backward pass (0: 1)
     uint64_t seed;          // which windows are drawn
@@ -116,7 +119,7 @@ typedef struct mxp_calib_opts {
     volatile int *stop;     // set to non-zero (e.g. by a SIGINT handler) to stop cleanly; may be NULL
     // prediction check on held-out samples (the evaluation split)
     int check;              // K random whole-model configurations (0: no check)
-    int check_samples;      // held-out samples (0: 16)
+    int check_samples;      // held-out samples (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for samples)
     const char *check_csv;  // write every (predicted, measured) pair here (NULL: none)
     FILE *report;           // where the check's table goes (NULL: stdout)
 } mxp_calib_opts;
@@ -212,13 +215,18 @@ typedef struct mxp_apply_report {
     int n_tensors;               // tensors written
     int n_by_format[MXP_MAX_FORMATS];  // linear weights per format id (see mxp_format_name)
     double file_bytes;           // size of the GGUF written
-    int tokenizer;               // 1: tokenizer metadata written (the model has tokenizer.json)
+    int tokenizer;               // 1: tokenizer metadata written
+    char tokenizer_desc[128];    // which tokenizer, from where ("byte-level BPE from tokenizer.json ...")
 } mxp_apply_report;
 
 // Write MODEL with the formats of `plan` (a plan file or "uniform:FMT") as a GGUF v3 file
-// llama.cpp loads (architecture llama): linear weights in their formats, norms and embeddings
-// f32, q/k rows permuted as llama.cpp's converter does. Written atomically. Llama-family
-// models without biases only; f8_e4m3 has no GGML type and is refused.
+// llama.cpp loads and computes as mixprec does: architecture llama (Llama 2/3 with llama3 rope
+// scaling, Mistral), qwen2 or gpt2 with llama.cpp's tensor names and layouts; linear weights
+// in their formats, norms, biases and embeddings f32; the tokenizer from tokenizer.json
+// (byte-level or SentencePiece-style BPE) or carried over from a GGUF input. Written
+// atomically. Whatever llama.cpp would load or compute differently (f8_e4m3, which has no
+// GGML type; a model without a tokenizer; a split regex llama.cpp does not know) is refused
+// with MXP_ERR_UNSUPPORTED naming it, and nothing is written.
 mxp_status mxp_apply(const char *model_path, const char *plan, const char *out_path, mxp_apply_report *rep,
                      mxp_err *err);
 // ---- end of block: solve ----
@@ -296,10 +304,12 @@ typedef struct mxp_optimize_opts {
                                 // no new file there)
     const char *formats;        // plan candidates (NULL: "f32,bf16,f16,q8_0,q4_0"; f8_e4m3 has
                                 // no GGUF type: it is measured as a uniform baseline only)
-    int calib_samples;          // calibration windows (0: 32)
+    int calib_samples;          // calibration windows (0: MXP_CALIB_DEFAULT_SAMPLES, or every
+                                // window of the calibration half when it holds fewer, at least 4)
     int seq_len;                // window length for calibration and the check (0: T of a
                                 // prefill workload, else min(256, model maximum))
-    int eval_samples;           // held-out windows per measured configuration (0: 16)
+    int eval_samples;           // held-out windows per measured configuration
+                                // (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for calib_samples)
     double profile_budget_s;    // time budget of the latency measurements (0: 90)
     int pareto;                 // budgets of the measured sweep (0: 7)
     int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines

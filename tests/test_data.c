@@ -82,11 +82,12 @@ static void test_files(const mxp_tokenizer *tok) {
     // from a path: missing file, then a real one
     CHECK(mxp_data_load(&t, "/nonexistent/data.txt", tok, &err) == MXP_ERR_IO, "missing file");
     CHECK(strstr(err.msg, "/nonexistent/data.txt"), "path in: %s", err.msg);
-    char path[] = "/tmp/test_data_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    if (fd >= 0) {
-        FILE *f = fdopen(fd, "w");
+    char dir[200], path[300];
+    if (check_tmpdir(dir, sizeof dir, "mxp_test_data")) {
+        snprintf(path, sizeof path, "%s/data.txt", dir);
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL, "create %s", path);
+        if (!f) return;
         fputs("In the beginning", f);
         fclose(f);
         CHECK(mxp_data_load(&t, path, tok, &err) == MXP_OK, "%s", err.msg);
@@ -95,6 +96,7 @@ static void test_files(const mxp_tokenizer *tok) {
         CHECK(mxp_data_load(&t, path, NULL, &err) == MXP_ERR_UNSUPPORTED, "text without a tokenizer");
         CHECK(strstr(err.msg, path), "data path in: %s", err.msg);
         unlink(path);
+        rmdir(dir);
     }
 }
 

@@ -2,10 +2,11 @@
 # test_llama_cpp.sh BUILD_DIR: llama.cpp is the judge of every GGUF mixprec writes.
 #
 # For every model family (the bundled models, and the PyTorch reference models of every
-# architecture that tools/torch_ref.py writes with a tokenizer) and every plan in $PLANS
-# (uniform f32, q8_0, q4_0, a mixed plan, f16, bf16 and every ggml format: q4_1, q5_0, q5_1,
-# iq4_nl, q2_K..q6_K; ops whose input width a k-quant's 256 does not divide take llama.cpp's
-# fallback, as llama-quantize would; LLAMA_CPP_PLANS overrides the list): `mixprec apply` writes the GGUF, llama.cpp
+# architecture that tools/torch_ref.py writes with a tokenizer) and every plan in
+# {uniform f32, q8_0, q4_0, a mixed plan}, and for the bundled models also f16, bf16 and every
+# ggml format (q4_1, q5_0, q5_1, iq4_nl, q2_K..q6_K; an op whose input width a k-quant's 256
+# does not divide takes llama.cpp's fallback, as llama-quantize would; LLAMA_CPP_PLANS
+# overrides that list): `mixprec apply` writes the GGUF, llama.cpp
 # (node-llama-cpp, tools/llama_eval.mjs) loads it, and
 #   - llama.cpp's token ids for the held-out text equal mixprec's (`mixprec tokenize`);
 #   - llama.cpp's mean next-token loss over the evaluation windows equals `mixprec eval` of
@@ -15,7 +16,7 @@
 # rounds the weights with ggml's own quantizers and the activations as llama.cpp's CPU backend
 # does (q8_0, q8_1, q8_K, f16, bf16: src/quant/format.h), so the same bound holds for every
 # format; what remains is a summation difference flipping an activation's rounding now and
-# then (measured 3e-5..3e-4).
+# then (measured 2e-5..3e-4 on the bundled models).
 # And `solve --tensor-types FILE` is checked by llama.cpp's own quantizer: llama-quantize with
 # that file (base type q8_0, token embeddings kept f32 as mixprec keeps them) turns the f32 GGUF
 # into one whose every tensor has the type of mixprec's own GGUF of the same plan.
@@ -36,11 +37,15 @@ checks=0
 
 node_eval() { node tools/llama_eval.mjs "$@"; }
 
-# mixed_plan MODEL OUT: a plan giving the model's linear ops f32, bf16, f16, q8_0, q4_0 in turn.
+# mixed_plan MODEL OUT: a plan giving the model's linear ops q8_0, q4_0, f16, bf16, f32 in turn
+# (plans name Hugging Face modules; a GGUF's llama.cpp names are mapped back).
 mixed_plan() {
-  "$mxp" info "$1" | awk '
+  "$mxp" info "$1" | sed -E 's/^( +)blk\.([0-9]+)\.attn_(q|k|v)\./\1model.layers.\2.self_attn.\3_proj./;
+      s/^( +)blk\.([0-9]+)\.attn_output\./\1model.layers.\2.self_attn.o_proj./;
+      s/^( +)blk\.([0-9]+)\.ffn_(gate|up|down)\./\1model.layers.\2.mlp.\3_proj./; s/^( +)output\.weight/\1lm_head.weight/;
+      s/^( +)h\.([0-9]+)\./\1transformer.h.\2./' | awk '
     BEGIN { split("q8_0 q4_0 f16 bf16 f32", f, " "); n = 0; printf "{\"format\": \"mixprec-plan\", \"version\": 1, \"ops\": {" }
-    $1 ~ /\.weight$/ && $3 ~ /^\[[0-9]+,$/ && $1 !~ /(embed_tokens|wte|wpe|norm|ln_)/ {
+    $1 ~ /\.weight$/ && $3 ~ /^\[[0-9]+,$/ && $1 !~ /(embed_tokens|token_embd|wte|wpe|norm|ln_)/ {
       name = substr($1, 1, length($1) - 7)
       printf "%s\"%s\": \"%s\"", (n ? ", " : ""), name, f[n % 5 + 1]; n++
     }
@@ -53,42 +58,51 @@ window_file() {
   awk -v n=$((2 * $3 * ($2 + 1))) 'NR == 1 { print; next } { for (i = 1; i <= NF && c < n; i++) { printf "%s%s", $i, (++c % 16 ? " " : "\n") } } END { print "" }' "$1" > "$4"
 }
 
-# check_family NAME MODEL TEXT T W
+BASE_PLANS="f32 q8_0 q4_0 mixed"
+FULL_PLANS=${LLAMA_CPP_PLANS:-"f32 q8_0 q4_0 mixed f16 bf16 q4_1 q5_0 q5_1 iq4_nl q2_K q3_K q4_K q5_K q6_K"}
+
+# check_family NAME MODEL TEXT T W [PLANS]
 check_family() {
-  local name=$1 model=$2 text=$3 T=$4 W=$5 d=$work/$1
+  local name=$1 model=$2 text=$3 T=$4 W=$5 d=$work/$1 plan_list=${6:-$BASE_PLANS}
   mkdir -p "$d"
   "$mxp" tokenize "$model" --data "$text" -o "$d/ids_mixprec.txt" > /dev/null
   window_file "$d/ids_mixprec.txt" "$T" "$W" "$d/windows.txt"
   mixed_plan "$model" "$d/mixed.json"
   local ref_loss
   ref_loss=$("$mxp" eval "$model" --data "$d/windows.txt" --seq "$T" --decode-tokens 0 2> /dev/null | sed -nE 's/^eval: loss=([^ ]+).*/\1/p')
-  local plan spec mx ll tol
-  for plan in $PLANS; do
+  local plan spec mx ll tol=0.001000 ggufs=() plans=()
+  for plan in $plan_list; do
     spec=uniform:$plan; [ "$plan" = mixed ] && spec=$d/mixed.json
     checks=$((checks + 1))
     if ! "$mxp" apply "$model" "$spec" -o "$d/$plan.gguf" > "$d/$plan.apply.log" 2>&1; then
       echo "FAIL $name $plan: mixprec apply failed: $(tail -n 1 "$d/$plan.apply.log")"; fail=1; continue
     fi
-    if [ "$plan" = f32 ]; then  # token ids: the tokenizer metadata is the same in every plan
-      checks=$((checks + 1))
-      if ! node_eval tokenize "$d/f32.gguf" "$text" "$d/ids_llama.txt" > /dev/null; then
-        echo "FAIL $name: llama.cpp could not tokenize with the exported GGUF"; fail=1
-      elif ! cmp -s <(tail -n +2 "$d/ids_mixprec.txt" | tr -s ' \n' '\n\n' | sed '/^$/d') \
-                    <(tail -n +2 "$d/ids_llama.txt" | tr -s ' \n' '\n\n' | sed '/^$/d'); then
-        echo "FAIL $name: llama.cpp's token ids differ from mixprec's ($d/ids_llama.txt vs ids_mixprec.txt)"; fail=1
-      else
-        echo "ok   $name: token ids equal ($(tail -n +2 "$d/ids_mixprec.txt" | wc -w) ids)"
-      fi
-    fi
+    ggufs+=("$d/$plan.gguf"); plans+=("$plan")
+  done
+  [ ${#ggufs[@]} -gt 0 ] || return 0
+  # token ids: the tokenizer metadata is the same in every plan
+  checks=$((checks + 1))
+  if ! node_eval tokenize "${ggufs[0]}" "$text" "$d/ids_llama.txt" > /dev/null; then
+    echo "FAIL $name: llama.cpp could not tokenize with the exported GGUF"; fail=1
+  elif ! cmp -s <(tail -n +2 "$d/ids_mixprec.txt" | tr -s ' \n' '\n\n' | sed '/^$/d') \
+                <(tail -n +2 "$d/ids_llama.txt" | tr -s ' \n' '\n\n' | sed '/^$/d'); then
+    echo "FAIL $name: llama.cpp's token ids differ from mixprec's ($d/ids_llama.txt vs ids_mixprec.txt)"; fail=1
+  else
+    echo "ok   $name: token ids equal ($(tail -n +2 "$d/ids_mixprec.txt" | wc -w) ids)"
+  fi
+  node_eval loss "$d/windows.txt" --seq "$T" "${ggufs[@]}" > "$d/llama.out" 2> "$d/llama.log" || true
+  local i
+  for i in "${!plans[@]}"; do
+    plan=${plans[$i]}
+    spec=uniform:$plan; [ "$plan" = mixed ] && spec=$d/mixed.json
     if [ "$plan" = f32 ]; then mx=$ref_loss
     else mx=$("$mxp" eval "$model" --data "$d/windows.txt" --seq "$T" --decode-tokens 0 --formats "$spec" 2> /dev/null |
               sed -nE 's/^eval: loss=([^ ]+).*/\1/p')
     fi
-    ll=$(node_eval loss "$d/$plan.gguf" "$d/windows.txt" --seq "$T" 2> "$d/$plan.llama.log" | sed -nE 's/^llama_eval: loss=([^ ]+).*/\1/p') || true
+    ll=$(grep -F "model=${ggufs[$i]} " "$d/llama.out" | sed -nE 's/.* loss=([^ ]+).*/\1/p')
     if [ -z "$mx" ] || [ -z "$ll" ]; then
-      echo "FAIL $name $plan: no loss (mixprec '$mx', llama.cpp '$ll': $(tail -n 1 "$d/$plan.llama.log"))"; fail=1; continue
+      echo "FAIL $name $plan: no loss (mixprec '$mx', llama.cpp '$ll': $(tail -n 1 "$d/llama.log"))"; fail=1; continue
     fi
-    tol=0.001000
     if awk -v a="$mx" -v b="$ll" -v t="$tol" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; then
       printf 'ok   %s %-6s loss mixprec %s llama.cpp %s (tol %s)\n' "$name" "$plan" "$mx" "$ll" "$tol"
     else
@@ -96,10 +110,6 @@ check_family() {
     fi
   done
 }
-
-PLANS=${LLAMA_CPP_PLANS:-"f32 q8_0 q4_0 mixed f16 bf16 q4_1 q5_0 q5_1 iq4_nl q2_K q3_K q4_K q5_K q6_K"}
-check_family default models/default models/default/heldout.txt 128 8
-check_family tiny models/tiny models/tiny/heldout.txt 64 4
 
 # tensor_types NAME MODEL TEXT
 tensor_types() {
@@ -123,6 +133,25 @@ tensor_types() {
   fi
 }
 
+check_family default models/default models/default/heldout.txt 128 8 "$FULL_PLANS"
+check_family tiny models/tiny models/tiny/heldout.txt 64 4 "$FULL_PLANS"
+# The PyTorch reference models of every architecture, each with a small trained tokenizer
+# (byte-level BPE with its family's split regex, or SentencePiece style), random weights.
+/usr/bin/python3 tools/torch_ref.py "$work/refs" > "$work/refs.log"
+head -c 4000 models/tiny/heldout.txt > "$work/text.txt"
+for fam in llama2 llama3 mistral qwen2 gpt2 gpt2_hub; do
+  check_family "$fam" "$work/refs/$fam" "$work/text.txt" 32 4
+done
+check_family llama_wide "$work/refs/llama_wide" "$work/text.txt" 32 4
+# Mistral with a sliding window of 5: llama.cpp has no window for this architecture, so the
+# GGUF's context is the window, and within it both engines must agree.
+check_family mistral_swa "$work/refs/mistral_swa" "$work/text.txt" 4 4
+checks=$((checks + 1))
+if "$mxp" info "$work/mistral_swa/f32.gguf" | grep -q "max positions 5$"; then echo "ok   mistral_swa: context_length is the window (5)"
+else echo "FAIL mistral_swa: the GGUF's context_length is not the sliding window"; fail=1; fi
+for fam in llama2 mistral; do  # GGUF inputs: the SentencePiece vocabulary is carried over
+  check_family "${fam}_gguf" "$work/refs/$fam/model.gguf" "$work/text.txt" 32 4
+done
 tensor_types default models/default models/default/heldout.txt
 
 echo "llama.cpp checks: $checks, $([ $fail -eq 0 ] && echo all passed || echo some FAILED)"

@@ -771,9 +771,8 @@ static void write_shard(const char *path, const char **names, const float *vals,
 }
 
 static void test_files(void) {
-    char tmpl[] = "/tmp/mxp_test_loaders_XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    CHECK(dir != NULL, "mkdtemp: %s", strerror(errno));
+    char tmpl[200];
+    char *dir = check_tmpdir(tmpl, sizeof tmpl, "mxp_test_loaders");
     if (!dir) return;
     mxp_err err = {0};
     mxp_tensor_set ts = {0};

@@ -265,9 +265,10 @@ static void rope_bwd(void *c) {
     rope_ctx *e = c;
     mxp_rope_bwd(e->dx, e->dout, e->inv_freq, e->B, e->T, e->pos0, e->H, e->D);
 }
-static void test_rope(void) {
-    int B = 2, T = 3, pos0 = 5, H = 3, D = 8, n = B * T * H * D;
-    float invf[4];
+// D beyond the kernel's cos/sin chunk (64 pairs), and not a multiple of it, covers the chunking.
+static void test_rope(int B, int T, int H, int D) {
+    int pos0 = 5, n = B * T * H * D;
+    float *invf = zeros(D / 2);
     for (int i = 0; i < D / 2; i++) invf[i] = (float)pow(100.0, -2.0 * i / D);
     rope_ctx e = {rnd(n, 1), zeros(n), zeros(n), rnd(n, 1), invf, B, T, pos0, H, D};
     rope_obj(&e);
@@ -283,20 +284,24 @@ static void test_rope(void) {
                     o[i + D / 2] = (float)(x[i + D / 2] * cos(a) + x[i] * sin(a));
                 }
             }
-    CHECK_CLOSE("rope fwd", e.out, ref, n, 1e-5, 1e-5);
+    char nm[64];
+    snprintf(nm, sizeof nm, "rope D%d fwd", D);
+    CHECK_CLOSE(nm, e.out, ref, n, 1e-5, 1e-5);
     float *xa = zeros(n);
     memcpy(xa, e.x, sizeof(float) * n);
     mxp_rope_fwd(xa, xa, invf, B, T, pos0, H, D);
     CHECK_CLOSE("rope fwd in place", xa, e.out, n, 0, 0);
     param ps[] = {{"x", e.x, e.dx, n}};
-    check_grads("rope", rope_obj, rope_bwd, &e, ps, 1);
-    free(ref); free(xa); free(e.x); free(e.dx); free(e.out); free(e.dout);
+    snprintf(nm, sizeof nm, "rope D%d", D);
+    check_grads(nm, rope_obj, rope_bwd, &e, ps, 1);
+    free(invf); free(ref); free(xa); free(e.x); free(e.dx); free(e.out); free(e.dout);
 }
 
 // ---- attention ----
-// Naive double reference: out (B*Tq, H*D), att (B, H, Tq, Tk).
+// Naive double reference: out (B*Tq, H*D), att (B, H, Tq, Tk). With window > 0, key j is
+// visible from position p only when p - j < window (explicit test per key, as HF masks).
 static void attention_ref(float *out, float *att, const float *q, const float *k, const float *v,
-                          int B, int Tq, int Tk, int H, int Hkv, int D) {
+                          int B, int Tq, int Tk, int H, int Hkv, int D, int window) {
     double *s = malloc(sizeof(double) * Tk);
     if (!s) abort();
     for (int b = 0; b < B; b++)
@@ -306,20 +311,21 @@ static void attention_ref(float *out, float *att, const float *q, const float *k
                 int lim = Tk - Tq + i;
                 const float *qi = q + ((size_t)(b * Tq + i) * H + h) * D;
                 double mx = -INFINITY, sum = 0;
-                for (int j = 0; j <= lim; j++) {
+                for (int j = 0; j < Tk; j++) {
                     const float *kj = k + ((size_t)(b * Tk + j) * Hkv + hk) * D;
                     double d = 0;
                     for (int c = 0; c < D; c++) d += (double)qi[c] * kj[c];
-                    s[j] = d / sqrt((double)D);
+                    int masked = j > lim || (window > 0 && lim - j >= window);
+                    s[j] = masked ? -INFINITY : d / sqrt((double)D);
                     if (s[j] > mx) mx = s[j];
                 }
-                for (int j = 0; j <= lim; j++) sum += (s[j] = exp(s[j] - mx));
+                for (int j = 0; j < Tk; j++) sum += (s[j] = exp(s[j] - mx));  // exp(-inf) = 0
                 float *a = att + (((size_t)b * H + h) * Tq + i) * Tk;
-                for (int j = 0; j < Tk; j++) a[j] = j <= lim ? (float)(s[j] / sum) : 0.0f;
+                for (int j = 0; j < Tk; j++) a[j] = (float)(s[j] / sum);
                 float *o = out + ((size_t)(b * Tq + i) * H + h) * D;
                 for (int c = 0; c < D; c++) {
                     double acc = 0;
-                    for (int j = 0; j <= lim; j++)
+                    for (int j = 0; j < Tk; j++)
                         acc += s[j] / sum * v[((size_t)(b * Tk + j) * Hkv + hk) * D + c];
                     o[c] = (float)acc;
                 }
@@ -328,33 +334,53 @@ static void attention_ref(float *out, float *att, const float *q, const float *k
     free(s);
 }
 
-typedef struct { float *q, *k, *v, *dq, *dk, *dv, *out, *att, *dout; int B, T, H, Hkv, D; } att_ctx;
+// Attention work space for the current thread count: (omp_get_max_threads(), Tq, Tk).
+static float *att_scratch(int Tq, int Tk) {
+    float *s = malloc(sizeof(float) * (size_t)omp_get_max_threads() * Tq * Tk);
+    if (!s) abort();
+    return s;
+}
+
+typedef struct { float *q, *k, *v, *dq, *dk, *dv, *out, *att, *dout; int B, T, H, Hkv, D, W; } att_ctx;
 static double att_obj(void *c) {
     att_ctx *e = c;
-    mxp_attention_fwd(e->out, e->att, e->q, e->k, e->v, e->B, e->T, e->T, e->H, e->Hkv, e->D);
+    mxp_attention_fwd(e->out, e->att, NULL, 0, e->q, e->k, e->v, e->B, e->T, e->T, e->H, e->Hkv, e->D, e->W);
     return dot_f(e->out, e->dout, (long)e->B * e->T * e->H * e->D);
 }
 static void att_bwd(void *c) {
     att_ctx *e = c;
     att_obj(e);
-    mxp_attention_bwd(e->dq, e->dk, e->dv, e->dout, e->q, e->k, e->v, e->att, e->B, e->T, e->H,
-                      e->Hkv, e->D);
+    float *ws = att_scratch(e->T, e->T);
+    mxp_attention_bwd(e->dq, e->dk, e->dv, ws, omp_get_max_threads(), e->dout, e->q, e->k, e->v, e->att, e->B,
+                      e->T, e->H, e->Hkv, e->D, e->W);
+    free(ws);
 }
-static void test_attention(int B, int T, int H, int Hkv, int D) {
+static void test_attention(int B, int T, int H, int Hkv, int D, int W) {
     long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D, na = (long)B * H * T * T;
     att_ctx e = {rnd(nq, 1), rnd(nk, 1), rnd(nk, 1), zeros(nq), zeros(nk), zeros(nk),
-                 zeros(nq), zeros(na), rnd(nq, 1), B, T, H, Hkv, D};
+                 zeros(nq), zeros(na), rnd(nq, 1), B, T, H, Hkv, D, W};
     char nm[64];
-    snprintf(nm, sizeof nm, "attention B%d T%d H%d/%d D%d", B, T, H, Hkv, D);
+    snprintf(nm, sizeof nm, "attention B%d T%d H%d/%d D%d W%d", B, T, H, Hkv, D, W);
     att_obj(&e);
     float *ro = zeros(nq), *ra = zeros(na);
-    attention_ref(ro, ra, e.q, e.k, e.v, B, T, T, H, Hkv, D);
+    attention_ref(ro, ra, e.q, e.k, e.v, B, T, T, H, Hkv, D, W);
     CHECK_CLOSE(nm, e.out, ro, nq, 1e-5, 1e-4);
     CHECK_CLOSE(nm, e.att, ra, na, 1e-6, 1e-4);
+    long outside = 0;  // probabilities of keys not attended to are exactly zero
+    for (long r = 0; r < (long)B * H * T; r++)
+        for (int j = 0; j < T; j++) {
+            int i = (int)(r % T);
+            if ((j > i || (W > 0 && i - j >= W)) && e.att[r * T + j] != 0.0f) outside++;
+        }
+    CHECK(outside == 0, "%s: %ld probabilities outside the visible keys are not zero", nm, outside);
     // att == NULL path gives the same output
-    float *o2 = zeros(nq);
-    mxp_attention_fwd(o2, NULL, e.q, e.k, e.v, B, T, T, H, Hkv, D);
+    float *o2 = zeros(nq), *ws = att_scratch(T, T);
+    mxp_attention_fwd(o2, NULL, ws, omp_get_max_threads(), e.q, e.k, e.v, B, T, T, H, Hkv, D, W);
     CHECK_CLOSE("attention att=NULL", o2, e.out, nq, 0, 0);
+    memset(o2, 0, sizeof(float) * (size_t)nq);  // one scratch slot: one thread, the same values
+    mxp_attention_fwd(o2, NULL, ws, 1, e.q, e.k, e.v, B, T, T, H, Hkv, D, W);
+    CHECK_CLOSE("attention att=NULL, one slot", o2, e.out, nq, 0, 0);
+    free(ws);
     // KV-cache case: the last Tq queries against all Tk = T keys equal the last rows.
     for (int Tq = 1; Tq <= 3 && Tq < T; Tq++) {
         float *qs = zeros((long)B * Tq * H * D), *os = zeros((long)B * Tq * H * D);
@@ -362,7 +388,7 @@ static void test_attention(int B, int T, int H, int Hkv, int D) {
         for (int b = 0; b < B; b++)
             memcpy(qs + (size_t)b * Tq * H * D, e.q + ((size_t)b * T + T - Tq) * H * D,
                    sizeof(float) * Tq * H * D);
-        mxp_attention_fwd(os, as, qs, e.k, e.v, B, Tq, T, H, Hkv, D);
+        mxp_attention_fwd(os, as, NULL, 0, qs, e.k, e.v, B, Tq, T, H, Hkv, D, W);
         float *want = zeros((long)B * Tq * H * D), *wanta = zeros((long)B * H * Tq * T);
         for (int b = 0; b < B; b++) {
             memcpy(want + (size_t)b * Tq * H * D, e.out + ((size_t)b * T + T - Tq) * H * D,
@@ -379,7 +405,18 @@ static void test_attention(int B, int T, int H, int Hkv, int D) {
         free(qs); free(os); free(as); free(want); free(wanta);
     }
     param ps[] = {{"q", e.q, e.dq, nq}, {"k", e.k, e.dk, nk}, {"v", e.v, e.dv, nk}};
-    check_grads(nm, att_obj, att_bwd, &e, ps, 3);
+    if (W != 1) {
+        check_grads(nm, att_obj, att_bwd, &e, ps, 3);
+    } else {  // each position sees itself only: out = v, and q, k get no gradient at all
+        check_grads(nm, att_obj, att_bwd, &e, ps + 2, 1);
+        memset(e.dq, 0, sizeof(float) * (size_t)nq);
+        memset(e.dk, 0, sizeof(float) * (size_t)nk);
+        att_bwd(&e);
+        float *z = zeros(nq);
+        CHECK_CLOSE("attention W1 dq", e.dq, z, nq, 0, 0);
+        CHECK_CLOSE("attention W1 dk", e.dk, z, nk, 0, 0);
+        free(z);
+    }
     free(ro); free(ra); free(o2);
     free(e.q); free(e.k); free(e.v); free(e.dq); free(e.dk); free(e.dv); free(e.out); free(e.att); free(e.dout);
 }
@@ -480,7 +517,7 @@ static void test_vexp(void) {
     CHECK(isnan(loss) && isnan(dl[2]), "xent with a NaN logit: loss %g, dlogits[2] %g", loss, dl[2]);
     float q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[8] = {1, 0, 0, 1, 0, NAN, 1, 0}, v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     float o[8], att[4];
-    mxp_attention_fwd(o, att, q, k, v, 1, 2, 2, 1, 1, 4);
+    mxp_attention_fwd(o, att, NULL, 0, q, k, v, 1, 2, 2, 1, 1, 4, 0);
     CHECK(!isnan(o[0]) && isnan(o[4]), "attention with a NaN key: row 0 %g (finite), row 1 %g (NaN)", o[0], o[4]);
 }
 
@@ -547,9 +584,13 @@ static long run_all(float *res, int nthreads) {
     long nq = (long)B * T * H * D, nk = (long)B * T * Hkv * D;
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *ao = zeros(nq), *att = zeros((long)B * H * T * T);
     float *ad = rnd(nq, 1), *dq = rnd(nq, 1), *dk = rnd(nk, 1), *dv = rnd(nk, 1);
-    mxp_attention_fwd(ao, att, q, k, v, B, T, T, H, Hkv, D); EMIT(ao, nq); EMIT(att, (long)B * H * T * T);
-    mxp_attention_bwd(dq, dk, dv, ad, q, k, v, att, B, T, H, Hkv, D); EMIT(dq, nq); EMIT(dk, nk); EMIT(dv, nk);
-    mxp_attention_fwd(ao, NULL, q + (T - 1) * H * D, k, v, 1, 1, T, H, Hkv, D); EMIT(ao, H * D);
+    float *ws = att_scratch(T, T);
+    mxp_attention_fwd(ao, att, NULL, 0, q, k, v, B, T, T, H, Hkv, D, 0); EMIT(ao, nq); EMIT(att, (long)B * H * T * T);
+    mxp_attention_bwd(dq, dk, dv, ws, nthreads, ad, q, k, v, att, B, T, H, Hkv, D, 0); EMIT(dq, nq); EMIT(dk, nk); EMIT(dv, nk);
+    mxp_attention_fwd(ao, NULL, ws, nthreads, q + (T - 1) * H * D, k, v, 1, 1, T, H, Hkv, D, 0); EMIT(ao, H * D);
+    mxp_attention_fwd(ao, att, NULL, 0, q, k, v, B, T, T, H, Hkv, D, 70); EMIT(ao, nq);
+    mxp_attention_bwd(dq, dk, dv, ws, nthreads, ad, q, k, v, att, B, T, H, Hkv, D, 70); EMIT(dq, nq); EMIT(dk, nk); EMIT(dv, nk);
+    free(ws);
     free(q); free(k); free(v); free(ao); free(att); free(ad); free(dq); free(dk); free(dv);
 #undef EMIT
     return w;
@@ -588,11 +629,19 @@ int main(void) {
     test_linear(1, 5, 4, 0);
     test_linear(1, 5, 4, 1);
     test_linear(4, 6, 4100, 0);  // dx has a long inner dimension: the split-K path of gemm.c
-    test_rope();
-    test_attention(2, 5, 2, 2, 8);
-    test_attention(2, 5, 4, 2, 8);
-    test_attention(2, 5, 4, 1, 8);
-    test_attention(1, 70, 2, 1, 4);  // crosses a causal block boundary (ATT_BLOCK = 64)
+    test_rope(2, 3, 3, 8);
+    test_rope(1, 2, 2, 1034);
+    test_attention(2, 5, 2, 2, 8, 0);
+    test_attention(2, 5, 4, 2, 8, 0);
+    test_attention(2, 5, 4, 1, 8, 0);
+    test_attention(1, 70, 2, 1, 4, 0);  // crosses a causal block boundary (ATT_BLOCK = 64)
+    // sliding windows: shorter than the sequence, of one key, inside and across blocks, and
+    // one at least as long as the sequence (the same as none)
+    test_attention(2, 9, 4, 2, 8, 3);
+    test_attention(1, 6, 2, 1, 4, 1);
+    test_attention(1, 150, 2, 1, 4, 40);
+    test_attention(1, 150, 2, 1, 4, 70);
+    test_attention(2, 5, 2, 1, 8, 5);
     test_elementwise();
     test_xent();
     test_vexp();

@@ -3,7 +3,8 @@
 # with small settings: the files it promises (plan, GGUF that loads, report.html, report.json),
 # the summary line, the figures agreeing with an independent `mixprec eval` of the same plan,
 # the target table recomputed from the measured points, a self-contained well-formed page;
-# bad arguments refused with a clear message and a non-zero status; Ctrl-C leaving no files.
+# bad arguments refused with a clear message and a non-zero status; Ctrl-C leaving no files;
+# a short text without --samples using the windows it holds.
 set -euo pipefail
 build=${1:?usage: test_optimize.sh BUILD_DIR}
 mx="$build/mixprec"
@@ -56,6 +57,13 @@ done
 [ -z "$(find "$out" -name '.mixprec-optimize-*')" ] || fail "the work folder was left behind"
 grep -q "\[1/6\] calibrate" "$tmp/stderr" || fail "no stage progress on stderr"
 grep -q "^llama.cpp: prefill .* decode " "$tmp/stdout" || fail "no llama.cpp speed line on stdout: $(cat "$tmp/stdout")"
+# f8_e4m3 is measured as a uniform baseline but never profiled (no GGUF type): its predicted
+# gain is "not profiled", never a NaN, in the progress lines, the summary and the report
+if grep -Eiq '(^|[^a-z])[+-]?nan([^a-z]|$)' "$tmp/stderr" "$tmp/stdout"; then
+    fail "NaN printed: $(grep -Ei '(^|[^a-z])[+-]?nan([^a-z]|$)' "$tmp/stderr" "$tmp/stdout" | head -3)"
+fi
+grep -Eq "uniform f8_e4m3 +gain .*\(predicted not profiled\)" "$tmp/stderr" ||
+    fail "the f8_e4m3 gain line does not say 'not profiled': $(grep 'uniform f8_e4m3' "$tmp/stderr")"
 
 # the GGUF loads and runs in its stored formats
 "$mx" info "$out/model.gguf" >"$tmp/info" || fail "mixprec info cannot read model.gguf"
@@ -153,18 +161,40 @@ check("<link" not in html and "<script" not in html, "links or scripts in the pa
 for needle in ["Baselines", "uniform q8_0", "Pareto", "Sensitivity heat map", "Chosen format per op", "Target"]:
     check(needle in html, f"page lacks '{needle}'")
 check(re.search(r"\bnan\b|\binf\b", re.sub(r"<[^>]*>", " ", html), re.I) is None, "page shows nan/inf")
+# the point that was not profiled: its table row says so; report.json leaves the gain out
+rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S) if "uniform f8_e4m3" in r]
+check(rows and any("not profiled" in r for r in rows), "report.html: the f8_e4m3 row does not say 'not profiled'")
+f8 = pts["uniform f8_e4m3"]["predicted"]
+check(f8.get("not_profiled") is True and "time_gain_frac" not in f8 and f8["loss_mse"] > 0,
+      f"report.json: f8_e4m3 prediction {f8}")
+check(all("time_gain_frac" in p["predicted"] for p in rep["points"] if p["kind"] in ("chosen", "pareto")),
+      "a solved plan lacks its predicted gain")
 if errors:
     print("\n".join(errors)); sys.exit(1)
 print(f"test_optimize: report consistent ({len(rep['points'])} points, {n} target budgets, {p.svgs} plots)")
 PY
 
-# an escaped label: a folder name with markup characters shows up escaped, never as markup
+# an escaped label: a folder name with markup characters shows up escaped, never as markup.
+# The same run on a short text without --samples / --eval-samples: both halves hold fewer
+# windows than the defaults (32, 16), so every window is used, with a warning and a note.
 weird="$tmp/a<b>&\"c"
 cp -r $model "$weird"
-"$mx" optimize "$weird" --data $data --workload decode:64 --max-loss-mse 1e-4 -o "$tmp/run2" "${small[@]}" --no-baselines \
-    --quiet >/dev/null 2>"$tmp/stderr2" || fail "optimize on an oddly named model folder failed: $(tail -3 "$tmp/stderr2")"
+head -c 4000 $data > "$tmp/short.txt"
+"$mx" optimize "$weird" --data "$tmp/short.txt" --workload decode:64 --max-loss-mse 1e-4 -o "$tmp/run2" --seq 64 \
+    --profile-budget 6 --pareto 3 --no-baselines --quiet >/dev/null 2>"$tmp/stderr2" ||
+    fail "optimize on an oddly named model folder and a short text failed: $(tail -3 "$tmp/stderr2")"
 grep -q 'a&lt;b&gt;&amp;&quot;c' "$tmp/run2/report.html" || fail "the model path is not escaped in report.html"
 if grep -q 'a<b>' "$tmp/run2/report.html"; then fail "raw markup from the model path in report.html"; fi
+nc=$(sed -n 's/.*the calibration half holds only \([0-9]*\) windows of 64+1 tokens: using .* not the default 32.*/\1/p' "$tmp/stderr2")
+ne=$(sed -n 's/.*the evaluation half holds only \([0-9]*\) windows of 64+1 tokens: using .* not the default 16.*/\1/p' "$tmp/stderr2")
+[ -n "$nc" ] && [ -n "$ne" ] || fail "no warnings about the short halves: $(cat "$tmp/stderr2")"
+python3 - "$tmp/run2/report.json" "$nc" "$ne" <<'PY' || fail "report.json does not record the sample counts used"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["calibration_samples"] == int(sys.argv[2]) < 32 and r["eval_samples"] == int(sys.argv[3]) < 16, r
+PY
+grep -q "The calibration half of the data holds only $nc windows" "$tmp/run2/report.html" ||
+    fail "report.html lacks the note on the calibration samples"
 
 # Ctrl-C: stops, non-zero, and leaves no file in the output folder
 "$mx" optimize $model --data $data --workload decode:64 --max-ppl-increase 1% -o "$tmp/run3" "${small[@]}" --no-cache \

@@ -245,8 +245,11 @@ int main(void) {
     mxp_err err = {0};
     CHECK(mxp_model_synthetic(&c, 7, &m, &err) == MXP_OK, "%s", err.msg);
     if (!m) CHECK_DONE();
-    char dir[] = "/tmp/mxp_test_profile_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[200];
+    if (!check_tmpdir(dir, sizeof dir, "mxp_test_profile")) {
+        mxp_model_free(m);
+        CHECK_DONE();
+    }
     run(m, "decode:24", 2, dir);
     run(m, "prefill:16", 0, dir);
     // bad arguments are clean errors

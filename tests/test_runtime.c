@@ -159,6 +159,55 @@ int main(void) {
     CHECK(mxp_model_synthetic(&wide, 8, &m, &err) == MXP_OK, "%s", err.msg);
     check_model("llama(synthetic, 256)", m);
     mxp_model_free(m);
+    const char *archs[3] = {"MistralForCausalLM", "LlamaForCausalLM", "Qwen2ForCausalLM"};
+    for (int a = 0; a < 3; a++) {  // only Mistral honours sliding_window (Qwen2: use_sliding_window)
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"architectures\": [\"%s\"], \"vocab_size\": 300, \"hidden_size\": 128, "
+                 "\"intermediate_size\": 224, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                 "\"sliding_window\": 5}",
+                 archs[a]);
+        mxp_model_config c;
+        CHECK(mxp_config_from_hf_json(&c, json, strlen(json), "config.json", &err) == MXP_OK, "%s", err.msg);
+        CHECK(c.sliding_window == (a == 0 ? 5 : 0), "%s: sliding_window %d", archs[a], c.sliding_window);
+    }
+    // Mistral's sliding window (5 of 24 positions): the KV-cache steps run past it. Against the
+    // same weights without a window, logits agree exactly where every key is still inside it
+    // (positions < 5) and differ after.
+    mxp_model_config mistral = llama;
+    mistral.sliding_window = 5;
+    CHECK(mxp_model_synthetic(&mistral, 5, &m, &err) == MXP_OK, "%s", err.msg);
+    check_model("mistral(synthetic, window 5)", m);
+    {
+        mxp_model *full;
+        CHECK(mxp_model_synthetic(&llama, 5, &full, &err) == MXP_OK, "%s", err.msg);
+        const int B = 2, T = 24, V = llama.vocab;
+        int32_t seq[2 * 25];
+        random_seq(seq, B * (T + 1), V, 12);
+        mxp_qcache qw, qf;
+        CHECK(mxp_qcache_init(&qw, &m->graph, &err) == MXP_OK && mxp_qcache_init(&qf, &full->graph, &err) == MXP_OK,
+              "%s", err.msg);
+        float *lw = run_full(m, &qw, MXP_QMODE_REAL, seq, B, T), *lf = run_full(full, &qf, MXP_QMODE_REAL, seq, B, T);
+        if (lw && lf) {
+            double inside = 0, after = 0;
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < T; t++)
+                    for (int v = 0; v < V; v++) {
+                        size_t i = ((size_t)b * T + t) * V + v;
+                        double d = fabs(lw[i] - lf[i]);
+                        if (t < 5) inside = fmax(inside, d);
+                        else after = fmax(after, d);
+                    }
+            CHECK(inside == 0, "window 5: positions inside the window differ from full attention by %g", inside);
+            CHECK(after > 1e-3, "window 5: positions past the window equal full attention (max diff %g)", after);
+        }
+        free(lw);
+        free(lf);
+        mxp_qcache_free(&qw);
+        mxp_qcache_free(&qf);
+        mxp_model_free(full);
+    }
+    mxp_model_free(m);
     CHECK(mxp_model_synthetic(&gpt2, 6, &m, &err) == MXP_OK, "%s", err.msg);
     check_model("gpt2(synthetic)", m);
     mxp_model_free(m);

@@ -32,8 +32,8 @@ static uint8_t *read_all(const char *path, size_t *n) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/test_stw_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[200];
+    if (!check_tmpdir(dir, sizeof dir, "mxp_test_stw")) CHECK_DONE();
     char path[256];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     mxp_err err = {0};

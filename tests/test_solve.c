@@ -409,6 +409,36 @@ static void test_problem(void) {
           "%s", err.msg);
     cJSON_Delete(lat);
     lat = make_lat();
+    // an op listed twice, and an op too large to hold in memory (an assertion once)
+    cJSON *sops = cJSON_GetObjectItemCaseSensitive(sens, "ops");
+    cJSON *extra = cJSON_Duplicate(cJSON_GetArrayItem(sops, 7), 1);
+    cJSON_AddItemToArray(sops, extra);
+    CHECK(mxp_solve_problem_build(&p, sens, "sens.json", lat, "lat", NULL, &err) == MXP_ERR_FORMAT &&
+              strstr(err.msg, "sens.json") && strstr(err.msg, "\"lm_head\" is listed twice"),
+          "%s", err.msg);
+    cJSON_ReplaceItemInObject(extra, "name", cJSON_CreateString("huge"));
+    cJSON_ReplaceItemInObject(extra, "in", cJSON_CreateNumber(1e12));
+    cJSON_ReplaceItemInObject(extra, "out", cJSON_CreateNumber(1e12));
+    CHECK(mxp_solve_problem_build(&p, sens, "sens.json", lat, "lat", NULL, &err) == MXP_ERR_FORMAT &&
+              strstr(err.msg, "sens.json") && strstr(err.msg, "\"huge\"") && strstr(err.msg, "too large"),
+          "%s", err.msg);
+    cJSON_DeleteItemFromArray(sops, 8);
+    // many ops: names are looked up by bisection (this took minutes when lookups were linear)
+    for (int i = 0; i < 200000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "extra.%d", i);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", name);
+        cJSON_AddNumberToObject(e, "in", 32);
+        cJSON_AddNumberToObject(e, "out", 32);
+        cJSON_AddObjectToObject(e, "s");
+        cJSON_AddItemToArray(sops, e);
+    }
+    CHECK(mxp_solve_problem_build(&p, sens, "sens", lat, "lat", NULL, &err) == MXP_OK && p.n_ops == 200008 &&
+              p.n_groups == 2 + 200001,
+          "many ops: %s (%d ops, %d groups)", err.msg, p.n_ops, p.n_groups);
+    mxp_solve_problem_free(&p);
+    for (int i = 0; i < 200000; i++) cJSON_DeleteItemFromArray(sops, 8);
     cJSON_AddFalseToObject(sens, "complete");
     CHECK(mxp_solve_problem_build(&p, sens, "sens.json", lat, "lat", NULL, &err) == MXP_ERR_ARG && strstr(err.msg, "partial"),
           "%s", err.msg);
@@ -429,9 +459,9 @@ static char *slurp(const char *path) {
 }
 
 static void test_end_to_end(void) {
-    char dir[] = "/tmp/mxp_test_solve_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    char sp[128], lp[128], pp[128], tp[128], cp[128];
+    char dir[200];
+    if (!check_tmpdir(dir, sizeof dir, "mxp_test_solve")) return;
+    char sp[300], lp[300], pp[300], tp[300], cp[300];
     snprintf(sp, sizeof sp, "%s/sens.json", dir);
     snprintf(lp, sizeof lp, "%s/lat.json", dir);
     snprintf(pp, sizeof pp, "%s/plan.json", dir);

@@ -639,8 +639,95 @@ static void parity(const char *dir, const char *expected_path) {
     cJSON_Delete(root);
 }
 
+// ---------------------------------------------------------------- NFC (Qwen2)
+
+static mxp_tokenizer *qwen2_like(const char *normalizer_json) {
+    size_t n = 0;
+    char *buf = slurp("models/tiny/tokenizer.json", &n);
+    cJSON *root = buf ? cJSON_ParseWithLength(buf, n) : NULL;
+    free(buf);
+    CHECK(root != NULL, "read models/tiny/tokenizer.json");
+    if (!root) return NULL;
+    // Qwen2's normalizer and pre-tokenizer pattern on the fixture's byte-level vocabulary
+    cJSON_ReplaceItemInObjectCaseSensitive(root, "normalizer", cJSON_Parse(normalizer_json));
+    cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+    cJSON *split = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers"), 0);
+    cJSON *pat = cJSON_GetObjectItemCaseSensitive(split, "pattern");
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        pat, "Regex",
+        cJSON_CreateString("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+                           "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"));
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    mxp_tokenizer *t = NULL;
+    mxp_err e = {0};
+    CHECK(json && mxp_tokenizer_parse_json(json, strlen(json), NULL, 0, NULL, 0, "qwen2.json", &t, &e) == MXP_OK,
+          "Qwen2-like tokenizer: %s", e.msg);
+    free(json);
+    return t;
+}
+
+static int same_ids(const mxp_tokenizer *t, const char *a, const char *b, unsigned flags) {
+    int32_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    mxp_err e = {0};
+    int ok = mxp_tokenizer_encode(t, a, strlen(a), flags, &x, &nx, &e) == MXP_OK &&
+             mxp_tokenizer_encode(t, b, strlen(b), flags, &y, &ny, &e) == MXP_OK && nx == ny &&
+             (nx == 0 || !memcmp(x, y, nx * sizeof *x));
+    CHECK(!e.msg[0], "encode: %s", e.msg);
+    free(x);
+    free(y);
+    return ok;
+}
+
+// Texts that are not NFC give the ids of their NFC forms (written out by hand from the
+// Unicode data: canonical composition, reordering of marks, singletons, Hangul).
+static void unit_nfc_qwen2(void) {
+    static const char *const pairs[][2] = {
+        {"Caf" "e\xCC\x81 au lait", "Caf\xC3\xA9 au lait"},                    // e + U+0301 -> U+00E9
+        {"\xE2\x84\xAB ngstr\xC3\xB6m", "\xC3\x85 ngstr\xC3\xB6m"},          // U+212B -> U+00C5
+        {"\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", "\xEA\xB0\x81"},           // L V T -> U+AC01
+        {"a\xCC\x82\xCC\xA3", "\xE1\xBA\xAD"},                                // a U+0302 U+0323 -> U+1EAD
+        {"\xE1\xB8\x8B\xCC\xA3", "\xE1\xB8\x8D\xCC\x87"},                    // U+1E0B U+0323 -> U+1E0D U+0307
+        {"x >\xCC\xB8 y", "x \xE2\x89\xAF y"},                                  // > U+0338 -> U+226F
+        {"\xCC\x81" "e", "\xCC\x81" "e"},                                      // a leading mark stays
+    };
+    mxp_tokenizer *t = qwen2_like("{\"type\": \"NFC\"}");
+    mxp_tokenizer *raw = qwen2_like("null");
+    if (!t || !raw) {
+        mxp_tokenizer_free(t);
+        mxp_tokenizer_free(raw);
+        return;
+    }
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        CHECK(same_ids(t, pairs[i][0], pairs[i][1], 0), "NFC pair %zu: ids differ", i);
+        // without the normalizer the byte-level ids differ (so the check above means something)
+        if (strcmp(pairs[i][0], pairs[i][1]))
+            CHECK(!same_ids(raw, pairs[i][0], pairs[i][1], 0), "pair %zu: same ids without NFC", i);
+    }
+    // segments between added tokens are normalized on their own (as Hugging Face does for
+    // added tokens with "normalized": false): the mark after "<|endoftext|>" does not join ">"
+    CHECK(same_ids(t, "e<|endoftext|>\xCC\xB8", "e<|endoftext|>\xCC\xB8", MXP_TOK_PARSE_SPECIAL), "special");
+    int32_t *ids = NULL, *mark = NULL;
+    size_t n = 0, nm = 0;
+    mxp_err e = {0};
+    CHECK(mxp_tokenizer_encode(t, "<|endoftext|>\xCC\xB8", 15, MXP_TOK_PARSE_SPECIAL, &ids, &n, &e) == MXP_OK &&
+              mxp_tokenizer_encode(t, "\xCC\xB8", 2, 0, &mark, &nm, &e) == MXP_OK,
+          "%s", e.msg);
+    CHECK(ids && mark && n == nm + 1 && ids[0] == 2047 && !memcmp(ids + 1, mark, nm * sizeof *mark),
+          "added token then U+0338: %zu ids", n);
+    free(ids);
+    free(mark);
+    // invalid UTF-8 is still refused with its offset
+    CHECK(mxp_tokenizer_encode(t, "ab\xCC", 3, 0, &ids, &n, &e) == MXP_ERR_ARG && strstr(e.msg, "offset 2"),
+          "invalid UTF-8: %s", e.msg);
+    mxp_tokenizer_free(t);
+    mxp_tokenizer_free(raw);
+}
+
 int main(int argc, char **argv) {
     unit_tiny();
+    unit_nfc_qwen2();
     unit_invalid_utf8();
     unit_corrupt_json();
     if ((argc - 1) % 2 != 0) {

@@ -7,7 +7,7 @@ build=$1
 out=$build/torch_refs
 /usr/bin/python3 tools/torch_ref.py "$out" > "$build/torch_refs.log"
 fail=0
-for name in llama2 llama3 mistral qwen2 gpt2 gpt2_hub; do
+for name in llama2 llama3 mistral mistral_swa qwen2 gpt2 gpt2_hub llama_wide; do
   if ! "$build/tool_parity" "$out/$name" "$out/$name/refs.safetensors"; then echo "FAIL: $name"; fail=1; fi
 done
 for name in llama2 mistral; do

@@ -97,7 +97,10 @@ int main(int argc, char **argv) {
     double loss = mxp_exec_loss(&ex, NULL);
     hook_ctx h = {.ex = &ex, .dy = calloc((size_t)g->n_nodes, sizeof(float *))};
     mxp_exec_zero_grads(&ex);
-    mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)ex.N, hook, &h);
+    if (mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)ex.N, hook, &h, &err)) {
+        fprintf(stderr, "FAIL exec backward: %s\n", err.msg);
+        return 1;
+    }
 
     size_t V = (size_t)g->vocab, N = (size_t)ex.N;
     float *want = ref_f32(&refs, "logits", N * V);

@@ -4,12 +4,12 @@
 //   node tools/llama_eval.mjs tokenize MODEL.gguf TEXT OUT
 //       llama.cpp's token ids for TEXT (BOS/EOS as the GGUF says), written as a mixprec
 //       token-id file ("mixprec-tokens 1", then the ids).
-//   node tools/llama_eval.mjs loss MODEL.gguf TOKENS --seq T [--threads N]
-//       llama.cpp's mean next-token loss (nats) over the windows `mixprec eval --seq T`
+//   node tools/llama_eval.mjs loss TOKENS --seq T [--threads N] MODEL.gguf...
+//       for each model, llama.cpp's mean next-token loss (nats) over the windows `mixprec eval --seq T`
 //       scores on the same token-id file: the evaluation split is ids [n/2, n), cut into
 //       consecutive windows of T+1 ids; in each window the T first ids are evaluated from an
 //       empty KV cache and token t+1 is scored with llama.cpp's full next-token distribution.
-//       Prints "llama_eval: loss=L windows=W tokens=N".
+//       Prints "llama_eval: model=M loss=L windows=W tokens=N" per model.
 //
 // node-llama-cpp is found in $MXP_NLC_DIR (the folder holding node_modules/node-llama-cpp),
 // default build-deps/nlc in the repository (scripts/deps.sh installs it there).
@@ -97,33 +97,36 @@ async function cmdTokenize(o) {
 }
 
 async function cmdLoss(o) {
-    if (o.pos.length !== 2 || !o.seq) die("usage: loss MODEL.gguf TOKENS --seq T [--threads N]");
-    const [gguf, tokFile] = o.pos;
+    if (o.pos.length < 2 || !o.seq) die("usage: loss TOKENS --seq T [--threads N] MODEL.gguf...");
+    const [tokFile, ...ggufs] = o.pos;
     const T = o.seq;
     const ids = readTokens(tokFile);
     const start = Math.floor(ids.length / 2), stride = T + 1;
     const windows = Math.floor((ids.length - start) / stride);
     if (windows < 1) die(`${tokFile}: the evaluation split (${ids.length - start} ids) is shorter than one window of ${T}+1`);
     const llama = await loadLlama();
-    const model = await loadModel(llama, gguf);
-    if (ids.some(v => v >= model.tokens.vocabSize ?? Infinity)) die(`${tokFile}: a token id is outside the model's vocabulary`);
-    const ctx = await model.createContext({contextSize: stride, batchSize: T, sequences: 1, threads: o.threads || 2});
-    const seq = ctx.getSequence();
-    let sum = 0, n = 0;
-    for (let w = 0; w < windows; w++) {
-        const win = ids.slice(start + w * stride, start + (w + 1) * stride);
-        await seq.clearHistory();
-        const res = await seq.controlledEvaluate(win.slice(0, T).map(t => [t, {generateNext: {probabilities: true}}]));
-        for (let t = 0; t < T; t++) {
-            const p = res[t]?.next?.probabilities?.get(win[t + 1]);
-            if (!(p > 0)) die(`window ${w} position ${t}: llama.cpp gave no probability for token ${win[t + 1]}`);
-            sum -= Math.log(p);
-            n++;
+    for (const gguf of ggufs) {
+        const model = await loadModel(llama, gguf);
+        const vocab = model.fileInfo?.metadata?.tokenizer?.ggml?.tokens?.length;
+        if (vocab && ids.some(v => v >= vocab)) die(`${tokFile}: a token id is outside ${gguf}'s vocabulary of ${vocab}`);
+        const ctx = await model.createContext({contextSize: stride, batchSize: T, sequences: 1, threads: o.threads || 2});
+        const seq = ctx.getSequence();
+        let sum = 0, n = 0;
+        for (let w = 0; w < windows; w++) {
+            const win = ids.slice(start + w * stride, start + (w + 1) * stride);
+            await seq.clearHistory();
+            const res = await seq.controlledEvaluate(win.slice(0, T).map(t => [t, {generateNext: {probabilities: true}}]));
+            for (let t = 0; t < T; t++) {
+                const p = res[t]?.next?.probabilities?.get(win[t + 1]);
+                if (!(p > 0)) die(`${gguf}: window ${w} position ${t}: llama.cpp gave no probability for token ${win[t + 1]}`);
+                sum -= Math.log(p);
+                n++;
+            }
         }
+        console.log(`llama_eval: model=${gguf} loss=${(sum / n).toFixed(6)} windows=${windows} tokens=${n}`);
+        await ctx.dispose();
+        await model.dispose();
     }
-    console.log(`llama_eval: loss=${(sum / n).toFixed(6)} windows=${windows} tokens=${n}`);
-    await ctx.dispose();
-    await model.dispose();
     await llama.dispose();
 }
 

@@ -27,9 +27,13 @@ Models (OUTDIR/NAME/):
   mistral       MistralForCausalLM, GQA 4/1, rope_theta 1e6, sliding_window null, stored F16.
                 Also written as a GGUF (general.architecture "llama", n_head_kv 1): the GQA
                 GGUF variant (mistral_gguf).
+  mistral_swa   MistralForCausalLM, GQA 4/2, sliding_window 5 (shorter than T = 16: positions
+                5.. see only the last 5 keys, themselves included), f32.
   qwen2         Qwen2ForCausalLM, GQA 4/2, biases on q/k/v only (none on o_proj),
                 tie_word_embeddings true (no lm_head.weight in the file), rms_norm_eps 1e-6,
                 rope_theta 1e6, f32.
+  llama_wide    LlamaForCausalLM with "head_dim" 640 (D/2 = 320 rotary pairs; 2 heads, GQA
+                2/1, so q_proj is (1280, 64): head_dim * heads need not equal hidden_size), f32.
   gpt2          GPT2LMHeadModel: transformer.wte/wpe, h.N.ln_1, attn.c_attn (fused qkv,
                 Conv1D weight stored (in, out)), attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj,
                 transformer.ln_f; lm_head tied to wte (no lm_head.weight in the file);
@@ -146,7 +150,7 @@ def write_json(path, obj):
 # multiple of general.alignment; each tensor's offset is a multiple of it. string = u64 length
 # + bytes, no NUL).
 
-GGUF_U32, GGUF_F32, GGUF_STRING = 4, 6, 8
+GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING, GGUF_ARRAY = 4, 5, 6, 7, 8, 9
 GGML_F32, GGML_F16 = 0, 1
 
 
@@ -167,6 +171,13 @@ def gguf_bytes(kvs, tensors, alignment=32):
             out.append(struct.pack("<f", val))
         elif typ == GGUF_STRING:
             out.append(_gstr(val))
+        elif typ == GGUF_BOOL:
+            out.append(struct.pack("<B", 1 if val else 0))
+        elif typ == GGUF_ARRAY:
+            et, vals = val
+            out.append(struct.pack("<IQ", et, len(vals)))
+            fmt = {GGUF_I32: "<i", GGUF_F32: "<f"}
+            out.extend(_gstr(v) if et == GGUF_STRING else struct.pack(fmt[et], v) for v in vals)
         else:
             raise ValueError(typ)
     off, datas = 0, []
@@ -189,6 +200,207 @@ def llamacpp_permute(w, n_head):
     array whose FIRST axis is that row axis: (n_head, 2, hd/2, ...) -> swap axes 1, 2."""
     return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
             .swapaxes(1, 2).reshape(w.shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizers. Each model folder gets a small tokenizer.json (+ tokenizer_config.json) of exactly
+# VOCAB tokens, so the model can be exported with its tokenizer and run by llama.cpp. They are
+# trained here by plain BPE on TOK_TEXT, deterministic, in the two shapes real models ship:
+#  - byte-level BPE (gpt2, gpt2_hub, llama3, qwen2): ids 0..255 are the bytes in GPT-2's
+#    bytes_to_unicode spelling ("Ġ" = space), then the merged tokens, then the special tokens
+#    (the ids the configs name). gpt2: ByteLevel pre-tokenizer with its built-in regex;
+#    llama3: Split(Llama 3 regex) + ByteLevel, ignore_merges; qwen2: NFC + Split(Qwen2 regex).
+#  - SentencePiece style (llama2, mistral): <unk> <s> </s>, the 256 <0xNN> byte tokens, single
+#    characters, merged pieces; byte_fallback; merges listing every split of every piece into
+#    two pieces, ordered by piece (as Hugging Face's converter extracts them from a
+#    SentencePiece model). llama2: the legacy Prepend/Replace normalizer; mistral: Metaspace
+#    (prepend_scheme "first", split false).
+
+TOK_TEXT = (
+    "In the beginning God created the heaven and the earth. And the earth was without form, and "
+    "void; and darkness was upon the face of the deep. And the Spirit of God moved upon the face "
+    "of the waters. And God said, Let there be light: and there was light. And God saw the light, "
+    "that it was good: and God divided the light from the darkness. And God called the light Day, "
+    "and the darkness he called Night. And the evening and the morning were the first day.")
+
+GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+SPECIALS = {
+    "gpt2": {299: "<|endoftext|>"},
+    "llama3": {297: "<|begin_of_text|>", 298: "<|end_of_text|>", 299: "<|eot_id|>"},
+    "qwen2": {298: "<|endoftext|>", 299: "<|im_end|>"},
+}
+
+
+def gpt2_bytes_to_unicode():
+    keep = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    out, n = {}, 0
+    for b in range(256):
+        if b in keep:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + n)
+            n += 1
+    return out
+
+
+def train_merges(words, n_merges, can_merge):
+    """Plain BPE: words are lists of symbols; the most frequent adjacent pair (ties: first
+    seen) is merged, n_merges times, never making a token twice. Returns [(left, right)]."""
+    merges, made = [], set()
+    words = [list(w) for w in words]
+    while len(merges) < n_merges:
+        counts, order = {}, []
+        for w in words:
+            for a, b in zip(w, w[1:]):
+                if not (can_merge(a) and can_merge(b)) or a + b in made:
+                    continue
+                if (a, b) not in counts:
+                    order.append((a, b))
+                counts[(a, b)] = counts.get((a, b), 0) + 1
+        if not order:
+            raise ValueError("training text too short for %d merges" % n_merges)
+        best = max(order, key=lambda p: counts[p])  # max keeps the first of equal counts
+        merges.append(best)
+        made.add(best[0] + best[1])
+        for w in words:
+            i = 0
+            while i < len(w) - 1:
+                if (w[i], w[i + 1]) == best:
+                    w[i:i + 2] = [best[0] + best[1]]
+                i += 1
+    return merges
+
+
+def bytelevel_tokenizer(name):
+    b2u = gpt2_bytes_to_unicode()
+    specials = SPECIALS["gpt2" if name == "gpt2_hub" else name]
+    n_merges = VOCAB - 256 - len(specials)
+    regex = {"gpt2": GPT2_REGEX, "gpt2_hub": GPT2_REGEX, "llama3": LLAMA3_REGEX, "qwen2": QWEN2_REGEX}[name]
+    # GPT-2's regex splits words with their leading space; that is all the training needs
+    words = [("" if i == 0 else " ") + w for i, w in enumerate(TOK_TEXT.split(" "))]
+    words = ["".join(b2u[c] for c in w.encode()) for w in words]
+    merges = train_merges(words, n_merges, lambda s: True)
+    vocab = {b2u[b]: b for b in range(256)}
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    assert len(vocab) == 256 + n_merges
+    added = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, c in sorted(specials.items())]
+    if name in ("gpt2", "gpt2_hub"):
+        pre = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    else:
+        pre = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+          "normalizer": {"type": "NFC"} if name == "qwen2" else None, "pre_tokenizer": pre,
+          "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+          "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                    "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                    "ignore_merges": name == "llama3", "vocab": vocab,
+                    "merges": [[a, b] for a, b in merges]}}
+    ids = sorted(specials)
+    cfg = {"add_bos_token": name == "llama3", "add_eos_token": False,
+           "bos_token": specials[ids[0]], "eos_token": specials[ids[-1]],
+           "clean_up_tokenization_spaces": False, "model_max_length": 512,
+           "tokenizer_class": "PreTrainedTokenizerFast"}
+    return tj, cfg
+
+
+SPM_CHARS = "\u2581etaohnsirdlgwcfuvbmyTA.,:;"
+
+
+def spm_vocab():
+    """SentencePiece-style vocabulary: (pieces in id order, merges in rank order)."""
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + list(SPM_CHARS)
+    words = ["\u2581" + w for w in TOK_TEXT.split(" ")]
+    n_new = VOCAB - len(pieces)
+    trained = train_merges(words, n_new, lambda s: all(c in SPM_CHARS for c in s))
+    pieces += [a + b for a, b in trained]
+    assert len(pieces) == VOCAB and len(set(pieces)) == VOCAB
+    ids = {p: i for i, p in enumerate(pieces)}
+    first = 3 + 256
+    merges = []
+    for p in pieces[first:]:  # every split of every piece into two pieces, by piece
+        splits = [(p[:k], p[k:]) for k in range(1, len(p)) if ids.get(p[:k], 0) >= first and ids.get(p[k:], 0) >= first]
+        merges += sorted(splits, key=lambda s: (ids[s[0]], ids[s[1]]))
+    return pieces, merges
+
+
+def spm_tokenizer(name):
+    pieces, merges = spm_vocab()
+    added = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, c in enumerate(pieces[:3])]
+    if name == "llama2":
+        norm = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                   {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+        pre = None
+    else:
+        norm = None
+        pre = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+          "normalizer": norm, "pre_tokenizer": pre,
+          "post_processor": {"type": "TemplateProcessing",
+                             "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                        {"Sequence": {"id": "A", "type_id": 0}}],
+                             "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "<s>", "type_id": 1}},
+                                      {"Sequence": {"id": "B", "type_id": 1}}],
+                             "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+          "decoder": {"type": "Sequence", "decoders": [
+              {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+              {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+          "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                    "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                    "vocab": {p: i for i, p in enumerate(pieces)}, "merges": [[a, b] for a, b in merges]}}
+    cfg = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
+           "unk_token": "<unk>", "clean_up_tokenization_spaces": False, "legacy": name == "llama2",
+           "model_max_length": 512, "tokenizer_class": "LlamaTokenizer"}
+    return tj, cfg
+
+
+def write_tokenizer(d, name):
+    # the sliding-window and wide-head variants share their family's tokenizer
+    base = {"mistral_swa": "mistral", "llama_wide": "llama2"}.get(name, name)
+    tj, cfg = spm_tokenizer(base) if base in ("llama2", "mistral") else bytelevel_tokenizer(base)
+    write_file(os.path.join(d, "tokenizer.json"), (json.dumps(tj, indent=2, ensure_ascii=False) + "\n").encode())
+    write_json(os.path.join(d, "tokenizer_config.json"), cfg)
+
+
+def spm_gguf_kvs():
+    """tokenizer.ggml.* of the SentencePiece vocabulary as llama.cpp's converter writes them
+    from a tokenizer.model: scores are SentencePiece piece scores (minus the piece's rank
+    among merged pieces; characters below every merged piece; special and byte tokens 0)."""
+    pieces, _ = spm_vocab()
+    first, n_chars = 3 + 256, len(SPM_CHARS)
+    scores, types = [], []
+    for i, p in enumerate(pieces):
+        if i < 3:
+            scores.append(0.0)
+            types.append(2 if i == 0 else 3)  # unknown, control
+        elif i < first:
+            scores.append(0.0)
+            types.append(6)  # byte
+        elif i < first + n_chars:
+            scores.append(-1000.0 - (i - first))
+            types.append(1)
+        else:
+            scores.append(-float(i - first - n_chars + 1))
+            types.append(1)
+    return [("tokenizer.ggml.model", GGUF_STRING, "llama"),
+            ("tokenizer.ggml.tokens", GGUF_ARRAY, (GGUF_STRING, pieces)),
+            ("tokenizer.ggml.scores", GGUF_ARRAY, (GGUF_F32, scores)),
+            ("tokenizer.ggml.token_type", GGUF_ARRAY, (GGUF_I32, types)),
+            ("tokenizer.ggml.bos_token_id", GGUF_U32, 1),
+            ("tokenizer.ggml.eos_token_id", GGUF_U32, 2),
+            ("tokenizer.ggml.unknown_token_id", GGUF_U32, 0),
+            ("tokenizer.ggml.add_bos_token", GGUF_BOOL, True),
+            ("tokenizer.ggml.add_eos_token", GGUF_BOOL, False)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,15 +472,21 @@ def rope_inv_freq(cfg):
     return inv, regions
 
 
-def causal_attention(q, k, v):
-    # q (B, H, T, D), k/v (B, KV, T, D) -> (B, T, H*D); matmul + masked softmax as HF "eager"
+def causal_attention(q, k, v, window=None):
+    # q (B, H, T, D), k/v (B, KV, T, D) -> (B, T, H*D); matmul + masked softmax as HF "eager".
+    # window: Mistral's sliding window, HF semantics (masking_utils sliding_window_overlay:
+    # key j is visible from query i only when j > i - window), applied as an explicit mask.
     bsz, h, t, d = q.shape
     rep = h // k.shape[1]
     if rep > 1:  # HF repeat_kv: query head i reads kv head i // rep
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
     att = (q @ k.transpose(-1, -2)) / math.sqrt(d)
-    mask = torch.ones(t, t, dtype=torch.bool).tril()
+    i = torch.arange(t)[:, None]
+    j = torch.arange(t)[None, :]
+    mask = j <= i
+    if window:
+        mask = mask & (j > i - window)
     att = att.masked_fill(~mask, float("-inf")).softmax(-1)
     return (att @ v).transpose(1, 2).reshape(bsz, t, h * d)
 
@@ -301,7 +519,8 @@ def llama_forward(P, cfg, tokens, rec):
         v = v.view(bsz, t, nkv, d).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        y = causal_attention(q, k, v)
+        window = cfg.get("sliding_window") if cfg["model_type"] == "mistral" else None
+        y = causal_attention(q, k, v, window)
         h = h + rec.linear(a + "o_proj", y, P[a + "o_proj.weight"], P.get(a + "o_proj.bias"))
         x = rms_norm(h, P[p + "post_attention_layernorm.weight"], eps)
         m = p + "mlp."
@@ -462,6 +681,12 @@ def config_for(name):
     if name == "mistral":
         return llama_like_config("MistralForCausalLM", "mistral", "float16", 1, 1000000.0, 1e-5, False,
                                  {"head_dim": HEAD_DIM, "sliding_window": None})
+    if name == "mistral_swa":
+        return llama_like_config("MistralForCausalLM", "mistral", "float32", 2, 1000000.0, 1e-5, False,
+                                 {"head_dim": HEAD_DIM, "sliding_window": 5})
+    if name == "llama_wide":
+        return llama_like_config("LlamaForCausalLM", "llama", "float32", 1, 10000.0, 1e-5, False, {
+            "attention_bias": False, "mlp_bias": False, "num_attention_heads": 2, "head_dim": 640})
     if name == "qwen2":
         return llama_like_config("Qwen2ForCausalLM", "qwen2", "float32", 2, 1000000.0, 1e-6, True, {
             "bos_token_id": 298, "eos_token_id": 299, "max_window_layers": 2,
@@ -481,7 +706,8 @@ def config_for(name):
     raise ValueError(name)
 
 
-SEEDS = {"llama2": 1001, "llama3": 1002, "mistral": 1003, "qwen2": 1004, "gpt2": 1005, "gpt2_hub": 1005}
+SEEDS = {"llama2": 1001, "llama3": 1002, "mistral": 1003, "qwen2": 1004, "gpt2": 1005, "gpt2_hub": 1005,
+         "llama_wide": 1006, "mistral_swa": 1007}
 STORAGE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -612,7 +838,7 @@ def write_gguf_variant(d, name, cfg, stored, tokens):
         else:
             tensors.append((hf_to_gguf_name(n), t.numpy().astype(np.float32), GGML_F32))
             P16[n] = t.to(COMPUTE)
-    write_file(os.path.join(d, "model.gguf"), gguf_bytes(gguf_kvs(cfg, name), tensors))
+    write_file(os.path.join(d, "model.gguf"), gguf_bytes(gguf_kvs(cfg, name) + spm_gguf_kvs(), tensors))
     logits, loss, rec = run_reference(P16, cfg, tokens)
     rename = {n: hf_to_gguf_name(n) for n in list(P16) + list(rec.inp)}
     refs = refs_tensors(tokens, logits, loss, P16, order, rec, rename, perms)
@@ -628,6 +854,7 @@ def make_model(outdir, name):
     if name == "gpt2_hub":
         files.update(gpt2_buffers(cfg))
     write_hf(d, cfg, files, shards=2 if name == "llama3" else 1)
+    write_tokenizer(d, name)
     logits, loss, rec = run_reference(P, cfg, tokens)
     refs = refs_tensors(tokens, logits, loss, P, sorted(stored), rec)
     write_file(os.path.join(d, "refs.safetensors"), safetensors_bytes(refs, refs_metadata(name)))
@@ -654,7 +881,8 @@ def make_gguf(outdir, base):
         base + "_gguf", base, loss.item(), cfg["num_key_value_heads"]), flush=True)
 
 
-MODELS = ["llama2", "llama3", "mistral", "qwen2", "gpt2", "gpt2_hub", "llama_gguf", "mistral_gguf"]
+MODELS = ["llama2", "llama3", "mistral", "mistral_swa", "qwen2", "gpt2", "gpt2_hub", "llama_wide", "llama_gguf",
+          "mistral_gguf"]
 
 
 def main():

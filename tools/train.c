@@ -504,7 +504,7 @@ static int run(const opts *o, mxp_err *err) {
             st = mxp_fail(err, MXP_ERR_ARG, "loss became %g at step %d (lower --lr?)", loss, step);
             goto out;
         }
-        mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)ex.N, NULL, NULL);
+        if ((st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)ex.N, NULL, NULL, err))) goto out;
         double gn2 = 0;
         for (int p = 0; p < g->n_params; p++)
             for (size_t i = 0; i < g->params[p].nelem; i++) gn2 += (double)ex.pgrad[p][i] * ex.pgrad[p][i];

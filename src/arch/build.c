@@ -74,9 +74,9 @@ int mxp_b_rope(mxp_builder *b, int x, int heads, int head_dim, const float *inv_
     return add(b, &n);
 }
 
-int mxp_b_attention(mxp_builder *b, int q, int k, int v, int heads, int kv_heads, int head_dim) {
+int mxp_b_attention(mxp_builder *b, int q, int k, int v, int heads, int kv_heads, int head_dim, int window) {
     mxp_node n = {.op = MXP_OP_ATTENTION, .n_in = 3, .in = {q, k, v}, .heads = heads, .kv_heads = kv_heads,
-                  .head_dim = head_dim, .cols = cols_of(b, q)};
+                  .head_dim = head_dim, .window = window, .cols = cols_of(b, q)};
     return add(b, &n);
 }
 

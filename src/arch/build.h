@@ -23,7 +23,7 @@ int mxp_b_layernorm(mxp_builder *b, int x, int w, int bias, float eps);
 int mxp_b_linear(mxp_builder *b, int x, int w, int bias, int has_bias, const char *module);
 int mxp_b_slice(mxp_builder *b, int x, int off, int cols);
 int mxp_b_rope(mxp_builder *b, int x, int heads, int head_dim, const float *inv_freq);
-int mxp_b_attention(mxp_builder *b, int q, int k, int v, int heads, int kv_heads, int head_dim);
+int mxp_b_attention(mxp_builder *b, int q, int k, int v, int heads, int kv_heads, int head_dim, int window);
 int mxp_b_binary(mxp_builder *b, mxp_op op, int x, int y);  // SWIGLU, ADD
 int mxp_b_gelu(mxp_builder *b, int x);
 

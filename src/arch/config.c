@@ -133,8 +133,9 @@ static mxp_status parse_llama(mxp_model_config *c, const cJSON *root, const char
         TRY(json_bool(root, "use_sliding_window", 0, &sw, label, err));
         if (sw) return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: use_sliding_window=true is not supported", label);
     }
+    // Mistral's window applies to every layer; Llama has none, Qwen2 only with use_sliding_window
     TRY(json_int(root, "sliding_window", 0, 0, 0, 1 << 30, &c->sliding_window, label, err));
-    if (strstr(c->arch_name, "Qwen2")) c->sliding_window = 0;  // only honoured with use_sliding_window
+    if (strcmp(c->arch_name, "MistralForCausalLM") && strcmp(c->arch_name, "mistral")) c->sliding_window = 0;
     TRY(parse_rope_scaling(c, root, label, err));
     return check_dims(c, label, err);
 fail:

@@ -26,7 +26,8 @@ typedef struct mxp_model_config {
     int qkv_bias;            // q/k/v projections have biases (Qwen2; attention_bias)
     int o_bias;              // o_proj has a bias (attention_bias)
     int mlp_bias;            // llama mlp_bias
-    int sliding_window;      // Mistral: 0 = none; sequences longer than this are refused
+    int sliding_window;      // Mistral: position i attends to keys j with i - j < sliding_window
+                             // (0: no window)
 } mxp_model_config;
 
 // Parse config.json text (`label` names it in errors).

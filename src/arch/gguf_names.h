@@ -1,4 +1,4 @@
-// gguf_names.h: the one table between Hugging Face tensor names of the Llama family and the
+// gguf_names.h: the one table between Hugging Face tensor names (Llama family, GPT-2) and the
 // tensor names llama.cpp uses in GGUF files (token_embd, blk.N.attn_q, output_norm, output...).
 // Used by the GGUF loading path (model.c) and the writers (apply, tensor-type files).
 #ifndef MXP_GGUF_NAMES_H

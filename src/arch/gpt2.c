@@ -24,7 +24,7 @@ mxp_status mxp_build_gpt2(mxp_model *m, mxp_err *err) {
         snprintf(mod, sizeof mod, "transformer.h.%d.attn.c_attn", l);
         int qkv = mxp_b_linear(b, h, aw, ab, 1, mod);
         int q = mxp_b_slice(b, qkv, 0, D), k = mxp_b_slice(b, qkv, D, D), v = mxp_b_slice(b, qkv, 2 * D, D);
-        int a = mxp_b_attention(b, q, k, v, H, H, hd);
+        int a = mxp_b_attention(b, q, k, v, H, H, hd, 0);
         int pw = mxp_b_param(b, 2, D, D, 1, "%sh.%d.attn.c_proj.weight", pre, l);
         int pb = mxp_b_param(b, 1, D, 0, 0, "%sh.%d.attn.c_proj.bias", pre, l);
         snprintf(mod, sizeof mod, "transformer.h.%d.attn.c_proj", l);

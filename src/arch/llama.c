@@ -1,7 +1,8 @@
 // llama.c: graph builder for the Llama family (Llama 2/3, Mistral, Qwen2): token embedding,
 // per block RMSNorm -> q/k/v projections (optional biases) -> RoPE -> causal GQA attention
-// -> o_proj -> residual add, RMSNorm -> SwiGLU MLP -> residual add; final RMSNorm and the LM
-// head (tied to the embedding or not). Builds a graph only: no forward code lives here.
+// (Mistral: within its sliding window) -> o_proj -> residual add, RMSNorm -> SwiGLU MLP ->
+// residual add; final RMSNorm and the LM head (tied to the embedding or not). Builds a graph
+// only: no forward code lives here.
 #include "arch/build.h"
 
 mxp_status mxp_build_llama(mxp_model *m, mxp_err *err) {
@@ -33,7 +34,7 @@ mxp_status mxp_build_llama(mxp_model *m, mxp_err *err) {
         }
         int q = mxp_b_rope(b, proj[0], H, hd, inv_freq);
         int k = mxp_b_rope(b, proj[1], Hkv, hd, inv_freq);
-        int a = mxp_b_attention(b, q, k, proj[2], H, Hkv, hd);
+        int a = mxp_b_attention(b, q, k, proj[2], H, Hkv, hd, c->sliding_window);
         int ow = mxp_b_param(b, 2, D, H * hd, 0, "%s.%d.self_attn.o_proj.weight", pre, l);
         int ob = 0;
         if (c->o_bias) ob = mxp_b_param(b, 1, D, 0, 0, "%s.%d.self_attn.o_proj.bias", pre, l);

@@ -40,6 +40,9 @@ mxp_status mxp_model_synthetic(const mxp_model_config *c, uint64_t seed, mxp_mod
 // The model's tokenizer (tokenizer.json of a Hugging Face folder, or a GGUF's tokenizer.ggml.*
 // metadata), built on first use; owned by the model. MXP_ERR_UNSUPPORTED if it has none.
 mxp_status mxp_model_tokenizer(mxp_model *m, const mxp_tokenizer **out, mxp_err *err);
+// The tokenizer a GGUF's tokenizer.ggml.* metadata describes ("gpt2" or "llama"); errors name
+// `label` and the key. On success *out owns a new tokenizer (mxp_tokenizer_free).
+mxp_status mxp_tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tokenizer **out, mxp_err *err);
 // Load data for this model: a token-id file as is, text through the model's tokenizer (built
 // only when the file is text). See io/data.h.
 mxp_status mxp_model_load_data(mxp_model *m, mxp_tokens *t, const char *path, mxp_err *err);

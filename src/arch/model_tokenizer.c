@@ -20,9 +20,14 @@ static mxp_status gguf_array(const mxp_gguf *g, const char *key, mxp_gguf_type w
     return MXP_OK;
 }
 
-static int gguf_flag(const mxp_gguf *g, const char *key, int def) {
+// A bool key, def when absent; another type is an error naming the key.
+static mxp_status gguf_flag(const mxp_gguf *g, const char *key, int def, int *out, const char *label, mxp_err *err) {
     const mxp_gguf_kv *kv = mxp_gguf_find(g, key);
-    return kv && kv->type == MXP_GGUF_BOOL ? kv->u != 0 : def;
+    *out = def;
+    if (!kv) return MXP_OK;
+    if (kv->type != MXP_GGUF_BOOL) return mxp_fail(err, MXP_ERR_FORMAT, "%s: key %s is not a bool", label, key);
+    *out = kv->u != 0;
+    return MXP_OK;
 }
 
 static mxp_status gguf_id(const mxp_gguf *g, const char *key, int *has, int32_t *id, int32_t n, const char *label,
@@ -39,7 +44,7 @@ static mxp_status gguf_id(const mxp_gguf *g, const char *key, int *has, int32_t 
     return MXP_OK;
 }
 
-static mxp_status tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tokenizer **out, mxp_err *err) {
+mxp_status mxp_tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tokenizer **out, mxp_err *err) {
     mxp_gguf_str model;
     int found = 0;
     mxp_status st = mxp_gguf_get_str(g, "tokenizer.ggml.model", &model, &found, err);
@@ -54,7 +59,7 @@ static mxp_status tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_
         d.kind = MXP_TOK_GPT2;
     } else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) {
         d.kind = MXP_TOK_LLAMA;
-        d.add_space_prefix = gguf_flag(g, "tokenizer.ggml.add_space_prefix", 1);
+        if ((st = gguf_flag(g, "tokenizer.ggml.add_space_prefix", 1, &d.add_space_prefix, label, err))) return st;
         d.byte_fallback = 1;
     } else {
         int n = model.len > 32 ? 32 : (int)model.len;
@@ -67,8 +72,10 @@ static mxp_status tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_
         (st = gguf_array(g, "tokenizer.ggml.scores", MXP_GGUF_F32, &scores, label, err)) ||
         (st = gguf_array(g, "tokenizer.ggml.merges", MXP_GGUF_STRING, &merges, label, err)))
         return st;
-    if (!tokens || tokens->arr_n == 0 || tokens->arr_n > (1u << 24))
+    if (!tokens || tokens->arr_n == 0)
         return mxp_fail(err, MXP_ERR_FORMAT, "%s: tokenizer.ggml.tokens is missing or empty", label);
+    if (tokens->arr_n > (1u << 24) || (merges && merges->arr_n > (1u << 24)))
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: tokenizer.ggml.tokens or .merges has more than 2^24 entries", label);
     int32_t n = (int32_t)tokens->arr_n;
     if ((types && types->arr_n != tokens->arr_n) || (scores && scores->arr_n != tokens->arr_n))
         return mxp_fail(err, MXP_ERR_FORMAT, "%s: token_type/scores do not have one entry per token", label);
@@ -111,8 +118,9 @@ static mxp_status tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_
         (st = gguf_id(g, "tokenizer.ggml.eos_token_id", &d.has_eos, &d.eos_id, n, label, err)) ||
         (st = gguf_id(g, "tokenizer.ggml.unknown_token_id", &d.has_unk, &d.unk_id, n, label, err)))
         goto done;
-    d.add_bos = gguf_flag(g, "tokenizer.ggml.add_bos_token", d.kind == MXP_TOK_LLAMA);
-    d.add_eos = gguf_flag(g, "tokenizer.ggml.add_eos_token", 0);
+    if ((st = gguf_flag(g, "tokenizer.ggml.add_bos_token", d.kind == MXP_TOK_LLAMA, &d.add_bos, label, err)) ||
+        (st = gguf_flag(g, "tokenizer.ggml.add_eos_token", 0, &d.add_eos, label, err)))
+        goto done;
     st = mxp_tokenizer_from_arrays(&d, out, err);
 done:
     free(toks);
@@ -125,7 +133,7 @@ done:
 mxp_status mxp_model_tokenizer(mxp_model *m, const mxp_tokenizer **out, mxp_err *err) {
     if (!m->tokenizer) {
         mxp_status st;
-        if (m->is_gguf) st = tokenizer_from_gguf(&m->gguf, m->path, &m->tokenizer, err);
+        if (m->is_gguf) st = mxp_tokenizer_from_gguf(&m->gguf, m->path, &m->tokenizer, err);
         else if (m->tokenizer_dir) st = mxp_tokenizer_load_json(m->tokenizer_dir, &m->tokenizer, err);
         else st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: the model has no tokenizer", m->path);
         if (st) return st;

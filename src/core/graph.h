@@ -55,6 +55,8 @@ typedef struct mxp_node {
     // attributes
     float eps;                     // norms
     int heads, kv_heads, head_dim; // ROPE (heads = heads of this tensor), ATTENTION
+    int window;                    // ATTENTION: sliding window (keys with i - j >= window are
+                                   // masked), 0: none
     int slice_off;                 // SLICE
     const float *inv_freq;         // ROPE: (head_dim/2), owned by the graph
 } mxp_node;

@@ -129,6 +129,25 @@ size_t mxp_split_windows(size_t n, mxp_split s, int T) {
     return (b - a) / ((size_t)T + 1);
 }
 
+mxp_status mxp_data_sample_count(const mxp_tokens *t, mxp_split s, int T, size_t requested, size_t def,
+                                 const char *option, const char *label, size_t *n, int *reduced, mxp_err *err) {
+    MXP_ASSERT(def >= MXP_MIN_DEFAULT_SAMPLES);
+    *n = requested;
+    *reduced = 0;
+    if (requested) return MXP_OK;
+    if (T < 1) return mxp_fail(err, MXP_ERR_ARG, "%s: sequence length must be positive (got %d)", label, T);
+    size_t a, b, avail = mxp_split_windows(t->n, s, T);
+    mxp_split_range(t->n, s, &a, &b);
+    if (avail < MXP_MIN_DEFAULT_SAMPLES)
+        return mxp_fail(err, MXP_ERR_ARG,
+                        "%s: the %s split (%zu of %zu tokens) holds %zu windows of %d+1 tokens; at least %d are "
+                        "needed (give more text, a shorter --seq, or %s N)",
+                        label, mxp_split_name(s), b - a, t->n, avail, T, MXP_MIN_DEFAULT_SAMPLES, option);
+    *n = avail < def ? avail : def;
+    *reduced = avail < def;
+    return MXP_OK;
+}
+
 mxp_status mxp_data_samples(const mxp_tokens *t, mxp_split s, int T, size_t n_samples, uint64_t seed,
                             const char *label, int32_t **out, size_t *n_out, mxp_err *err) {
     *out = NULL;

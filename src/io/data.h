@@ -66,6 +66,18 @@ size_t mxp_split_windows(size_t n, mxp_split s, int T);
 mxp_status mxp_data_samples(const mxp_tokens *t, mxp_split s, int T, size_t n_samples, uint64_t seed,
                             const char *label, int32_t **out, size_t *n_out, mxp_err *err);
 
+// The fewest windows a split may hold when the sample count is a default, not the user's.
+#define MXP_MIN_DEFAULT_SAMPLES 4
+
+// How many windows to draw from split s of t for a sample count the user may have given
+// (option names it, e.g. "--samples"). requested > 0: that, as asked (mxp_data_samples
+// refuses it if the split is too short). requested == 0: the default def, or every window
+// of the split when it holds fewer, down to MXP_MIN_DEFAULT_SAMPLES; *reduced = 1 then (the
+// caller warns). Fewer windows than that: MXP_ERR_ARG naming `label`, the split's size and
+// what to change.
+mxp_status mxp_data_sample_count(const mxp_tokens *t, mxp_split s, int T, size_t requested, size_t def,
+                                 const char *option, const char *label, size_t *n, int *reduced, mxp_err *err);
+
 // Cut consecutive non-overlapping windows of T+1 ids (inputs and next-token targets) from
 // ids[start...]: writes up to max_windows windows to out (max_windows * (T+1)) and returns
 // how many fit.

@@ -28,16 +28,22 @@ mxp_status mxp_write_json_atomic(const char *path, const cJSON *j, mxp_err *err)
     return st;
 }
 
+mxp_status mxp_parse_json(const uint8_t *buf, size_t size, const char *label, cJSON **out, mxp_err *err) {
+    *out = NULL;
+    cJSON *j = size ? cJSON_ParseWithLength((const char *)buf, size) : NULL;
+    if (!j) return mxp_fail(err, MXP_ERR_FORMAT, "%s: not valid JSON", label);
+    *out = j;
+    return MXP_OK;
+}
+
 mxp_status mxp_read_json(const char *path, cJSON **out, mxp_err *err) {
     *out = NULL;
     mxp_mapping map;
     mxp_status st = mxp_map_file(&map, path, err);
     if (st) return st;
-    cJSON *j = map.size ? cJSON_ParseWithLength((const char *)map.base, map.size) : NULL;
+    st = mxp_parse_json(map.base, map.size, path, out, err);
     mxp_unmap(&map);
-    if (!j) return mxp_fail(err, MXP_ERR_FORMAT, "%s: not valid JSON", path);
-    *out = j;
-    return MXP_OK;
+    return st;
 }
 
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
@@ -70,14 +76,22 @@ mxp_status mxp_hash_path(const char *path, char out[32], mxp_err *err) {
         char *names[256];
         int n = 0;
         struct dirent *e;
-        while ((e = readdir(d)) && n < 256) {
+        while (!st && (e = readdir(d))) {
             size_t len = strlen(e->d_name);
             int want = !strcmp(e->d_name, "config.json") ||
                        (len > 12 && !strcmp(e->d_name + len - 12, ".safetensors") && strncmp(e->d_name, "train-", 6)) ||
                        !strcmp(e->d_name, "model.safetensors.index.json");
-            if (want) names[n++] = mxp_strdup(e->d_name);
+            if (!want) continue;
+            if (n == 256)
+                st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: more than 256 model files to hash", path);
+            else if (!(names[n++] = mxp_strdup(e->d_name)))
+                st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
         }
         closedir(d);
+        if (st) {
+            for (int i = 0; i < n; i++) free(names[i]);
+            return st;
+        }
         qsort(names, (size_t)n, sizeof *names, cmp_str);
         for (int i = 0; i < n; i++) {
             char p[4200];

@@ -13,6 +13,8 @@
 mxp_status mxp_write_json_atomic(const char *path, const cJSON *j, mxp_err *err);
 // Read a whole JSON file; *out owned by the caller (cJSON_Delete). Errors name the file.
 mxp_status mxp_read_json(const char *path, cJSON **out, mxp_err *err);
+// The same from a memory image (need not be NUL-terminated); errors name `label`.
+mxp_status mxp_parse_json(const uint8_t *buf, size_t size, const char *label, cJSON **out, mxp_err *err);
 
 // FNV-1a 64 of a file's bytes, or of every regular file a model folder holds that the
 // model reads (config.json, *.safetensors, *.json index), in name order. "fnv1a64:<hex>".

@@ -280,67 +280,143 @@ static int cmp_cstr_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static const mxp_tensor_info *find_from(const mxp_tensor_set *ts, int from, const char *name) {
-    for (int i = from; i < ts->n; i++)
-        if (strcmp(ts->tensors[i].name, name) == 0) return &ts->tensors[i];
-    return NULL;
+// Sort order of the index's (tensor name, shard) pairs: by tensor name.
+typedef struct ix_pair {
+    const char *name, *shard;
+} ix_pair;
+static int cmp_pair(const void *a, const void *b) {
+    return strcmp(((const ix_pair *)a)->name, ((const ix_pair *)b)->name);
 }
 
-// Check the index's "weight_map": an object of tensor name -> plain shard file name, with no
-// repeated tensor names. Fills *shards with the distinct shard names (borrowed from wm).
-static mxp_status check_weight_map(const cJSON *wm, const char *label, const char ***shards,
-                                   int *n_shards, mxp_err *err) {
-    *shards = NULL;
-    *n_shards = 0;
-    if (!wm) return mxp_fail(err, MXP_ERR_FORMAT, "%s: missing \"weight_map\"", label);
-    if (!cJSON_IsObject(wm))
-        return mxp_fail(err, MXP_ERR_FORMAT, "%s: \"weight_map\" is not a JSON object", label);
-    int n = cJSON_GetArraySize(wm);
-    if (n == 0) return mxp_fail(err, MXP_ERR_FORMAT, "%s: \"weight_map\" is empty", label);
-    const char **names = mxp_calloc((size_t)n, sizeof *names);
-    const char **sh = mxp_calloc((size_t)n, sizeof *sh);
-    mxp_status st = MXP_OK;
-    int i = 0, ns = 0;
-    if (!names || !sh) {
-        st = mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory", label);
-        goto done;
+void mxp_st_index_free(mxp_st_index *ix) {
+    free(ix->names);
+    free(ix->shards);
+    cJSON_Delete(ix->root);
+    memset(ix, 0, sizeof *ix);
+}
+
+// The index: {"metadata": {...}, "weight_map": {tensor name: plain shard file name, ...}},
+// no tensor listed twice. Pairs are sorted by name (looked up by bisection, so a large index
+// costs n log n, not n^2); the distinct shard names are sorted too.
+mxp_status mxp_st_index_parse(mxp_st_index *ix, const uint8_t *buf, size_t size, const char *label,
+                              mxp_err *err) {
+    memset(ix, 0, sizeof *ix);
+    mxp_status st = parse_json(buf, size, label, "index", &ix->root, err);
+    if (st) return st;
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(ix->root, "weight_map");
+    ix_pair *pairs = NULL;
+    int n = 0;
+    if (!cJSON_IsObject(ix->root)) {
+        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: the index is not a JSON object", label);
+    } else if (!wm) {
+        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: missing \"weight_map\"", label);
+    } else if (!cJSON_IsObject(wm)) {
+        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: \"weight_map\" is not a JSON object", label);
+    } else if ((n = cJSON_GetArraySize(wm)) == 0) {
+        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: \"weight_map\" is empty", label);
+    } else if (!(pairs = mxp_calloc((size_t)n, sizeof *pairs)) ||
+               !(ix->shards = mxp_calloc((size_t)n, sizeof *ix->shards))) {
+        st = mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory reading \"weight_map\"", label);
     }
+    if (st) goto fail;
+    int i = 0;
     for (const cJSON *e = wm->child; e; e = e->next, i++) {
-        names[i] = e->string;
         if (!cJSON_IsString(e)) {
-            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: weight_map entry of tensor '%s' is not a string",
+            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: \"weight_map\" entry of tensor '%.200s' is not a string",
                           label, e->string);
-            goto done;
+            goto fail;
         }
         const char *f = e->valuestring;
-        if (!f[0] || strchr(f, '/') || strchr(f, '\\') || strcmp(f, ".") == 0 ||
-            strcmp(f, "..") == 0) {
+        if (!f[0] || strchr(f, '/') || strchr(f, '\\') || strcmp(f, ".") == 0 || strcmp(f, "..") == 0) {
             st = mxp_fail(err, MXP_ERR_FORMAT,
-                          "%s: tensor '%s': shard file name \"%.200s\" is not a plain file name "
-                          "inside the folder",
+                          "%s: \"weight_map\": tensor '%.200s': shard file name \"%.200s\" is not a plain "
+                          "file name inside the folder",
                           label, e->string, f);
-            goto done;
+            goto fail;
         }
-        int seen = 0;
-        for (int k = 0; k < ns && !seen; k++) seen = strcmp(sh[k], f) == 0;
-        if (!seen) sh[ns++] = f;
+        pairs[i] = (ix_pair){e->string, f};
+        ix->shards[i] = f;
     }
-    qsort(names, (size_t)n, sizeof *names, cmp_cstr_ptr);
+    qsort(pairs, (size_t)n, sizeof *pairs, cmp_pair);
     for (i = 1; i < n; i++)
-        if (strcmp(names[i - 1], names[i]) == 0) {
-            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%s' is listed twice in weight_map",
-                          label, names[i]);
-            goto done;
+        if (strcmp(pairs[i - 1].name, pairs[i].name) == 0) {
+            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%.200s' is listed twice in \"weight_map\"", label,
+                          pairs[i].name);
+            goto fail;
         }
-done:
-    free(names);
-    if (st) {
-        free(sh);
-        return st;
+    qsort(ix->shards, (size_t)n, sizeof *ix->shards, cmp_cstr_ptr);
+    int ns = 0;
+    for (i = 0; i < n; i++)
+        if (ns == 0 || strcmp(ix->shards[ns - 1], ix->shards[i]) != 0) ix->shards[ns++] = ix->shards[i];
+    // names[0..n) then shard_of[0..n) in one allocation
+    ix->names = mxp_calloc(2 * (size_t)n, sizeof *ix->names);
+    if (!ix->names) {
+        st = mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory reading \"weight_map\"", label);
+        goto fail;
     }
-    *shards = sh;
-    *n_shards = ns;
+    ix->shard_of = ix->names + n;
+    for (i = 0; i < n; i++) {
+        ix->names[i] = pairs[i].name;
+        ix->shard_of[i] = pairs[i].shard;
+    }
+    ix->n = n;
+    ix->n_shards = ns;
+    free(pairs);
     return MXP_OK;
+fail:
+    free(pairs);
+    mxp_st_index_free(ix);
+    return st;
+}
+
+// Position of tensor `name` in the index; -1 when absent.
+static int index_find(const mxp_st_index *ix, const char *name) {
+    int lo = 0, hi = ix->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(ix->names[mid], name);
+        if (c == 0) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+mxp_status mxp_st_index_check_shard(const mxp_st_index *ix, int s, const mxp_tensor_set *ts, int n0,
+                                    const char *label, const char *shard_label, mxp_err *err) {
+    MXP_ASSERT(s >= 0 && s < ix->n_shards && n0 >= 0 && n0 <= ts->n);
+    for (int i = n0; i < ts->n; i++) {
+        const char *name = ts->tensors[i].name;
+        int k = index_find(ix, name);
+        if (k < 0)
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%.200s' is not listed in the index %s", shard_label,
+                            name, label);
+        if (strcmp(ix->shard_of[k], ix->shards[s]) != 0)
+            return mxp_fail(err, MXP_ERR_FORMAT,
+                            "%s: tensor '%.200s' is in shard %.200s but the index assigns it to shard %.200s",
+                            label, name, ix->shards[s], ix->shard_of[k]);
+    }
+    return MXP_OK;
+}
+
+mxp_status mxp_st_index_check_complete(const mxp_st_index *ix, const mxp_tensor_set *ts, int n0, const char *label,
+                                       mxp_err *err) {
+    MXP_ASSERT(n0 >= 0 && n0 <= ts->n);
+    // Every tensor read was found in the index (check_shard) and names are unique in ts, so
+    // the index is covered exactly when the counts agree; otherwise name one missing tensor.
+    if (ts->n - n0 == ix->n) return MXP_OK;
+    unsigned char *seen = calloc((size_t)ix->n, 1);
+    if (!seen) return mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory", label);
+    for (int i = n0; i < ts->n; i++) {
+        int k = index_find(ix, ts->tensors[i].name);
+        if (k >= 0) seen[k] = 1;
+    }
+    int miss = 0;
+    while (miss < ix->n && seen[miss]) miss++;
+    free(seen);
+    MXP_ASSERT(miss < ix->n);  // fewer tensors read than listed, all of them listed
+    return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor '%.200s' is assigned to shard %.200s, which does not hold it",
+                    label, ix->names[miss], ix->shard_of[miss]);
 }
 
 static mxp_status open_sharded(mxp_tensor_set *ts, const char *dir, const char *index_path,
@@ -349,63 +425,25 @@ static mxp_status open_sharded(mxp_tensor_set *ts, const char *dir, const char *
     mxp_mapping im;
     mxp_status st = mxp_map_file(&im, index_path, err);
     if (st) return st;
-    cJSON *root = NULL;
-    st = parse_json(im.base, im.size, index_path, "index", &root, err);
+    mxp_st_index ix;
+    st = mxp_st_index_parse(&ix, im.base, im.size, index_path, err);
     mxp_unmap(&im);
     if (st) return st;
-    const char **shards = NULL;
-    int n_shards = 0;
     char *path = NULL;
-    if (!cJSON_IsObject(root)) {
-        st = mxp_fail(err, MXP_ERR_FORMAT, "%s: index is not a JSON object", index_path);
-        goto done;
-    }
-    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    if ((st = check_weight_map(wm, index_path, &shards, &n_shards, err))) goto done;
-
-    for (int s = 0; s < n_shards; s++) {
+    for (int s = 0; s < ix.n_shards && !st; s++) {
         free(path);
-        path = join_path(dir, shards[s]);
+        path = join_path(dir, ix.shards[s]);
         if (!path) {
             st = mxp_fail(err, MXP_ERR_NOMEM, "%s: out of memory", index_path);
-            goto done;
+            break;
         }
         int n0 = ts->n;
-        if ((st = mxp_safetensors_open(ts, path, err))) {
-            mxp_fail_prefix(err, "shard named by %s: ", index_path);
-            goto done;
-        }
-        // Every tensor of this shard must be assigned to it by the index.
-        for (int i = n0; i < ts->n; i++) {
-            const char *name = ts->tensors[i].name;
-            const cJSON *a = cJSON_GetObjectItemCaseSensitive(wm, name);
-            if (!a) {
-                st = mxp_fail(err, MXP_ERR_FORMAT,
-                              "%s: tensor '%s' is not listed in the index %s", path, name,
-                              index_path);
-                goto done;
-            }
-            if (strcmp(a->valuestring, shards[s]) != 0) {
-                st = mxp_fail(err, MXP_ERR_FORMAT,
-                              "%s: tensor '%s' is in shard %s but the index assigns it to shard %s",
-                              index_path, name, shards[s], a->valuestring);
-                goto done;
-            }
-        }
+        if ((st = mxp_safetensors_open(ts, path, err))) mxp_fail_prefix(err, "shard named by %s: ", index_path);
+        else st = mxp_st_index_check_shard(&ix, s, ts, n0, index_path, path, err);
     }
-    // Every tensor the index names must have been found (in its own shard, checked above).
-    for (const cJSON *e = wm->child; e; e = e->next) {
-        if (!find_from(ts, n_start, e->string)) {
-            st = mxp_fail(err, MXP_ERR_FORMAT,
-                          "%s: tensor '%s' is assigned to shard %s, which does not hold it",
-                          index_path, e->string, e->valuestring);
-            goto done;
-        }
-    }
-done:
+    if (!st) st = mxp_st_index_check_complete(&ix, ts, n_start, index_path, err);
     free(path);
-    free(shards);
-    cJSON_Delete(root);
+    mxp_st_index_free(&ix);
     return st;
 }
 

@@ -104,6 +104,30 @@ mxp_status mxp_safetensors_open(mxp_tensor_set *ts, const char *path, mxp_err *e
 // every shard it names (each shard checked to hold exactly the tensors the index assigns it).
 mxp_status mxp_hf_open_weights(mxp_tensor_set *ts, const char *dir, mxp_err *err);
 
+// The shard index of a sharded folder, model.safetensors.index.json:
+//   {"metadata": {...}, "weight_map": {"<tensor name>": "<shard file name>", ...}}
+// Shard names must be plain file names (no '/', '\\', "." or ".."); no tensor twice.
+typedef struct mxp_st_index {
+    int n;                  // tensors listed in weight_map
+    const char **names;     // (n) tensor names, sorted (borrowed from root)
+    const char **shard_of;  // (n) shard file of names[i] (borrowed from root)
+    int n_shards;
+    const char **shards;    // (n_shards) distinct shard file names, sorted (borrowed from root)
+    struct cJSON *root;     // the parsed index (owned)
+} mxp_st_index;
+// Parse an index image; errors name `label` and the field. Failure leaves *ix zeroed.
+mxp_status mxp_st_index_parse(mxp_st_index *ix, const uint8_t *buf, size_t size, const char *label,
+                              mxp_err *err);
+// Check that tensors [n0, ts->n) of ts, just read from shard s (shard_label names its file),
+// are all assigned to that shard by the index (label names the index).
+mxp_status mxp_st_index_check_shard(const mxp_st_index *ix, int s, const mxp_tensor_set *ts, int n0,
+                                    const char *label, const char *shard_label, mxp_err *err);
+// After every shard passed mxp_st_index_check_shard: check that tensors [n0, ts->n) are every
+// tensor the index lists (else the error names a missing one).
+mxp_status mxp_st_index_check_complete(const mxp_st_index *ix, const mxp_tensor_set *ts, int n0,
+                                       const char *label, mxp_err *err);
+void mxp_st_index_free(mxp_st_index *ix);
+
 // ---- GGUF (v2 and v3 read) ----
 typedef enum mxp_gguf_type {
     MXP_GGUF_U8 = 0, MXP_GGUF_I8 = 1, MXP_GGUF_U16 = 2, MXP_GGUF_I16 = 3, MXP_GGUF_U32 = 4,

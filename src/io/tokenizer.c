@@ -531,6 +531,67 @@ int mxp_tokenizer_eos(const mxp_tokenizer *t, int32_t *id) {
 }
 int mxp_tokenizer_add_bos(const mxp_tokenizer *t) { return t->add_bos; }
 int mxp_tokenizer_add_eos(const mxp_tokenizer *t) { return t->add_eos; }
+
+void mxp_tokenizer_info(const mxp_tokenizer *t, mxp_tok_info *out) {
+    memset(out, 0, sizeof *out);
+    out->kind = t->kind;
+    out->pre = t->pre;
+    for (size_t i = 0; i < t->pair_cap; i++) out->n_merges += t->pair_rank[i] != 0;
+    out->use_scores = t->use_scores;
+    out->ignore_merges = t->ignore_merges;
+    out->add_prefix_space = t->add_prefix_space;
+    out->nfc = t->nfc;
+    out->add_space_prefix = t->add_space_prefix;
+    out->prefix_first_only = t->prefix_first_only;
+    out->split_on_space = t->split_on_space;
+    out->space_split_safe = t->space_split_safe;
+    out->byte_fallback = t->byte_fallback;
+    out->has_unk = t->has_unk;
+    out->unk_id = t->unk_id;
+}
+
+int mxp_tokenizer_token_type(const mxp_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n ? t->type[id] : 0;
+}
+
+int mxp_tokenizer_token_strip(const mxp_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n ? t->strip[id] : 0;
+}
+
+mxp_status mxp_tokenizer_merges(const mxp_tokenizer *t, int32_t **pairs, int32_t *n, mxp_err *err) {
+    *pairs = NULL;
+    *n = 0;
+    int32_t count = 0;
+    for (size_t i = 0; i < t->pair_cap; i++) count += t->pair_rank[i] != 0;
+    if (!count) return MXP_OK;
+    int32_t *p = malloc((size_t)count * 2 * sizeof *p);
+    if (!p) return mxp_fail(err, MXP_ERR_NOMEM, "tokenizer: out of memory for %d merges", (int)count);
+    for (size_t i = 0; i < t->pair_cap; i++) {
+        if (!t->pair_rank[i]) continue;
+        uint32_t r = t->pair_rank[i] - 1;  // ranks are 0..count-1, each once (build refuses repeats)
+        MXP_ASSERT(r < (uint32_t)count);
+        p[2 * r] = (int32_t)(t->pair_key[i] >> 32);
+        p[2 * r + 1] = (int32_t)(uint32_t)t->pair_key[i];
+    }
+    *pairs = p;
+    *n = count;
+    return MXP_OK;
+}
+
+int32_t mxp_tokenizer_merge_result(const mxp_tokenizer *t, int32_t left, int32_t right) {
+    uint32_t rank;
+    int32_t res;
+    return pair_find(t, left, right, &rank, &res) ? res : -1;
+}
+
+const char *mxp_tokenizer_pre_llama_name(mxp_tok_pre pre) {
+    switch (pre) {
+    case MXP_TOK_PRE_GPT2: return "gpt-2";
+    case MXP_TOK_PRE_LLAMA3: return "llama-bpe";
+    case MXP_TOK_PRE_QWEN2: return "qwen2";
+    }
+    return NULL;
+}
 const char *mxp_tokenizer_token(const mxp_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->n) return NULL;
     if (len) *len = t->str_len[id];
@@ -844,8 +905,8 @@ static mxp_status decode_cps(work *w, const uint8_t *s, size_t len, size_t *nc, 
     return MXP_OK;
 }
 
-static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
-                                 size_t text_off, mxp_err *err) {
+static mxp_status encode_normalized(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
+                                    size_t text_off, mxp_err *err) {
     if (len == 0) return MXP_OK;
     if (len > UINT32_MAX - 8)
         return mxp_fail(err, MXP_ERR_ARG, "tokenizer: text segment of %zu bytes is too long", len);
@@ -903,6 +964,21 @@ static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t 
     return MXP_OK;
 }
 
+// One segment of text between added tokens: NFC-normalized first when the tokenizer has an
+// NFC normalizer (as Hugging Face normalizes each such segment on its own; added tokens are
+// matched in the raw text). Byte offsets in messages then refer to the normalized segment.
+static mxp_status encode_segment(const mxp_tokenizer *t, work *w, const uint8_t *s, size_t len,
+                                 size_t text_off, mxp_err *err) {
+    if (!t->nfc || mxp_utf8_nfc_quick(s, len)) return encode_normalized(t, w, s, len, text_off, err);
+    uint8_t *nfc;
+    size_t n;
+    mxp_status st = mxp_utf8_nfc(s, len, &nfc, &n, err);
+    if (st) return mxp_fail_prefix(err, "tokenizer: ");
+    st = encode_normalized(t, w, nfc, n, text_off, err);
+    free(nfc);
+    return st;
+}
+
 static int is_ascii_ws(uint8_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); }
 
 mxp_status mxp_tokenizer_encode(const mxp_tokenizer *t, const char *utf8, size_t len,
@@ -915,25 +991,13 @@ mxp_status mxp_tokenizer_encode(const mxp_tokenizer *t, const char *utf8, size_t
         return mxp_fail(err, MXP_ERR_ARG, "tokenizer: BOS requested but the model has no BOS token");
     if ((flags & MXP_TOK_ADD_EOS) && !t->has_eos)
         return mxp_fail(err, MXP_ERR_ARG, "tokenizer: EOS requested but the model has no EOS token");
-    // Validate UTF-8 (and NFC when the model normalizes to it) before anything else.
-    int last_ccc = 0;
+    // Validate UTF-8 before anything else.
     for (size_t p = 0; p < len;) {
         uint32_t cp;
         int k = mxp_utf8_decode(s + p, len - p, &cp);
         if (!k)
             return mxp_fail(err, MXP_ERR_ARG, "tokenizer: invalid UTF-8 at byte offset %zu "
                             "(byte 0x%02X)", p, s[p]);
-        if (t->nfc && cp >= 0x300) {
-            int ccc = mxp_unicode_ccc(cp), qc = mxp_unicode_nfc_qc(cp);
-            if (qc || (ccc && last_ccc > ccc))
-                return mxp_fail(err, MXP_ERR_UNSUPPORTED, "tokenizer: the model normalizes text "
-                                "to NFC and U+%04X at byte offset %zu may change under NFC; NFC "
-                                "composition is not implemented (normalize the text first)",
-                                (unsigned)cp, p);
-            last_ccc = ccc;
-        } else {
-            last_ccc = 0;
-        }
         p += (size_t)k;
     }
     work w = {0};

@@ -24,7 +24,7 @@
 // (unicode_tables.c); (?i) folds U+017F to s. SentencePiece style: a literal U+2581 in the
 // text is a space (as in Hugging Face), so it decodes to " "; consecutive unknown characters
 // (no byte fallback) fuse into one unk token; byte-fallback and unk symbols never merge
-// unless a merge names a <0xNN> token. NFC (Qwen2) is only checked, not applied.
+// unless a merge names a <0xNN> token. The NFC normalizer (Qwen2) is applied (nfc.c).
 //
 // A built tokenizer is immutable: encode/decode may run on it from several threads.
 #ifndef MXP_TOKENIZER_H
@@ -89,7 +89,7 @@ typedef struct mxp_tokenizer_desc {
     // MXP_TOK_GPT2 options:
     int ignore_merges;           // a piece found whole in the vocabulary is one token (Llama 3)
     int add_prefix_space;        // ByteLevel add_prefix_space: a space before the text
-    int nfc;                     // normalizer NFC (Qwen2): see mxp_tokenizer_encode
+    int nfc;                     // normalizer NFC (Qwen2): text is NFC-normalized before encoding
 } mxp_tokenizer_desc;
 
 // Build a tokenizer from arrays. On success *out owns a new tokenizer (free with
@@ -122,9 +122,9 @@ void mxp_tokenizer_free(mxp_tokenizer *t);  // NULL is fine
 #define MXP_TOK_PARSE_SPECIAL 4u  // match CONTROL tokens written in the text ("<|eot_id|>")
 // Encode `len` bytes of UTF-8. On success *ids is a malloc'd array of *n ids (caller frees;
 // NULL when *n == 0). Errors: MXP_ERR_ARG for invalid UTF-8 (the message gives the byte
-// offset) or a flag the model cannot honour; MXP_ERR_UNSUPPORTED when the tokenizer
-// normalizes to NFC and the text is not already NFC (composition is not implemented; the
-// message gives the offset); MXP_ERR_NOMEM.
+// offset) or a flag the model cannot honour; MXP_ERR_NOMEM. A tokenizer with an NFC
+// normalizer (Qwen2) encodes the NFC form of each text segment between added tokens, so
+// canonically equivalent texts give the same ids.
 mxp_status mxp_tokenizer_encode(const mxp_tokenizer *t, const char *utf8, size_t len,
                                 unsigned flags, int32_t **ids, size_t *n, mxp_err *err);
 
@@ -146,6 +146,34 @@ int mxp_tokenizer_eos(const mxp_tokenizer *t, int32_t *id);
 // post-processor template, or GGUF tokenizer.ggml.add_bos_token).
 int mxp_tokenizer_add_bos(const mxp_tokenizer *t);
 int mxp_tokenizer_add_eos(const mxp_tokenizer *t);
+// What a built tokenizer does, for writers that describe it in another format (GGUF).
+typedef struct mxp_tok_info {
+    mxp_tok_kind kind;
+    mxp_tok_pre pre;             // MXP_TOK_GPT2
+    int32_t n_merges;            // merges held (rank mode)
+    int use_scores;              // MXP_TOK_LLAMA merging by score (no merges)
+    int ignore_merges, add_prefix_space, nfc;                   // MXP_TOK_GPT2 options
+    int add_space_prefix, prefix_first_only, split_on_space;    // MXP_TOK_LLAMA options
+    int space_split_safe;        // no token has a space right after a non-space byte
+    int byte_fallback;
+    int has_unk;
+    int32_t unk_id;
+} mxp_tok_info;
+void mxp_tokenizer_info(const mxp_tokenizer *t, mxp_tok_info *out);
+// Type of token id (an mxp_tok_type value), 0 if out of range.
+int mxp_tokenizer_token_type(const mxp_tokenizer *t, int32_t id);
+// Added-token strip flags of token id: bit0 lstrip, bit1 rstrip (0 if out of range).
+int mxp_tokenizer_token_strip(const mxp_tokenizer *t, int32_t id);
+// The merges in rank order: *pairs (malloc'd, caller frees; NULL when none) holds 2 * *n ids,
+// left then right token of each merge. MXP_ERR_NOMEM only.
+mxp_status mxp_tokenizer_merges(const mxp_tokenizer *t, int32_t **pairs, int32_t *n, mxp_err *err);
+// The token a merge of (left, right) makes, or -1 when no merge has that pair.
+int32_t mxp_tokenizer_merge_result(const mxp_tokenizer *t, int32_t left, int32_t right);
+// llama.cpp's tokenizer.ggml.pre name for a pre-tokenizer ("gpt-2", "llama-bpe", "qwen2"), or
+// NULL for a value outside the enum. These are names llama.cpp's loader knows
+// (src/llama-vocab.cpp); "gpt2" is not one of them.
+const char *mxp_tokenizer_pre_llama_name(mxp_tok_pre pre);
+
 // The stored string of a token (as in the vocabulary, e.g. "Ġthe"); NULL if out of range.
 // Borrowed from the tokenizer. *len gets its length.
 const char *mxp_tokenizer_token(const mxp_tokenizer *t, int32_t id, size_t *len);
@@ -158,6 +186,17 @@ int mxp_unicode_is_letter(uint32_t cp);  // general category L*
 int mxp_unicode_is_number(uint32_t cp);  // general category N*
 int mxp_unicode_nfc_qc(uint32_t cp);     // NFC_Quick_Check: 0 yes, 1 maybe, 2 no
 int mxp_unicode_ccc(uint32_t cp);        // canonical combining class
+// Full canonical decomposition of cp (not Hangul): its length, *seq pointing into a static
+// table; 0 (seq untouched) when cp has none.
+int mxp_unicode_decomp(uint32_t cp, const uint32_t **seq);
+// Primary composite of the pair (a, b) (not Hangul), or 0 when they do not compose.
+uint32_t mxp_unicode_compose(uint32_t a, uint32_t b);
+// NFC (nfc.c). mxp_utf8_nfc_quick: 1 when valid UTF-8 s is certainly already NFC (quick
+// check: no NFC_QC No/Maybe code point, combining classes in order), 0 when it may not be.
+int mxp_utf8_nfc_quick(const uint8_t *s, size_t len);
+// The NFC form of UTF-8 s in a new NUL-terminated buffer *out (caller frees), *out_len
+// bytes. Errors: MXP_ERR_ARG (invalid UTF-8, naming the byte offset), MXP_ERR_NOMEM.
+mxp_status mxp_utf8_nfc(const uint8_t *s, size_t len, uint8_t **out, size_t *out_len, mxp_err *err);
 // Decode one UTF-8 scalar at s[0..len). Return its byte length (1..4) and set *cp, or 0 if
 // the bytes there are not valid UTF-8 (overlong, surrogate, > U+10FFFF, truncated).
 int mxp_utf8_decode(const uint8_t *s, size_t len, uint32_t *cp);

@@ -81,13 +81,21 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     mxp_graph *g = &m->graph;
     int T = o->seq_len ? o->seq_len : 256;
     if (!o->seq_len && g->max_pos > 0 && T > g->max_pos) T = g->max_pos;
-    size_t N = o->samples ? (size_t)o->samples : 32;
     int B = o->batch ? o->batch : 1;
 
     mxp_tokens toks = {0};
     int32_t *seq = NULL;
-    size_t got = 0;
+    size_t got = 0, N = 0;
+    int reduced = 0;
     st = mxp_model_load_data(m, &toks, o->data_path, err);
+    if (!st)
+        st = mxp_data_sample_count(&toks, MXP_SPLIT_CALIB, T, (size_t)o->samples, MXP_CALIB_DEFAULT_SAMPLES,
+                                   "--samples", o->data_path, &N, &reduced, err);
+    if (!st && reduced)
+        fprintf(stderr,
+                "warning: %s: the calibration split holds only %zu windows of %d+1 tokens: calibrating on %zu "
+                "samples, not the default %d (--samples N chooses)\n",
+                o->data_path, N, T, N, MXP_CALIB_DEFAULT_SAMPLES);
     if (!st) st = mxp_data_samples(&toks, MXP_SPLIT_CALIB, T, N, o->seed, o->data_path, &seq, &got, err);
     if (st) {
         mxp_tokens_free(&toks);
@@ -141,8 +149,15 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     if (!st && o->check > 0) {
         int32_t *held = NULL;
         size_t nh = 0;
-        size_t want_h = o->check_samples ? (size_t)o->check_samples : 16;
-        st = mxp_data_samples(&toks, MXP_SPLIT_EVAL, T, want_h, o->seed + 1, o->data_path, &held, &nh, err);
+        size_t want_h = 0;
+        st = mxp_data_sample_count(&toks, MXP_SPLIT_EVAL, T, (size_t)o->check_samples, MXP_CHECK_DEFAULT_SAMPLES,
+                                   "--check-samples", o->data_path, &want_h, &reduced, err);
+        if (!st && reduced)
+            fprintf(stderr,
+                    "warning: %s: the evaluation split holds only %zu windows of %d+1 tokens: checking on %zu "
+                    "samples, not the default %d (--check-samples N chooses)\n",
+                    o->data_path, want_h, T, want_h, MXP_CHECK_DEFAULT_SAMPLES);
+        if (!st) st = mxp_data_samples(&toks, MXP_SPLIT_EVAL, T, want_h, o->seed + 1, o->data_path, &held, &nh, err);
         if (!st) st = mxp_check_predictions(&s, m, &qc, held, nh, o->check, o->seed, o->check_csv,
                                             o->report ? o->report : stdout, o->progress, o->stop, r, err);
         free(held);

@@ -13,14 +13,45 @@ typedef struct {
     size_t i;
 } ranked;
 
+// Work space of the statistics below, allocated once before the report is written, for up to
+// n pairs: the report is then printed whole or not at all.
+typedef struct {
+    ranked *rk;        // (n)
+    double *rx, *ry;   // (n) ranks
+    double *q;         // (n) ratios
+    double *pp, *mm;   // (n) one format's pairs
+} stats_work;
+
+static void stats_work_free(stats_work *w) {
+    free(w->rk);
+    free(w->rx);
+    free(w->ry);
+    free(w->q);
+    free(w->pp);
+    free(w->mm);
+    *w = (stats_work){0};
+}
+
+static int stats_work_init(stats_work *w, size_t n) {
+    if (!n) n = 1;
+    w->rk = calloc(n, sizeof *w->rk);
+    w->rx = calloc(n, sizeof(double));
+    w->ry = calloc(n, sizeof(double));
+    w->q = calloc(n, sizeof(double));
+    w->pp = calloc(n, sizeof(double));
+    w->mm = calloc(n, sizeof(double));
+    if (w->rk && w->rx && w->ry && w->q && w->pp && w->mm) return 1;
+    stats_work_free(w);
+    return 0;
+}
+
 static int cmp_ranked(const void *a, const void *b) {
     double x = ((const ranked *)a)->v, y = ((const ranked *)b)->v;
     return (x > y) - (x < y);
 }
 
-static void ranks(const double *x, size_t n, double *r) {
-    ranked *t = malloc(n * sizeof *t);
-    MXP_ASSERT(t);
+// r (n) = the rank of each x (1-based), ties given their average rank. t (n) is work space.
+static void ranks(const double *x, size_t n, double *r, ranked *t) {
     for (size_t i = 0; i < n; i++) t[i] = (ranked){x[i], i};
     qsort(t, n, sizeof *t, cmp_ranked);
     for (size_t i = 0; i < n;) {
@@ -30,15 +61,14 @@ static void ranks(const double *x, size_t n, double *r) {
         for (size_t k = i; k <= j; k++) r[t[k].i] = avg;
         i = j + 1;
     }
-    free(t);
 }
 
-double mxp_spearman(const double *x, const double *y, size_t n) {
+// Spearman rank correlation of x and y (n pairs, n no more than w was made for).
+static double spearman(const double *x, const double *y, size_t n, stats_work *w) {
     if (n < 2) return 0;
-    double *rx = malloc(n * sizeof *rx), *ry = malloc(n * sizeof *ry);
-    MXP_ASSERT(rx && ry);
-    ranks(x, n, rx);
-    ranks(y, n, ry);
+    double *rx = w->rx, *ry = w->ry;
+    ranks(x, n, rx, w->rk);
+    ranks(y, n, ry, w->rk);
     double mx = 0, my = 0;
     for (size_t i = 0; i < n; i++) {
         mx += rx[i];
@@ -52,8 +82,6 @@ double mxp_spearman(const double *x, const double *y, size_t n) {
         sxx += (rx[i] - mx) * (rx[i] - mx);
         syy += (ry[i] - my) * (ry[i] - my);
     }
-    free(rx);
-    free(ry);
     return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : 0;
 }
 
@@ -63,9 +91,9 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 // median and 10th/90th percentiles of measured/predicted over pairs with predicted > 0
-static void ratio_stats(const double *pred, const double *meas, size_t n, double *med, double *p10, double *p90) {
-    double *q = malloc((n ? n : 1) * sizeof *q);
-    MXP_ASSERT(q);
+static void ratio_stats(const double *pred, const double *meas, size_t n, stats_work *w, double *med, double *p10,
+                        double *p90) {
+    double *q = w->q;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (pred[i] > 0) q[k++] = meas[i] / pred[i];
@@ -73,7 +101,6 @@ static void ratio_stats(const double *pred, const double *meas, size_t n, double
     *med = k ? q[k / 2] : 0;
     *p10 = k ? q[k / 10] : 0;
     *p90 = k ? q[(k * 9) / 10 < k ? (k * 9) / 10 : k - 1] : 0;
-    free(q);
 }
 
 static void set_f32(mxp_graph *g) {
@@ -97,8 +124,10 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
     double *pred[MXP_METRIC_COUNT], *meas = calloc(n_pairs, sizeof *meas);
     for (int mt = 0; mt < MXP_METRIC_COUNT; mt++) pred[mt] = calloc(n_pairs, sizeof(double));
     mxp_exec ex = {0};
+    stats_work work = {0};
     mxp_status st = MXP_OK;
-    if (!pair_op || !pair_fmt || !config || !meas || !pred[0] || !pred[1] || !pred[2])
+    if (!pair_op || !pair_fmt || !config || !meas || !pred[0] || !pred[1] || !pred[2] ||
+        !stats_work_init(&work, n_pairs))
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     size_t p = 0;
     for (int i = 0; !st && i < n_ops; i++)
@@ -179,8 +208,8 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
             if (!cnt) continue;
             for (int mt = 0; mt < MXP_METRIC_COUNT; mt++) {
                 if (mt == MXP_METRIC_FISHER && !s->has_fisher) continue;
-                double rho = mxp_spearman(pred[mt] + lo, meas + lo, cnt), med, p10, p90;
-                ratio_stats(pred[mt] + lo, meas + lo, cnt, &med, &p10, &p90);
+                double rho = spearman(pred[mt] + lo, meas + lo, cnt, &work), med, p10, p90;
+                ratio_stats(pred[mt] + lo, meas + lo, cnt, &work, &med, &p10, &p90);
                 char label[64];
                 snprintf(label, sizeof label, set ? "whole configurations (%zu)" : "single ops (%zu)", cnt);
                 fprintf(out, "%-28s %-7s %9.3f %14.3g %9.3g .. %-8.3g\n", label, mxp_metric_name((mxp_metric)mt), rho,
@@ -196,8 +225,7 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
         for (int k = 0; k < s->n_formats; k++) {
             mxp_format_id f = s->formats[k];
             if (f == MXP_FMT_F32) continue;
-            double *pp = malloc((n_single ? n_single : 1) * sizeof *pp), *mm = malloc((n_single ? n_single : 1) * sizeof *mm);
-            MXP_ASSERT(pp && mm);
+            double *pp = work.pp, *mm = work.mm;
             size_t c = 0;
             for (size_t q = 0; q < n_single; q++)
                 if (pair_fmt[q] == f) {
@@ -205,11 +233,9 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
                     mm[c++] = meas[q];
                 }
             double med, p10, p90;
-            ratio_stats(pp, mm, c, &med, &p10, &p90);
+            ratio_stats(pp, mm, c, &work, &med, &p10, &p90);
             fprintf(out, "%31s %-7s %6zu %9.3f %11.3g  %.3g .. %.3g\n", "", mxp_format_get(f)->name, c,
-                    mxp_spearman(pp, mm, c), med, p10, p90);
-            free(pp);
-            free(mm);
+                    spearman(pp, mm, c, &work), med, p10, p90);
         }
         double lo = INFINITY, hi = 0;
         for (int k = 0; k < K; k++) {
@@ -238,6 +264,7 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
             free(buf);
         }
     }
+    stats_work_free(&work);
     free(pair_op);
     free(pair_fmt);
     free(config);

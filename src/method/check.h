@@ -17,7 +17,4 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
                                  int K, uint64_t seed, const char *csv, FILE *out, int progress, volatile int *stop,
                                  mxp_calib_result *r, mxp_err *err);
 
-// Spearman rank correlation of x and y (n pairs), ties given their average rank.
-double mxp_spearman(const double *x, const double *y, size_t n);
-
 #endif

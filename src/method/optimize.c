@@ -300,11 +300,29 @@ static int predict_loss(const opt_ctx *c, const unsigned char *fmt, double *loss
 
 static void fill_prediction(const opt_ctx *c, mxp_opt_point *p) {
     double loss, gain;
-    p->has_pred = predict_loss(c, p->fmt, &loss) && predict_gain(c, p->fmt, &gain);
-    if (!p->has_pred) return;
-    p->pred_loss_mse = loss;
-    p->pred_gain_s = gain;
-    p->pred_gain_frac = c->profile_ref_s > 0 ? gain / c->profile_ref_s : NAN;
+    p->has_pred_loss = predict_loss(c, p->fmt, &loss);
+    p->has_pred_gain = predict_gain(c, p->fmt, &gain) && c->profile_ref_s > 0;
+    p->has_pred = p->has_pred_loss && p->has_pred_gain;
+    p->pred_loss_mse = p->has_pred_loss ? loss : 0;
+    p->pred_gain_s = p->has_pred_gain ? gain : 0;
+    p->pred_gain_frac = p->has_pred_gain ? gain / c->profile_ref_s : 0;
+}
+
+// A prediction for the progress lines: the number, or what is missing instead of a NaN.
+typedef struct pred_str {
+    char s[32];
+} pred_str;
+static pred_str pred_loss_str(const mxp_opt_point *p) {
+    pred_str r;
+    if (p->has_pred_loss) snprintf(r.s, sizeof r.s, "%.3g", p->pred_loss_mse);
+    else snprintf(r.s, sizeof r.s, "not calibrated");
+    return r;
+}
+static pred_str pred_gain_str(const mxp_opt_point *p) {
+    pred_str r;
+    if (p->has_pred_gain) snprintf(r.s, sizeof r.s, "%+6.1f%%", 100 * p->pred_gain_frac);
+    else snprintf(r.s, sizeof r.s, "not profiled");
+    return r;
 }
 
 // A plan object (solve's plan JSON or one point of its "pareto" array) -> the point's formats.
@@ -381,8 +399,8 @@ static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
     if (!st) st = load_plan_point(c, plan, MXP_PT_CHOSEN, "chosen plan", c->tau, 1, err);
     if (st) return st;
     double chosen_gain = c->pts[0].pred_gain_s;
-    say(c, "plan: predicted loss MSE %.4g (budget %.4g), predicted gain %.4g s per %s (%.1f%% of f32)",
-        c->pts[0].pred_loss_mse, c->tau, chosen_gain, c->wl.decode ? "token" : "pass", 100 * c->pts[0].pred_gain_frac);
+    say(c, "plan: predicted loss MSE %s (budget %.4g), predicted gain %.4g s per %s (%s of f32)",
+        pred_loss_str(&c->pts[0]).s, c->tau, chosen_gain, c->wl.decode ? "token" : "pass", pred_gain_str(&c->pts[0]).s);
     // the Pareto sweep
     int n_pareto = c->o->pareto ? c->o->pareto : 7;
     mxp_solve_opts so = {.sens_path = sens, .latency_path = lat, .objective = "time", .pareto = n_pareto, .out_plan = pareto};
@@ -590,16 +608,16 @@ static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
         }
         done++;
         double el = mxp_now() - t0, eta = el / done * (n_eval - done);
-        say(c, "accuracy %d/%d: %-24s loss MSE %.3g (predicted %.3g), ppl %.4f, KL %.3g  [%.0fs, ETA %.0fs]", done,
-            n_eval, p->label, p->loss_mse, p->has_pred ? p->pred_loss_mse : NAN, p->ppl, p->kl, el, eta);
+        say(c, "accuracy %d/%d: %-24s loss MSE %.3g (predicted %s), ppl %.4f, KL %.3g  [%.0fs, ETA %.0fs]", done,
+            n_eval, p->label, p->loss_mse, pred_loss_str(p).s, p->ppl, p->kl, el, eta);
     }
     mxp_status st = measure_time(c, err);
     if (st) return st;
     for (int i = 0; i < c->n_pts; i++) {
         mxp_opt_point *p = &c->pts[i];
         if (p->is_dup) copy_measured(p, &c->pts[p->dup_of]);
-        say(c, "%-24s gain %+6.1f%% +- %.1f%% (predicted %+6.1f%%)%s", p->label, 100 * p->gain_frac,
-            100 * p->gain_ci_frac, p->has_pred ? 100 * p->pred_gain_frac : NAN, p->is_dup ? " (same formats as before)" : "");
+        say(c, "%-24s gain %+6.1f%% +- %.1f%% (predicted %s)%s", p->label, 100 * p->gain_frac, 100 * p->gain_ci_frac,
+            pred_gain_str(p).s, p->is_dup ? " (same formats as before)" : "");
     }
     return MXP_OK;
 }
@@ -730,11 +748,17 @@ static cJSON *point_json(const mxp_opt_point *p) {
     cJSON_AddStringToObject(j, "label", p->label);
     cJSON_AddStringToObject(j, "kind", kinds[p->kind]);
     if (p->has_budget) cJSON_AddNumberToObject(j, "budget_max_loss_mse", p->budget);
-    if (p->has_pred) {
+    if (p->has_pred_loss || p->has_pred_gain) {
+        // what is not predicted is left out ("not_profiled": the latency table lacks a format)
         cJSON *pr = cJSON_AddObjectToObject(j, "predicted");
-        cJSON_AddNumberToObject(pr, "loss_mse", p->pred_loss_mse);
-        cJSON_AddNumberToObject(pr, "time_gain_s", p->pred_gain_s);
-        cJSON_AddNumberToObject(pr, "time_gain_frac", isfinite(p->pred_gain_frac) ? p->pred_gain_frac : 0);
+        if (p->has_pred_loss) cJSON_AddNumberToObject(pr, "loss_mse", p->pred_loss_mse);
+        else cJSON_AddTrueToObject(pr, "not_calibrated");
+        if (p->has_pred_gain) {
+            cJSON_AddNumberToObject(pr, "time_gain_s", p->pred_gain_s);
+            cJSON_AddNumberToObject(pr, "time_gain_frac", p->pred_gain_frac);
+        } else {
+            cJSON_AddTrueToObject(pr, "not_profiled");
+        }
     }
     cJSON *me = cJSON_AddObjectToObject(j, "measured");
     double v[] = {p->loss, p->ppl, p->loss_mse, p->loss_mse_se, p->kl, p->top1, p->ref_time_s, p->time_s, p->gain_s,
@@ -859,6 +883,39 @@ static mxp_status check_opts(const mxp_optimize_opts *o, mxp_err *err) {
     return MXP_OK;
 }
 
+// The calibration and held-out sample counts: the user's, or the defaults cut to what each
+// half of the data holds (with a warning and a report note), checked before any folder is
+// made so that data too short for the defaults leaves nothing behind.
+static mxp_status sample_counts(opt_ctx *c, mxp_err *err) {
+    const mxp_optimize_opts *o = c->o;
+    mxp_tokens toks;
+    mxp_status st = mxp_model_load_data(c->m, &toks, o->data_path, err);
+    if (st) return st;
+    size_t nc = 0, ne = 0;
+    int rc = 0, re = 0;
+    st = mxp_data_sample_count(&toks, MXP_SPLIT_CALIB, c->seq_len, (size_t)o->calib_samples, MXP_CALIB_DEFAULT_SAMPLES,
+                               "--samples", o->data_path, &nc, &rc, err);
+    if (!st)
+        st = mxp_data_sample_count(&toks, MXP_SPLIT_EVAL, c->seq_len, (size_t)o->eval_samples,
+                                   MXP_CHECK_DEFAULT_SAMPLES, "--eval-samples", o->data_path, &ne, &re, err);
+    mxp_tokens_free(&toks);
+    if (st) return st;
+    c->calib_samples = (int)nc;
+    c->eval_samples = (int)ne;
+    const char *half[2] = {"calibration", "evaluation"};
+    const int n[2] = {c->calib_samples, c->eval_samples}, def[2] = {MXP_CALIB_DEFAULT_SAMPLES, MXP_CHECK_DEFAULT_SAMPLES};
+    const int reduced[2] = {rc, re};
+    const char *opt[2] = {"--samples", "--eval-samples"};
+    for (int k = 0; k < 2; k++) {
+        if (!reduced[k]) continue;
+        fprintf(stderr, "warning: %s: the %s half holds only %d windows of %d+1 tokens: using %d samples, not the "
+                "default %d (%s N chooses)\n", o->data_path, half[k], n[k], c->seq_len, n[k], def[k], opt[k]);
+        note(c, "The %s half of the data holds only %d windows of %d+1 tokens, so %d samples were used instead of "
+                "the default %d.", half[k], n[k], c->seq_len, n[k], def[k]);
+    }
+    return MXP_OK;
+}
+
 static const char *const default_ties[2] = {"q_proj,k_proj,v_proj", "gate_proj,up_proj"};
 
 static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp_err *err) {
@@ -872,8 +929,7 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     c->seq_len = o->seq_len ? o->seq_len : !c->wl.decode ? c->wl.tokens : g->max_pos > 0 && g->max_pos < 256 ? g->max_pos : 256;
     if (g->max_pos > 0 && c->seq_len > g->max_pos)
         return mxp_fail(err, MXP_ERR_ARG, "--seq %d exceeds the model's %d positions", c->seq_len, g->max_pos);
-    c->calib_samples = o->calib_samples ? o->calib_samples : 32;
-    c->eval_samples = o->eval_samples ? o->eval_samples : 16;
+    if ((st = sample_counts(c, err))) return st;
     c->unit_tokens = c->wl.decode ? 1 : c->wl.tokens;
     // arguments are checked: now the output folder and the private work folder inside it
     if ((st = make_dirs(c, err))) return st;

@@ -107,7 +107,10 @@ static char *signature(const mxp_graph *g, int first, int last) {
         if (n->has_b) sb_printf(&b, "b");
         switch (n->op) {
         case MXP_OP_ROPE: sb_printf(&b, "h%dd%d", n->heads, n->head_dim); break;
-        case MXP_OP_ATTENTION: sb_printf(&b, "h%dkv%dd%d", n->heads, n->kv_heads, n->head_dim); break;
+        case MXP_OP_ATTENTION:
+            sb_printf(&b, "h%dkv%dd%d", n->heads, n->kv_heads, n->head_dim);
+            if (n->window) sb_printf(&b, "sw%d", n->window);  // the window changes the work
+            break;
         case MXP_OP_SLICE: sb_printf(&b, "@%d", n->slice_off); break;
         default: break;
         }

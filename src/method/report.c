@@ -107,6 +107,22 @@ static num fmt_f(double v, int decimals) {
     return n;
 }
 
+// A point's predictions, or what is missing: a format the sensitivity table lacks is "not
+// calibrated", one the latency table lacks (f8_e4m3: no GGUF type) is "not profiled".
+static num pred_loss_cell(const mxp_opt_point *q) {
+    num n;
+    if (q->has_pred_loss) return fmt_g(q->pred_loss_mse, 3);
+    snprintf(n.s, sizeof n.s, "not calibrated");
+    return n;
+}
+
+static num pred_gain_cell(const mxp_opt_point *q) {
+    num n;
+    if (q->has_pred_gain) return fmt_pct(q->pred_gain_frac);
+    snprintf(n.s, sizeof n.s, "not profiled");
+    return n;
+}
+
 // ---- colours ----
 
 static const char *const kind_color[MXP_PT_KIND_COUNT] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
@@ -300,9 +316,12 @@ static int pareto_order(const mxp_report *r, int *idx) {
 
 static void point_tip(const mxp_opt_point *q, char *tip, size_t cap) {
     int n = snprintf(tip, cap, "%s: measured loss MSE %.3g, gain %.1f%%", q->label, q->loss_mse, 100 * q->gain_frac);
-    if (q->has_pred && n > 0 && (size_t)n < cap)
-        snprintf(tip + n, cap - (size_t)n, "; predicted loss MSE %.3g, gain %.1f%%", q->pred_loss_mse,
-                 100 * q->pred_gain_frac);
+    if (n > 0 && (size_t)n < cap && q->has_pred_loss)
+        n += snprintf(tip + n, cap - (size_t)n, "; predicted loss MSE %.3g", q->pred_loss_mse);
+    if (n > 0 && (size_t)n < cap && q->has_pred_gain)
+        snprintf(tip + n, cap - (size_t)n, ", predicted gain %.1f%%", 100 * q->pred_gain_frac);
+    else if (n > 0 && (size_t)n < cap && q->has_pred_loss)
+        snprintf(tip + n, cap - (size_t)n, ", gain not profiled");
 }
 
 // Loss MSE (log x) vs time gain (% of the reference): the predicted and the measured curve of
@@ -377,7 +396,7 @@ static void svg_pred_vs_meas(sb *b, const mxp_report *r, int loss) {
     range xr = {0};
     for (int i = 0; i < r->n_points; i++) {
         const mxp_opt_point *q = &r->points[i];
-        if (!q->has_pred) continue;
+        if (!(loss ? q->has_pred_loss : q->has_pred_gain)) continue;
         range_add(&xr, loss ? q->pred_loss_mse : 100 * q->pred_gain_frac, loss);
         range_add(&xr, loss ? q->loss_mse : 100 * q->gain_frac, loss);
     }
@@ -398,7 +417,7 @@ static void svg_pred_vs_meas(sb *b, const mxp_report *r, int loss) {
     char tip[512];
     for (int i = 0; i < r->n_points; i++) {
         const mxp_opt_point *q = &r->points[i];
-        if (!q->has_pred) continue;
+        if (!(loss ? q->has_pred_loss : q->has_pred_gain)) continue;
         point_tip(q, tip, sizeof tip);
         double x = loss ? q->pred_loss_mse : 100 * q->pred_gain_frac, y = loss ? q->loss_mse : 100 * q->gain_frac;
         marker(b, px(&p, x), py(&p, y), kind_shape(q->kind), kind_color[q->kind], 0, tip);
@@ -548,10 +567,10 @@ static void points_table(sb *b, const mxp_report *r) {
             sb_puts(b, ")</small>");
         }
         sb_printf(b, "</td><td>%s</td>", q->has_budget ? fmt_g(q->budget, 3).s : "&mdash;");
-        sb_printf(b, "<td>%s</td><td>%s &plusmn; %s</td>", q->has_pred ? fmt_g(q->pred_loss_mse, 3).s : "&mdash;",
-                  fmt_g(q->loss_mse, 3).s, fmt_g(q->loss_mse_se, 2).s);
-        sb_printf(b, "<td>%s</td><td>%s &plusmn; %s</td>", q->has_pred ? fmt_pct(q->pred_gain_frac).s : "&mdash;",
-                  fmt_pct(q->gain_frac).s, fmt_f(100 * q->gain_ci_frac, 1).s);
+        sb_printf(b, "<td>%s</td><td>%s &plusmn; %s</td>", pred_loss_cell(q).s, fmt_g(q->loss_mse, 3).s,
+                  fmt_g(q->loss_mse_se, 2).s);
+        sb_printf(b, "<td>%s</td><td>%s &plusmn; %s</td>", pred_gain_cell(q).s, fmt_pct(q->gain_frac).s,
+                  fmt_f(100 * q->gain_ci_frac, 1).s);
         sb_printf(b, "<td>%s &rarr; %s</td>", fmt_f(1e3 * q->ref_time_s, 3).s, fmt_f(1e3 * q->time_s, 3).s);
         sb_printf(b, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", fmt_f(q->tokens_per_s, 0).s,
                   fmt_f(q->ppl, 3).s, fmt_g(q->kl, 3).s, fmt_f(100 * q->top1, 1).s, fmt_f(q->weight_bytes / 1e6, 2).s);
@@ -628,14 +647,14 @@ static const mxp_opt_point *chosen_point(const mxp_report *r) {
 
 static void summary_table(sb *b, const mxp_report *r, const mxp_opt_point *c) {
     const char *unit = r->decode ? "decode" : "prefill";
-    double pred_time = r->profile_ref_time_s - c->pred_gain_s;
+    double pred_time = c->has_pred_gain ? r->profile_ref_time_s - c->pred_gain_s : NAN;
     double pred_tps = pred_time > 0 ? r->unit_tokens / pred_time : NAN;
     double ref_pred_tps = r->profile_ref_time_s > 0 ? r->unit_tokens / r->profile_ref_time_s : NAN;
-    double ppl_bound = r->ref_ppl * exp(sqrt(c->pred_loss_mse));
+    double ppl_bound = c->has_pred_loss ? r->ref_ppl * exp(sqrt(c->pred_loss_mse)) : NAN;
     sb_puts(b, "<table><tr><th>quantity</th><th>predicted</th><th>measured (held-out)</th><th>f32 reference</th></tr>\n");
     sb_printf(b, "<tr><td>loss MSE (mean over samples of (L<sub>plan</sub> &minus; L<sub>f32</sub>)&sup2;)</td>"
                  "<td>%s</td><td>%s &plusmn; %s</td><td>0</td></tr>\n",
-              fmt_g(c->pred_loss_mse, 3).s, fmt_g(c->loss_mse, 3).s, fmt_g(c->loss_mse_se, 2).s);
+              pred_loss_cell(c).s, fmt_g(c->loss_mse, 3).s, fmt_g(c->loss_mse_se, 2).s);
     sb_printf(b, "<tr><td>perplexity</td><td>&le; %s (from &radic;loss MSE)</td><td>%s</td><td>%s</td></tr>\n",
               fmt_f(ppl_bound, 3).s, fmt_f(c->ppl, 3).s, fmt_f(r->ref_ppl, 3).s);
     sb_printf(b, "<tr><td>KL(f32 &#8741; plan), nats per token</td><td>&mdash;</td><td>%s</td><td>0</td></tr>\n",
@@ -643,7 +662,7 @@ static void summary_table(sb *b, const mxp_report *r, const mxp_opt_point *c) {
     sb_printf(b, "<tr><td>top-1 agreement with f32</td><td>&mdash;</td><td>%s%%</td><td>100%%</td></tr>\n",
               fmt_f(100 * c->top1, 1).s);
     sb_printf(b, "<tr><td>time gain (%% of the f32 time)</td><td>%s</td><td>%s &plusmn; %s%%</td><td>0</td></tr>\n",
-              fmt_pct(c->pred_gain_frac).s, fmt_pct(c->gain_frac).s, fmt_f(100 * c->gain_ci_frac, 1).s);
+              pred_gain_cell(c).s, fmt_pct(c->gain_frac).s, fmt_f(100 * c->gain_ci_frac, 1).s);
     sb_printf(b, "<tr><td>time per %s, ms</td><td>%s (profile: f32 %s)</td><td>%s</td><td>%s</td></tr>\n",
               r->decode ? "token" : "pass", fmt_f(1e3 * pred_time, 3).s, fmt_f(1e3 * r->profile_ref_time_s, 3).s,
               fmt_f(1e3 * c->time_s, 3).s, fmt_f(1e3 * c->ref_time_s, 3).s);
@@ -684,7 +703,7 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
         sb_printf(&b, " (from --max-ppl-increase %s%%: &tau; = ln(1 + P)&sup2;)", fmt_g(100 * r->ppl_increase, 4).s);
     sb_printf(&b, ". Chosen plan: predicted gain %s, <b>measured gain %s</b>; predicted loss MSE %s, <b>measured %s</b>; "
                   "perplexity %s &rarr; %s.</p>\n",
-              fmt_pct(c->pred_gain_frac).s, fmt_pct(c->gain_frac).s, fmt_g(c->pred_loss_mse, 3).s, fmt_g(c->loss_mse, 3).s,
+              pred_gain_cell(c).s, fmt_pct(c->gain_frac).s, pred_loss_cell(c).s, fmt_g(c->loss_mse, 3).s,
               fmt_f(r->ref_ppl, 3).s, fmt_f(c->ppl, 3).s);
 
     sb_puts(&b, "<h2>Prediction vs measurement (chosen plan)</h2>\n");

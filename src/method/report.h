@@ -24,8 +24,12 @@ typedef struct mxp_opt_point {
     mxp_point_kind kind;
     char label[64];
     int has_budget;  double budget;     // predicted-loss budget tau it was solved for
-    int has_pred;                       // the predicted fields are set (a solved plan)
-    double pred_loss_mse, pred_gain_s, pred_gain_frac;
+    // Predictions: the loss from the sensitivity table (absent when a format was not
+    // calibrated), the gain from the latency table (absent when a format was not profiled,
+    // e.g. f8_e4m3, which has no GGUF type). has_pred: both.
+    int has_pred_loss, has_pred_gain, has_pred;
+    double pred_loss_mse;               // set when has_pred_loss
+    double pred_gain_s, pred_gain_frac; // set when has_pred_gain
     // measured on held-out samples (mxp_eval, real kernels)
     double loss, ppl, loss_mse, loss_mse_se, kl, top1;
     double ref_time_s, time_s;          // per workload unit, reference and this configuration

@@ -107,8 +107,13 @@ mxp_status mxp_sens_restore(mxp_sens *s, const cJSON *j, const char *label, mxp_
             return mxp_fail(err, MXP_ERR_ARG, "%s: was made with other --formats", label);
     if (!cJSON_IsArray(ops) || cJSON_GetArraySize(ops) != s->n_ops)
         return mxp_fail(err, MXP_ERR_ARG, "%s: was made for another model (op count differs)", label);
-    if (!cJSON_IsNumber(samples) || samples->valuedouble < 0 || !cJSON_IsNumber(loss))
-        return mxp_fail(err, MXP_ERR_FORMAT, "%s: missing samples or accumulators", label);
+    if (!cJSON_IsNumber(samples) || !cJSON_IsNumber(loss))
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: missing \"samples\" or \"acc\".\"loss_sum\"", label);
+    double ns = samples->valuedouble;
+    if (!(ns >= 0 && ns <= 9007199254740992.0 && ns == floor(ns)))  // an exact integer below 2^53
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: \"samples\" (%g) is not a count", label, ns);
+    if (!isfinite(loss->valuedouble))
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: \"acc\".\"loss_sum\" is not a finite number", label);
     int i = 0;
     for (const cJSON *e = ops->child; e; e = e->next, i++) {
         mxp_sens_op *o = &s->ops[i];

@@ -121,10 +121,12 @@ static double dot(const float *a, const float *b, size_t n) {
 // fixed order: the same result for any thread count.
 #define LANES 8
 #define BLOCK 512
-static void multi_dot(const float *a, const float *w, const float *const *q, int nb, size_t n, double *out) {
+// part: work space of multi_dot_parts(n) doubles.
+static size_t multi_dot_parts(size_t n) { return (n + CHUNK - 1) / CHUNK * (MXP_FMT_COUNT + 2); }
+static void multi_dot(const float *a, const float *w, const float *const *q, int nb, size_t n, double *out,
+                      double *part) {
     size_t nc = (n + CHUNK - 1) / CHUNK;
-    double *part = calloc(nc * (size_t)nb, sizeof *part);
-    MXP_ASSERT(part && nb >= 2 && nb <= MXP_FMT_COUNT + 2);
+    MXP_ASSERT(nb >= 2 && nb <= MXP_FMT_COUNT + 2);
 #pragma omp parallel for schedule(static) if (nc >= 8)
     for (size_t c = 0; c < nc; c++) {
         size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
@@ -155,7 +157,6 @@ static void multi_dot(const float *a, const float *w, const float *const *q, int
         for (size_t c = 0; c < nc; c++) t += part[c * (size_t)nb + (size_t)k];
         out[k] = t;
     }
-    free(part);
 }
 
 // sum of (a*b)^2
@@ -187,6 +188,7 @@ typedef struct calib_ctx {
     double *dw_norm2;      // (B)
     double *da;            // (B * MXP_ACT_COUNT) per-sample activation terms of the current op
     double *va;            // (B * MXP_ACT_COUNT) per-sample mean squared activation error
+    double *parts;         // (multi_dot_parts(largest weight)) multi_dot's work space
 } calib_ctx;
 
 static mxp_act_id act_of(mxp_format_id f) { return mxp_format_get(f)->act; }
@@ -216,7 +218,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
                 streams[ns++] = mxp_qcache_fake(c->qc, e->node, f);
             }
             double dots[MXP_FMT_COUNT + 2];
-            multi_dot(c->dw, W, streams, ns, (size_t)O * I, dots);
+            multi_dot(c->dw, W, streams, ns, (size_t)O * I, dots, c->parts);
             for (int k = 2; k < ns; k++) c->dw_dot[b * MXP_FMT_COUNT + which[k - 2]] = dots[k];
             c->dw_norm2[b] = dots[1];
         }
@@ -327,12 +329,13 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     c.dw_norm2 = calloc((size_t)B, sizeof *c.dw_norm2);
     c.da = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.da);
     c.va = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.va);
+    c.parts = calloc(multi_dot_parts(biggest), sizeof *c.parts);
     int32_t *batch = malloc((size_t)B * (T + 1) * sizeof *batch);
     double *seq_loss = malloc((size_t)B * sizeof *seq_loss);
     mxp_exec ex = {0};
     mxp_status st = MXP_OK;
     if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (want_fisher && (!c.xq || !c.yq)) || !c.var_w || !c.dw_dot ||
-        !c.dw_norm2 || !c.da || !c.va || !batch || !seq_loss)
+        !c.dw_norm2 || !c.da || !c.va || !c.parts || !batch || !seq_loss)
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the calibration buffers");
     for (int i = 0; !st && i < s->n_ops; i++) {
         c.op_of_node[s->ops[i].node] = i;
@@ -371,7 +374,8 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
         mxp_exec_loss(&ex, seq_loss);
         mxp_exec_zero_grads(&ex);
         // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
-        mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c);
+        st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c, err);
+        if (st) break;
         for (int b = 0; b < nb; b++) s->loss_sum += seq_loss[b];
         s->samples += (size_t)nb;
         done += (size_t)nb;
@@ -390,6 +394,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     free(c.dw_norm2);
     free(c.da);
     free(c.va);
+    free(c.parts);
     free(batch);
     free(seq_loss);
     return st;

@@ -1,5 +1,5 @@
 // solve.c: the multiple-choice knapsack of docs/DESIGN.md 1.3 with GLPK. The only file that
-// includes glpk.h (CMake leaves it out when GLPK is missing).
+// includes glpk.h (GLPK is a required dependency: CMake stops without it).
 //
 // Model: binary z_j per kept configuration j;  sum_{j in g} z_j = 1 for every group g;
 // optional rows  sum loss_j z_j <= tau,  sum gain_j z_j >= G,  sum bytes_j z_j <= B;

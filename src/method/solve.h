@@ -92,6 +92,7 @@ typedef struct mxp_solve_op {
 typedef struct mxp_solve_problem {
     int n_ops;
     mxp_solve_op *ops;              // (n_ops) every op of the sensitivity table
+    int *by_name;                   // (n_ops) op indices in name order (lookups)
     int n_groups;
     int *group_id;                  // (n_groups) sub-graph id from latency.json (profiled only)
     unsigned char *profiled;        // (n_groups) 0: an op the latency table does not list, in a

@@ -38,6 +38,7 @@ void mxp_solve_problem_free(mxp_solve_problem *p) {
     if (!p) return;
     for (int i = 0; i < p->n_ops; i++) free(p->ops[i].name);
     free(p->ops);
+    free(p->by_name);
     free(p->group_id);
     free(p->profiled);
     free(p->gstart);
@@ -53,10 +54,25 @@ void mxp_solve_problem_free(mxp_solve_problem *p) {
     memset(p, 0, sizeof *p);
 }
 
+// Op index by name, by bisection over p->by_name; -1 when absent.
 static int find_op(const mxp_solve_problem *p, const char *name) {
-    for (int i = 0; i < p->n_ops; i++)
-        if (!strcmp(p->ops[i].name, name)) return i;
+    int lo = 0, hi = p->n_ops;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, k = p->by_name[mid];
+        int c = strcmp(p->ops[k].name, name);
+        if (c == 0) return k;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return -1;
+}
+
+typedef struct named {
+    const char *name;
+    int idx;
+} named;
+static int cmp_named(const void *a, const void *b) {
+    return strcmp(((const named *)a)->name, ((const named *)b)->name);
 }
 
 static mxp_status check_header(const cJSON *j, const char *want, const char *label, mxp_err *err) {
@@ -88,20 +104,45 @@ static mxp_status read_sens(mxp_solve_problem *p, const cJSON *sens, const char 
     int n = cJSON_GetArraySize(ops);
     if (n > (1 << 20)) return mxp_fail(err, MXP_ERR_FORMAT, "%s: too many ops (%d)", label, n);
     p->ops = mxp_calloc((size_t)n + 1, sizeof *p->ops);
-    if (!p->ops) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    p->by_name = mxp_calloc((size_t)n + 1, sizeof *p->by_name);
+    named *sorted = mxp_calloc((size_t)n + 1, sizeof *sorted);
+    if (!p->ops || !p->by_name || !sorted) {
+        free(sorted);
+        return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    }
+    // names first: sorted, so that duplicates are found and lookups are by bisection
     int i = 0;
+    for (const cJSON *o = ops->child; o; o = o->next, i++) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+        if (!cJSON_IsString(name) || !name->valuestring[0]) {
+            free(sorted);
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: ops[%d] has no \"name\" string", label, i);
+        }
+        sorted[i] = (named){name->valuestring, i};
+    }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_named);
+    for (i = 0; i < n; i++) {
+        if (i && !strcmp(sorted[i - 1].name, sorted[i].name)) {
+            st = mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%.200s\" is listed twice", label, sorted[i].name);
+            free(sorted);
+            return st;
+        }
+        p->by_name[i] = sorted[i].idx;
+    }
+    free(sorted);
+    i = 0;
     for (const cJSON *o = ops->child; o; o = o->next, i++) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "s");
         mxp_solve_op *op = &p->ops[i];
-        if (!cJSON_IsString(name) || !name->valuestring[0])
-            return mxp_fail(err, MXP_ERR_FORMAT, "%s: ops[%d] has no \"name\" string", label, i);
-        if (find_op(p, name->valuestring) >= 0)
-            return mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%s\" is listed twice", label, name->valuestring);
+        size_t f32_bytes;
         if (!json_pos_int(cJSON_GetObjectItemCaseSensitive(o, "in"), &op->in) ||
             !json_pos_int(cJSON_GetObjectItemCaseSensitive(o, "out"), &op->out))
             return mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%s\": \"in\" and \"out\" must be positive integers", label,
                             name->valuestring);
+        if (mxp_format_matrix_bytes(MXP_FMT_F32, op->out, op->in, &f32_bytes, NULL))
+            return mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%s\": a (%lld, %lld) weight (\"out\", \"in\") is too large",
+                            label, name->valuestring, (long long)op->out, (long long)op->in);
         if (!cJSON_IsObject(s))
             return mxp_fail(err, MXP_ERR_FORMAT, "%s: op \"%s\": \"s\" must be an object of format: value", label,
                             name->valuestring);

@@ -9,7 +9,8 @@
 // Same input, same output, for any thread count (no reductions whose order depends on it;
 // OpenBLAS's own threading is not used because its results change with the thread count:
 // products are cut into tiles fixed by the shape, one single-threaded BLAS call per tile).
-// Scratch allocation failure inside attention/xent backward aborts (void signatures).
+// Kernels never allocate: the attention kernels take their work space from the caller, so
+// that none of them can fail (void signatures).
 #ifndef MXP_OPS_H
 #define MXP_OPS_H
 
@@ -59,16 +60,20 @@ void mxp_rope_bwd(float *dx, const float *dout, const float *inv_freq, int B, in
 
 // ---- causal self-attention with grouped-query heads ----
 // q (B*Tq, H*D); k, v (B*Tk, Hkv*D); H % Hkv == 0, query head h uses kv head h / (H/Hkv).
-// Query i of a sequence sits at position Tk - Tq + i and attends to keys 0 .. Tk - Tq + i.
-// Scale 1/sqrt(D). out (B*Tq, H*D). att (B, H, Tq, Tk): softmax probabilities, written
-// (zero above the causal limit); saved for backward. att may be NULL when no backward follows
-// (then the kernel uses its own scratch).
-void mxp_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int Tq, int Tk, int H, int Hkv, int D);
-// Backward for Tq == Tk == T. dq (B*T, H*D), dk, dv (B*T, Hkv*D) accumulate.
-void mxp_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                       const float *k, const float *v, const float *att, int B, int T, int H,
-                       int Hkv, int D);
+// Query i of a sequence sits at position p = Tk - Tq + i and attends to keys 0 .. p, or with
+// a sliding window (window > 0) to keys p - window + 1 .. p (Hugging Face Mistral: key j is
+// masked when p - j >= window). Scale 1/sqrt(D). out (B*Tq, H*D). att (B, H, Tq, Tk): softmax
+// probabilities, written (zero for keys not attended to); saved for backward. att may be NULL when no backward follows;
+// the scores then go to scratch (slots, Tq, Tk), one (Tq, Tk) matrix per thread, and the
+// kernel runs on at most `slots` threads (scratch is unused, and may be NULL, with att).
+void mxp_attention_fwd(float *out, float *att, float *scratch, int slots, const float *q, const float *k,
+                       const float *v, int B, int Tq, int Tk, int H, int Hkv, int D, int window);
+// Backward for Tq == Tk == T. dq (B*T, H*D), dk, dv (B*T, Hkv*D) accumulate. scratch
+// (slots, T, T) holds each thread's dP / dS (unused, and may be NULL, when dq and dk are NULL);
+// the kernel runs on at most `slots` threads.
+void mxp_attention_bwd(float *dq, float *dk, float *dv, float *scratch, int slots, const float *dout,
+                       const float *q, const float *k, const float *v, const float *att, int B, int T,
+                       int H, int Hkv, int D, int window);
 
 // ---- elementwise ----
 // SwiGLU: out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). n elements.

@@ -2,11 +2,9 @@
 // Rows are independent and each belongs to one thread: any thread count gives the same bits.
 // Softmax uses max subtraction, the vectorizable exp of vexp.h (about 2 ulp) and a double
 // accumulator for the row sum. A NaN logit makes the row's loss / gradient NaN.
-// Backward accumulates into dlogits. Not for use inside an OpenMP parallel region; the
-// backward allocates one row of scratch per thread and aborts if that fails.
+// Backward accumulates into dlogits. Not for use inside an OpenMP parallel region. No
+// allocation.
 #include <math.h>
-#include <omp.h>
-#include <stdlib.h>
 
 #include "core/base.h"
 #include "ops/ops.h"
@@ -24,19 +22,11 @@ static float row_max(const float *l, int V) {
     return nan ? NAN : mx;
 }
 
-// sum_j exp(l_j - mx) in double; e (V) receives the exps when not NULL.
-static double row_expsum(float *e, const float *l, float mx, int V) {
+// sum_j exp(l_j - mx) in double.
+static double row_expsum(const float *l, float mx, int V) {
     double sum = 0.0;
-    if (e) {
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; j++) {
-            e[j] = mxp_vexpf(l[j] - mx);
-            sum += (double)e[j];
-        }
-    } else {
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; j++) sum += (double)mxp_vexpf(l[j] - mx);
-    }
+    for (int j = 0; j < V; j++) sum += (double)mxp_vexpf(l[j] - mx);
     return sum;
 }
 
@@ -46,29 +36,25 @@ void mxp_xent_fwd(float *losses, const float *logits, const int32_t *targets, in
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float mx = row_max(l, V);
-        double sum = row_expsum(NULL, l, mx, V);
+        double sum = row_expsum(l, mx, V);
         losses[n] = (float)(log(sum) + (double)mx - (double)l[targets[n]]);
     }
 }
 
-// dlogits (N, V) += scale[n] * (softmax(l) - onehot(target)).
+// dlogits (N, V) += scale[n] * (softmax(l) - onehot(target)). The exps are computed twice
+// (for the sum, then for the gradient) rather than kept: no scratch, the same bits.
 void mxp_xent_bwd(float *dlogits, const float *logits, const int32_t *targets, const float *scale,
                   int N, int V) {
     if (!dlogits) return;
-    int nt = omp_get_max_threads();
-    float *scratch = malloc((size_t)nt * V * sizeof(float));  // (nt, V) exps per thread
-    MXP_ASSERT(scratch != NULL);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float *d = dlogits + (size_t)n * V;
-        float *e = scratch + (size_t)omp_get_thread_num() * V;
         float mx = row_max(l, V);
-        double sum = row_expsum(e, l, mx, V);
+        double sum = row_expsum(l, mx, V);
         float k = scale[n] * (float)(1.0 / sum) + (mx - mx);  // NaN row -> NaN gradient
 #pragma omp simd
-        for (int j = 0; j < V; j++) d[j] += k * e[j];
+        for (int j = 0; j < V; j++) d[j] += k * mxp_vexpf(l[j] - mx);
         d[targets[n]] -= scale[n];
     }
-    free(scratch);
 }

@@ -6,6 +6,7 @@
 #include "mixprec.h"
 _Static_assert(MXP_FMT_COUNT <= MXP_MAX_FORMATS, "mixprec.h's MXP_MAX_FORMATS holds every format");
 
+#include <omp.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <cpuid.h>
@@ -211,19 +212,21 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, v
     // Block formats store f16 scales, which overflow for weights too large for them: the row
     // then reads back with an inf or a NaN. (The element formats were checked above.)
     if (f->block_size == 1) return MXP_OK;
+    const int nthr = omp_get_max_threads();
+    float *ybuf = malloc((size_t)nthr * (size_t)I * sizeof *ybuf);  // one row per thread
+    if (!ybuf) return mxp_fail(err, MXP_ERR_NOMEM, "tensor %s: out of memory checking the %s scales", name, f->name);
     int bad_row = -1;
-#pragma omp parallel
+#pragma omp parallel num_threads(nthr)
     {
-        float *y = malloc((size_t)I * sizeof *y);
-        MXP_ASSERT(y);
+        float *y = ybuf + (size_t)omp_get_thread_num() * (size_t)I;
 #pragma omp for schedule(static) reduction(max : bad_row)
         for (int r = 0; r < O; r++) {
             f->dequantize_row(o8 + (size_t)r * rb, y, I);
             for (int i = 0; i < I; i++)
                 if (!isfinite(y[i]) && r > bad_row) bad_row = r;
         }
-        free(y);
     }
+    free(ybuf);
     if (bad_row >= 0)
         return mxp_fail(err, MXP_ERR_ARG, "tensor %s: a %s scale of row %d overflows f16 (weights too large for %s)",
                         name, f->name, bad_row, f->name);

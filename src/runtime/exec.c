@@ -3,6 +3,7 @@
 // never changes parameters.
 #include "runtime/exec.h"
 
+#include <omp.h>
 #include <string.h>
 #include "ops/ops.h"
 #include "quant/format.h"
@@ -24,9 +25,9 @@ void mxp_exec_free(mxp_exec *ex) {
         if (ex->grad) free(ex->grad[i]);
         if (ex->aux) free(ex->aux[i]);
     }
-    for (int i = 0; ex->kc && i < ex->g->n_nodes; i++) {
-        free(ex->kc[i]);
-        free(ex->vc[i]);
+    for (int i = 0; i < ex->g->n_nodes; i++) {
+        if (ex->kc) free(ex->kc[i]);
+        if (ex->vc) free(ex->vc[i]);
     }
     free(ex->kc);
     free(ex->vc);
@@ -46,6 +47,7 @@ void mxp_exec_free(mxp_exec *ex) {
     free(ex->losses);
     free(ex->row_scale);
     free(ex->wscratch);
+    free(ex->att_scratch);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -91,10 +93,7 @@ float *mxp_exec_grad(mxp_exec *ex, int node) {
     } else {
         // the pool was sized at init for a full backward; only unusual sub-range use gets here
         buf = alloc_floats(cells);
-        if (!buf) {
-            fprintf(stderr, "mixprec: out of memory for a gradient buffer of %zu floats\n", cells);
-            abort();
-        }
+        if (!buf) return NULL;
     }
     ex->grad[node] = buf;
     return buf;
@@ -200,6 +199,18 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
             ok = (ex->kc[i] = alloc_floats(cells)) && (ex->vc[i] = alloc_floats(cells));
         }
     }
+    // attention work space: the scores of one head (no saved probabilities) or its dP / dS
+    // (backward), one (T, T) matrix per thread, as many threads as there are heads to share
+    int max_tasks = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == MXP_OP_ATTENTION && B * g->nodes[i].heads > max_tasks) max_tasks = B * g->nodes[i].heads;
+    if (ok && max_tasks) {
+        int slots = omp_get_max_threads();
+        if (slots > max_tasks) slots = max_tasks;
+        size_t cells;
+        ok = mxp_mul_ok((size_t)T * (size_t)T, (size_t)slots, &cells) && (ex->att_scratch = alloc_floats(cells));
+        ex->att_slots = slots;
+    }
     if (ok && (flags & MXP_EXEC_WGRAD_SCRATCH)) {
         size_t biggest = 1;
         for (int i = 0; i < g->n_nodes; i++)
@@ -299,7 +310,7 @@ static void attention_forward(mxp_exec *ex, int i, float *out, const float *q) {
     const float *k = ex->val[n->in[1]], *v = ex->val[n->in[2]];
     const int B = ex->B, Tq = ex->Tq, H = n->heads, Hkv = n->kv_heads, D = n->head_dim;
     if (!ex->kc) {
-        mxp_attention_fwd(out, ex->aux[i], q, k, v, B, Tq, Tq, H, Hkv, D);
+        mxp_attention_fwd(out, ex->aux[i], ex->att_scratch, ex->att_slots, q, k, v, B, Tq, Tq, H, Hkv, D, n->window);
         return;
     }
     size_t kw = (size_t)Hkv * D, qw = (size_t)H * D;
@@ -307,8 +318,8 @@ static void attention_forward(mxp_exec *ex, int i, float *out, const float *q) {
         float *kc = ex->kc[i] + (size_t)b * ex->T * kw, *vc = ex->vc[i] + (size_t)b * ex->T * kw;
         memcpy(kc + (size_t)ex->pos0 * kw, k + (size_t)b * Tq * kw, (size_t)Tq * kw * sizeof(float));
         memcpy(vc + (size_t)ex->pos0 * kw, v + (size_t)b * Tq * kw, (size_t)Tq * kw * sizeof(float));
-        mxp_attention_fwd(out + (size_t)b * Tq * qw, NULL, q + (size_t)b * Tq * qw, kc, vc, 1, Tq, ex->pos0 + Tq, H, Hkv,
-                          D);
+        mxp_attention_fwd(out + (size_t)b * Tq * qw, NULL, ex->att_scratch, ex->att_slots, q + (size_t)b * Tq * qw, kc,
+                          vc, 1, Tq, ex->pos0 + Tq, H, Hkv, D, n->window);
     }
 }
 
@@ -387,20 +398,36 @@ void mxp_exec_zero_grads(mxp_exec *ex) {
         for (int p = 0; p < ex->g->n_params; p++) memset(ex->pgrad[p], 0, ex->g->params[p].nelem * sizeof(float));
 }
 
-void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx) {
+// The gradients a node's backward writes into: its inputs' (in[0] .. in[n_in-1]). Returns 0
+// when one could not be allocated.
+static int input_grads(mxp_exec *ex, const mxp_node *n, float *dins[MXP_MAX_NODE_INPUTS]) {
+    for (int k = 0; k < MXP_MAX_NODE_INPUTS; k++) dins[k] = NULL;
+    for (int k = 0; k < n->n_in; k++)
+        if (!(dins[k] = mxp_exec_grad(ex, n->in[k]))) return 0;
+    return 1;
+}
+
+mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx,
+                             mxp_err *err) {
     const mxp_graph *g = ex->g;
     MXP_ASSERT(ex->grad && 0 <= first && first <= last && last <= g->n_nodes && ex->Tq == ex->T && ex->pos0 == 0);
     const int B = ex->B, T = ex->T, N = ex->N;
     if (last == g->n_nodes) {
+        float *dlogits = mxp_exec_grad(ex, last - 1);
+        if (!dlogits) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the gradient of the logits");
         for (int r = 0; r < N; r++) ex->row_scale[r] = loss_scale;
-        mxp_xent_bwd(mxp_exec_grad(ex, last - 1), ex->val[last - 1], ex->targets, ex->row_scale, N, g->nodes[last - 1].cols);
+        mxp_xent_bwd(dlogits, ex->val[last - 1], ex->targets, ex->row_scale, N, g->nodes[last - 1].cols);
     }
     for (int i = last - 1; i >= first; i--) {
         const mxp_node *n = &g->nodes[i];
         const float *dy = ex->grad[i];
         if (!dy) continue;  // no gradient reaches this node
+        float *din[MXP_MAX_NODE_INPUTS];
+        if (!input_grads(ex, n, din))
+            return mxp_fail(err, MXP_ERR_NOMEM, "out of memory for a gradient buffer (node %d, %s)", i,
+                            mxp_op_name(n->op));
         const float *x = n->n_in ? ex->val[n->in[0]] : NULL;
-        float *dx = n->n_in ? mxp_exec_grad(ex, n->in[0]) : NULL;
+        float *dx = din[0];
         int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
         int64_t cells = (int64_t)N * n->cols;
         switch (n->op) {
@@ -433,17 +460,18 @@ void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_
             break;
         case MXP_OP_ROPE: mxp_rope_bwd(dx, dy, n->inv_freq, B, T, 0, n->heads, n->head_dim); break;
         case MXP_OP_ATTENTION:
-            mxp_attention_bwd(dx, mxp_exec_grad(ex, n->in[1]), mxp_exec_grad(ex, n->in[2]), dy, x, ex->val[n->in[1]], ex->val[n->in[2]],
-                              ex->aux[i], B, T, n->heads, n->kv_heads, n->head_dim);
+            mxp_attention_bwd(dx, din[1], din[2], ex->att_scratch, ex->att_slots, dy, x, ex->val[n->in[1]],
+                              ex->val[n->in[2]], ex->aux[i], B, T, n->heads, n->kv_heads, n->head_dim, n->window);
             break;
-        case MXP_OP_SWIGLU: mxp_swiglu_bwd(dx, mxp_exec_grad(ex, n->in[1]), dy, x, ex->val[n->in[1]], cells); break;
+        case MXP_OP_SWIGLU: mxp_swiglu_bwd(dx, din[1], dy, x, ex->val[n->in[1]], cells); break;
         case MXP_OP_GELU: mxp_gelu_bwd(dx, dy, x, cells); break;
         case MXP_OP_ADD:
             mxp_acc(dx, dy, cells);
-            mxp_acc(mxp_exec_grad(ex, n->in[1]), dy, cells);
+            mxp_acc(din[1], dy, cells);
             break;
         case MXP_OP_COUNT: MXP_ASSERT(0);
         }
         release_grad(ex, i);
     }
+    return MXP_OK;
 }

@@ -54,6 +54,8 @@ typedef struct mxp_exec {
     float *losses;       // (N) per-position cross-entropy, filled by mxp_exec_loss
     float *row_scale;    // (N) scratch for the loss gradient
     float *wscratch;     // (largest linear weight) with MXP_EXEC_WGRAD_SCRATCH, else NULL
+    float *att_scratch;  // (att_slots, T, T) attention work space, one matrix per thread
+    int att_slots;
     // formats (mxp_exec_use_formats): linear ops whose node->fmt is not f32 read qc's copies
     mxp_qcache *qc;      // borrowed, or NULL: every op runs in f32
     mxp_qmode qmode;
@@ -99,7 +101,8 @@ void mxp_exec_zero_grads(mxp_exec *ex);
 
 // The gradient buffer of node i, (N, cols), created zeroed if it is not alive. Use it to seed
 // the gradient flowing into a sub-graph before mxp_exec_backward on a range, or to read the
-// gradient of a node before the range after it.
+// gradient of a node before the range after it. The pool made at init holds what a full
+// backward needs; beyond that a buffer is allocated, and NULL means that failed.
 float *mxp_exec_grad(mxp_exec *ex, int node);
 
 // Backward over nodes [first, last) in reverse. When last == n_nodes, the output gradient is
@@ -108,6 +111,9 @@ float *mxp_exec_grad(mxp_exec *ex, int node);
 // mxp_exec_grad(ex, last-1) (and any other gradient flowing into the range). Gradients
 // accumulate: call mxp_exec_zero_grads first. The gradients of nodes in the range are dropped
 // once used; those of nodes before `first` stay readable. hook may be NULL.
-void mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx);
+// MXP_ERR_NOMEM if a gradient buffer beyond the pool could not be allocated (not after
+// mxp_exec_zero_grads and a full range); the gradients are then incomplete.
+mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx,
+                             mxp_err *err);
 
 #endif
