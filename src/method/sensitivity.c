@@ -191,7 +191,12 @@ typedef struct calib_ctx {
     double *parts;         // (multi_dot_parts(largest weight)) multi_dot's work space
 } calib_ctx;
 
-static mxp_act_id act_of(mxp_format_id f) { return mxp_format_get(f)->act; }
+// The activation rounding of format f, by its values: q8_1's are q8_0's (format.h), so the
+// pass rounds once for both.
+static mxp_act_id act_of(mxp_format_id f) {
+    mxp_act_id a = mxp_format_get(f)->act;
+    return a == MXP_ACT_Q8_1 ? MXP_ACT_Q8_0 : a;
+}
 
 static void hook(void *vctx, const mxp_linear_event *e) {
     calib_ctx *c = vctx;
