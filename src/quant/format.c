@@ -256,11 +256,16 @@ void mxp_act_round_row(mxp_act_id a, const float *x, float *y, int n) {
         if (y != x) memmove(y, x, (size_t)n * sizeof *y);
         return;
     case MXP_ACT_F16:
-        for (int i = 0; i < n; i++) y[i] = mxp_f16_to_f32(mxp_f32_to_f16(x[i]));
+    case MXP_ACT_BF16: {  // the weight kernels of f16/bf16 (AVX2 when dispatched), 256 at a time
+        const mxp_format *f = mxp_format_get(a == MXP_ACT_F16 ? MXP_FMT_F16 : MXP_FMT_BF16);
+        uint16_t h[256];
+        for (int i = 0; i < n; i += 256) {
+            const int len = n - i < 256 ? n - i : 256;
+            f->quantize_row(x + i, h, len);
+            f->dequantize_row(h, y + i, len);
+        }
         return;
-    case MXP_ACT_BF16:
-        for (int i = 0; i < n; i++) y[i] = mxp_bf16_to_f32(mxp_f32_to_bf16(x[i]));
-        return;
+    }
     case MXP_ACT_Q8_0:
     case MXP_ACT_Q8_1:  // the same values (the contract in format.h)
         act_q8_row(mxp_format_get(MXP_FMT_Q8_0)->quantize_act, x, y, n);
