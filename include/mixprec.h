@@ -240,6 +240,11 @@ typedef struct mxp_profile_opts {
     int check;                  // K > 0: also time K random whole-model configurations end to
                                 // end against the three predictions
     double check_budget_s;      // time budget for the check (0: 240)
+    int check_llama;            // 1: also time the check's configurations and every uniform
+                                // candidate in llama.cpp (llama-bench on their GGUFs) and
+                                // compare the predictions with that (needs check > 0)
+    const char *llama_bench;    // llama-bench for check_llama (NULL: found as mxp_optimize_opts
+                                // says)
     const char *cache_dir;      // NULL: $MIXPREC_CACHE_DIR, else $XDG_CACHE_HOME/mixprec,
                                 // else $HOME/.cache/mixprec
     int no_cache;               // 1: measure even when a cached table matches (then refresh it)
@@ -257,6 +262,14 @@ typedef struct mxp_profile_check_row {
     double pred_mac_s;          // MAC counts / each format's best measured MAC rate
 } mxp_profile_check_row;
 
+typedef struct mxp_profile_llama_row {
+    char label[32];             // "random K" (a check configuration) or "uniform FMT"
+    double pred_subgraph, pred_op, pred_mac;  // predicted gains / the end-to-end f32 time
+    double mixprec_measured;    // measured gain with mixprec's kernels, same units (NaN: not run)
+    double llama_measured;      // llama.cpp's: 1 - (f32 tokens/s) / (this tokens/s)
+    double llama_tps, llama_ref_tps;  // llama-bench tokens/s of this configuration and of f32
+} mxp_profile_llama_row;
+
 typedef struct mxp_profile_result {
     int n_subgraphs, n_classes; // sub-graphs, and distinct measurements (shared signatures)
     int n_configs;              // configurations measured (over the classes)
@@ -270,6 +283,14 @@ typedef struct mxp_profile_result {
     mxp_profile_check_row *check;  // (n_check) owned: free with mxp_profile_result_free
     double e2e_ref_s;           // end-to-end reference time (median over the check)
     double mae_subgraph, mae_op, mae_mac;  // median |predicted - measured| / e2e_ref_s
+    int n_llama;                // rows of the llama.cpp check (check_llama)
+    mxp_profile_llama_row *llama;  // (n_llama) owned
+    double llama_mae_subgraph, llama_mae_op, llama_mae_mac;  // median |predicted - llama.cpp| gain,
+                                // as fractions of the f32 time
+    char llama_build[96];       // the llama.cpp build llama-bench reported
+    int n_llama_skipped;        // candidate formats without a uniform GGUF (no GGUF type, or an
+    char llama_skipped[16][16]; // op that cannot take it): their names
+    int llama_random_skipped;   // check configurations holding a format without a GGUF type
 } mxp_profile_result;
 
 // Partition the model, time every configuration of every sub-graph signature with the real
