@@ -96,6 +96,27 @@ typedef struct mxp_eval_result {
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
 
+// ---- processes: calibration shared over an MPI job ----
+// The processes (ranks) of one job that mpirun or srun started: {0, 1} for a process on its own.
+typedef struct mxp_dist {
+    int rank;  // 0 .. size-1; rank 0 writes every file and prints the progress
+    int size;
+} mxp_dist;
+
+// How many processes an MPI launcher says this job has, from the environment only (Open MPI,
+// PMI, PMIx under Slurm); 1 when no launcher started this process. Touches no MPI state.
+int mxp_dist_env_size(void);
+// Join the job: MPI_Init when a launcher started this process (and the build has MPI),
+// otherwise {0, 1} without MPI. Fails when a launcher asks for several processes and this
+// build has no MPI (MXP_MPI=OFF). Call once, from the main thread, before any other thread.
+mxp_status mxp_dist_init(mxp_dist *d, mxp_err *err);
+// Leave the job (MPI_Finalize: waits for the other ranks); nothing for a process on its own.
+void mxp_dist_finalize(mxp_dist *d);
+// End every process of the job now with exit status `code` (MPI_Abort), after the caller has
+// printed why. Returns (and does nothing) for a process on its own. For main() only: a rank that
+// fails while the others wait in a collective call would otherwise leave them waiting forever.
+void mxp_dist_abort(const mxp_dist *d, int code);
+
 // ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
 #define MXP_CALIB_DEFAULT_SAMPLES 32  // calibration windows when none are asked for
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
@@ -111,8 +132,16 @@ typedef struct mxp_calib_opts {
     int fisher;             // also accumulate the fisher metric (implied by metric fisher or check)
     const char *out_path;   // sens.json (written atomically; a partial table while running)
     int resume;             // continue from out_path's partial table
-    int progress;           // progress with ETA on stderr
+    int progress;           // progress with ETA on stderr (rank 0 only)
     volatile int *stop;     // set to non-zero (e.g. by a SIGINT handler) to stop cleanly; may be NULL
+    int stop_after;         // stop cleanly (as *stop does) once this many samples are in the
+                            // table, counting resumed ones: a partial table for --resume (0: never)
+    // The job this process belongs to (NULL: a process on its own). Every rank calls
+    // mxp_calibrate with the same options; the samples are shared out in whole batches, rank 0
+    // adds every sample's terms in sample order (the table is the one-process table, bit for
+    // bit), and rank 0 alone reads the partial table, writes files and runs the check. When a
+    // call fails on one rank, the others may be left waiting: end the job (mxp_dist_abort).
+    const mxp_dist *dist;
     // prediction check on held-out samples (the evaluation split)
     int check;              // K random whole-model configurations (0: no check)
     int check_samples;      // held-out samples (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for samples)
