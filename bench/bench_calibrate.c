@@ -64,9 +64,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_calibrate: %s\n", err.msg);
         return 1;
     }
+    const mxp_sens_run run = {.batch = 1};
     // warm-up (also builds the fake-quant cache, which is a one-time cost reported apart)
     double tc0 = mxp_now();
-    if (mxp_sens_accumulate(&s, m, &qc, seq, 1, 1, 0, 0, NULL, 0, NULL, NULL, &err)) {
+    if (mxp_sens_accumulate(&s, m, &qc, seq, 1, &run, &err)) {
         fprintf(stderr, "bench_calibrate: %s\n", err.msg);
         return 1;
     }
@@ -88,7 +89,7 @@ int main(int argc, char **argv) {
         }
         tp[r] = (mxp_now() - t0) / N;
         t0 = mxp_now();
-        if (mxp_sens_accumulate(&s, m, &qc, seq, (size_t)N, 1, 0, 0, NULL, 0, NULL, NULL, &err)) {
+        if (mxp_sens_accumulate(&s, m, &qc, seq, (size_t)N, &run, &err)) {
             fprintf(stderr, "bench_calibrate: %s\n", err.msg);
             return 1;
         }

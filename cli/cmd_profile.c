@@ -32,6 +32,10 @@ int cmd_profile(int argc, char **argv) {
             if (!cli_parse_pos_double(a, argv[++i], &o.budget_s)) return 2;
         } else if (!strcmp(a, "--check") && has_val) {
             if (!cli_parse_pos_int(a, argv[++i], &o.check)) return 2;
+        } else if (!strcmp(a, "--check-llama")) {
+            o.check_llama = 1;
+        } else if (!strcmp(a, "--llama-bench") && has_val) {
+            o.llama_bench = argv[++i];
         } else if (!strcmp(a, "--check-budget") && has_val) {
             if (!cli_parse_pos_double(a, argv[++i], &o.check_budget_s)) return 2;
         } else if (!strcmp(a, "--cache-dir") && has_val) {
@@ -81,10 +85,36 @@ int cmd_profile(int argc, char **argv) {
                "MAC %.2f%%\n",
                100 * r.mae_subgraph, 100 * r.mae_op, 100 * r.mae_mac);
     }
+    if (r.n_llama) {
+        printf("\nllama.cpp check (llama-bench, build %s): gains as %% of the f32 time\n", r.llama_build);
+        printf("%-14s %10s %10s %10s %10s %10s %10s\n", "configuration", "llama.cpp", "mixprec", "subgraph", "per-op",
+               "MAC", "tok/s");
+        for (int i = 0; i < r.n_llama; i++) {
+            const mxp_profile_llama_row *c = &r.llama[i];
+            char mx[16] = "-";
+            if (c->mixprec_measured == c->mixprec_measured) snprintf(mx, sizeof mx, "%+.1f", 100 * c->mixprec_measured);
+            printf("%-14s %+10.1f %10s %+10.1f %+10.1f %+10.1f %10.1f\n", c->label, 100 * c->llama_measured, mx,
+                   100 * c->pred_subgraph, 100 * c->pred_op, 100 * c->pred_mac, c->llama_tps);
+        }
+        printf("f32 in llama.cpp: %.1f tok/s\n", r.llama[0].llama_ref_tps);
+        for (int i = 0; i < r.n_llama_skipped; i++)
+            printf("uniform %s: no GGUF of it (no GGUF type, or an op cannot take it), not timed in llama.cpp\n",
+                   r.llama_skipped[i]);
+        if (r.llama_random_skipped)
+            printf("%d random configurations hold a format without a GGUF type: not timed in llama.cpp\n",
+                   r.llama_random_skipped);
+        printf("median |predicted - llama.cpp measured| gain, %% of the f32 time: sub-graph %.2f%%, per-op %.2f%%, "
+               "MAC %.2f%%\n",
+               100 * r.llama_mae_subgraph, 100 * r.llama_mae_op, 100 * r.llama_mae_mac);
+    }
     printf("profile: subgraphs=%d classes=%d configs=%d seconds=%.1f cache=%s check=%d mae_subgraph=%.4f mae_op=%.4f "
-           "mae_mac=%.4f\n",
+           "mae_mac=%.4f",
            r.n_subgraphs, r.n_classes, r.n_configs, r.seconds, r.from_cache ? "hit" : "miss", r.n_check, r.mae_subgraph,
            r.mae_op, r.mae_mac);
+    if (r.n_llama)
+        printf(" llama_check=%d llama_mae_subgraph=%.4f llama_mae_op=%.4f llama_mae_mac=%.4f", r.n_llama,
+               r.llama_mae_subgraph, r.llama_mae_op, r.llama_mae_mac);
+    printf("\n");
     mxp_profile_result_free(&r);
     return 0;
 }

@@ -21,11 +21,12 @@ static const char *const usage_text =
     "  profile MODEL --workload prefill:T|decode:L -o LATENCY.json [--batch B]\n"
     "       [--formats f32,bf16,...] [--tie q_proj,k_proj,v_proj]... [--data FILE] [--seed S]\n"
     "       [--rel-ci X] [--budget S] [--check K [--check-budget S]] [--cache-dir D]\n"
-    "       [--no-cache] [--no-pin] [--quiet]\n"
+    "       [--no-cache] [--no-pin] [--quiet] [--check-llama [--llama-bench PATH]]\n"
     "                                 partition into sequential sub-graphs and time every\n"
     "                                 configuration of each with the real kernels; --check K\n"
     "                                 times K random whole-model configurations against the\n"
-    "                                 sub-graph, per-op and MAC predictions\n"
+    "                                 sub-graph, per-op and MAC predictions; --check-llama\n"
+    "                                 also times them and every uniform format in llama.cpp\n"
     "  solve SENS.json LATENCY.json -o PLAN.json (--max-loss-mse X | --max-ppl-increase P% |\n"
     "       --min-gain G | --max-bytes B | --pareto N) [--objective time|memory|mac]\n"
     "       [--force 'GLOB=FMT'] [--forbid 'GLOB=FMT'] [--tensor-types FILE] [--csv FILE]\n"
@@ -40,10 +41,13 @@ static const char *const usage_text =
     "                                 continue a prompt (shows the model is real)\n"
     "  calibrate MODEL --data FILE -o SENS.json [--samples N] [--seq T] [--batch B]\n"
     "       [--formats f32,bf16,...] [--metric taylor|fisher|noise] [--fisher] [--seed S]\n"
-    "       [--resume] [--check K [--check-samples N] [--check-csv FILE]]\n"
+    "       [--resume] [--stop-after N] [--check K [--check-samples N] [--check-csv FILE]]\n"
     "                                 per-op, per-format loss-MSE sensitivities; --check K\n"
     "                                 measures single ops and K random configurations on\n"
-    "                                 held-out data against the predictions\n"
+    "                                 held-out data against the predictions; --stop-after N\n"
+    "                                 leaves a partial table after N samples (--resume goes\n"
+    "                                 on); under mpirun or srun the processes share the\n"
+    "                                 samples and rank 0 writes the same table\n"
     "  optimize MODEL --data FILE --workload prefill:T|decode:L -o DIR\n"
     "       (--max-ppl-increase P% | --max-loss-mse X) [--samples N] [--seq T]\n"
     "       [--eval-samples N] [--pareto N] [--profile-budget S] [--formats f32,bf16,...]\n"
@@ -84,6 +88,13 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "--version")) {
         printf("mixprec %s\nggml %s (commit %s)\n", mxp_version(), mxp_ggml_version(), mxp_ggml_commit());
         return 0;
+    }
+    // Only calibrate shares its work over MPI processes; any other command started N times
+    // would do the same work N times and write the same files at once.
+    if (strcmp(cmd, "calibrate") && mxp_dist_env_size() > 1) {
+        fprintf(stderr, "mixprec: %s runs in one process: start it without mpirun/srun (only calibrate shares its work "
+                        "over MPI processes)\n", cmd);
+        return 2;
     }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

@@ -36,8 +36,9 @@ for t in "${targets[@]}"; do
     rc=$?
     execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$out/logs/$t.log" | tail -n 1)
     ft=$(grep -oE 'ft: [0-9]+' "$out/logs/$t.log" | tail -n 1 | cut -d' ' -f2)
-    crashes=$(ls "$out/artifacts" | grep -c "^$t-")
-    echo "fuzz_$t: $(( $(date +%s) - t0 ))s, exit $rc, ${execs:-?} executions, corpus $before -> $(ls "$out/corpus/$t" | wc -l) inputs, ${ft:-?} features, $crashes crash inputs"
+    crashes=$(ls "$out/artifacts" | grep -cE "^$t-(crash|leak|timeout|oom)-")
+    slow=$(ls "$out/artifacts" | grep -c "^$t-slow-unit-")
+    echo "fuzz_$t: $(( $(date +%s) - t0 ))s, exit $rc, ${execs:-?} executions, corpus $before -> $(ls "$out/corpus/$t" | wc -l) inputs, ${ft:-?} features, $crashes crash/leak/timeout/oom inputs, $slow slow inputs (kept, not failures)"
     [ $rc -eq 0 ] || status=1
 done
 exit $status

@@ -100,6 +100,27 @@ typedef struct mxp_eval_result {
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
 
+// ---- processes: calibration shared over an MPI job ----
+// The processes (ranks) of one job that mpirun or srun started: {0, 1} for a process on its own.
+typedef struct mxp_dist {
+    int rank;  // 0 .. size-1; rank 0 writes every file and prints the progress
+    int size;
+} mxp_dist;
+
+// How many processes an MPI launcher says this job has, from the environment only (Open MPI,
+// PMI, PMIx under Slurm); 1 when no launcher started this process. Touches no MPI state.
+int mxp_dist_env_size(void);
+// Join the job: MPI_Init when a launcher started this process (and the build has MPI),
+// otherwise {0, 1} without MPI. Fails when a launcher asks for several processes and this
+// build has no MPI (MXP_MPI=OFF). Call once, from the main thread, before any other thread.
+mxp_status mxp_dist_init(mxp_dist *d, mxp_err *err);
+// Leave the job (MPI_Finalize: waits for the other ranks); nothing for a process on its own.
+void mxp_dist_finalize(mxp_dist *d);
+// End every process of the job now with exit status `code` (MPI_Abort), after the caller has
+// printed why. Returns (and does nothing) for a process on its own. For main() only: a rank that
+// fails while the others wait in a collective call would otherwise leave them waiting forever.
+void mxp_dist_abort(const mxp_dist *d, int code);
+
 // ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
 #define MXP_CALIB_DEFAULT_SAMPLES 32  // calibration windows when none are asked for
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
@@ -115,8 +136,16 @@ typedef struct mxp_calib_opts {
     int fisher;             // also accumulate the fisher metric (implied by metric fisher or check)
     const char *out_path;   // sens.json (written atomically; a partial table while running)
     int resume;             // continue from out_path's partial table
-    int progress;           // progress with ETA on stderr
+    int progress;           // progress with ETA on stderr (rank 0 only)
     volatile int *stop;     // set to non-zero (e.g. by a SIGINT handler) to stop cleanly; may be NULL
+    int stop_after;         // stop cleanly (as *stop does) once this many samples are in the
+                            // table, counting resumed ones: a partial table for --resume (0: never)
+    // The job this process belongs to (NULL: a process on its own). Every rank calls
+    // mxp_calibrate with the same options; the samples are shared out in whole batches, rank 0
+    // adds every sample's terms in sample order (the table is the one-process table, bit for
+    // bit), and rank 0 alone reads the partial table, writes files and runs the check. When a
+    // call fails on one rank, the others may be left waiting: end the job (mxp_dist_abort).
+    const mxp_dist *dist;
     // prediction check on held-out samples (the evaluation split)
     int check;              // K random whole-model configurations (0: no check)
     int check_samples;      // held-out samples (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for samples)
@@ -249,6 +278,11 @@ typedef struct mxp_profile_opts {
     int check;                  // K > 0: also time K random whole-model configurations end to
                                 // end against the three predictions
     double check_budget_s;      // time budget for the check (0: 240)
+    int check_llama;            // 1: also time the check's configurations and every uniform
+                                // candidate in llama.cpp (llama-bench on their GGUFs) and
+                                // compare the predictions with that (needs check > 0)
+    const char *llama_bench;    // llama-bench for check_llama (NULL: found as mxp_optimize_opts
+                                // says)
     const char *cache_dir;      // NULL: $MIXPREC_CACHE_DIR, else $XDG_CACHE_HOME/mixprec,
                                 // else $HOME/.cache/mixprec
     int no_cache;               // 1: measure even when a cached table matches (then refresh it)
@@ -266,6 +300,14 @@ typedef struct mxp_profile_check_row {
     double pred_mac_s;          // MAC counts / each format's best measured MAC rate
 } mxp_profile_check_row;
 
+typedef struct mxp_profile_llama_row {
+    char label[32];             // "random K" (a check configuration) or "uniform FMT"
+    double pred_subgraph, pred_op, pred_mac;  // predicted gains / the end-to-end f32 time
+    double mixprec_measured;    // measured gain with mixprec's kernels, same units (NaN: not run)
+    double llama_measured;      // llama.cpp's: 1 - (f32 tokens/s) / (this tokens/s)
+    double llama_tps, llama_ref_tps;  // llama-bench tokens/s of this configuration and of f32
+} mxp_profile_llama_row;
+
 typedef struct mxp_profile_result {
     int n_subgraphs, n_classes; // sub-graphs, and distinct measurements (shared signatures)
     int n_configs;              // configurations measured (over the classes)
@@ -279,6 +321,14 @@ typedef struct mxp_profile_result {
     mxp_profile_check_row *check;  // (n_check) owned: free with mxp_profile_result_free
     double e2e_ref_s;           // end-to-end reference time (median over the check)
     double mae_subgraph, mae_op, mae_mac;  // median |predicted - measured| / e2e_ref_s
+    int n_llama;                // rows of the llama.cpp check (check_llama)
+    mxp_profile_llama_row *llama;  // (n_llama) owned
+    double llama_mae_subgraph, llama_mae_op, llama_mae_mac;  // median |predicted - llama.cpp| gain,
+                                // as fractions of the f32 time
+    char llama_build[96];       // the llama.cpp build llama-bench reported
+    int n_llama_skipped;        // candidate formats without a uniform GGUF (no GGUF type, or an
+    char llama_skipped[16][16]; // op that cannot take it): their names
+    int llama_random_skipped;   // check configurations holding a format without a GGUF type
 } mxp_profile_result;
 
 // Partition the model, time every configuration of every sub-graph signature with the real

@@ -3,7 +3,7 @@
 # fixtures. Run as root (or with sudo available). Safe to run again.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
-      libopenblas-openmp-dev libglpk-dev libcjson-dev
+      libopenblas-openmp-dev libglpk-dev libcjson-dev libopenmpi-dev openmpi-bin
       clang libclang-rt-14-dev
       python3 python3-torch python3-numpy
       bible-kjv)

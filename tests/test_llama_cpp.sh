@@ -166,5 +166,17 @@ for fam in llama2 mistral; do  # GGUF inputs: the SentencePiece vocabulary is ca
 done
 tensor_types default models/default models/default/heldout.txt
 
+# profile --check K --check-llama: the check's random configurations and every uniform
+# candidate are timed in llama.cpp and set against the predictions.
+checks=$((checks + 1))
+if "$mxp" profile models/tiny --workload decode:32 --formats f32,bf16,q8_0,q4_0 --budget 3 --check 2 \
+     --check-budget 4 --check-llama --no-cache --quiet > "$work/profile_llama.txt" 2> "$work/profile_llama.log" &&
+   [ "$(grep -cE '^(random [01]|uniform (bf16|q8_0|q4_0)) +[-+][0-9]' "$work/profile_llama.txt")" = 5 ] &&
+   grep -qE '^profile: .* llama_check=5 llama_mae_subgraph=[0-9.]+ ' "$work/profile_llama.txt"; then
+  echo "ok   profile --check-llama: 2 random configurations and 3 uniform formats timed by llama-bench"
+else
+  echo "FAIL profile --check-llama:"; cat "$work/profile_llama.txt"; tail -n 3 "$work/profile_llama.log"; fail=1
+fi
+
 echo "llama.cpp checks: $checks, $([ $fail -eq 0 ] && echo all passed || echo some FAILED)"
 exit $fail

@@ -1,6 +1,8 @@
 // calibrate.c: `mixprec calibrate`: draws calibration samples, runs the sensitivity pass
 // (sensitivity.c) with checkpoints of the accumulators, writes the table, and optionally
 // checks the predictions against measured loss MSE on held-out samples (check.c).
+// In an MPI job (o->dist) every rank draws the same samples and runs its share; rank 0 alone
+// reads the partial table, writes files and runs the check. Other ranks write nothing.
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include "method/check.h"
 #include "method/sens_io.h"
 #include "method/sensitivity.h"
+#include "runtime/dist.h"
 
 static mxp_status parse_formats(const char *list, mxp_format_id *out, int *n, mxp_err *err) {
     char buf[256];
@@ -68,9 +71,12 @@ static mxp_status checkpoint(void *ctx, const mxp_sens *s, mxp_err *err) { retur
 
 mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result *r, mxp_err *err) {
     memset(r, 0, sizeof *r);
+    const mxp_dist *dist = o->dist;
+    const int root = !dist || dist->rank == 0;  // the rank that reads and writes files
     if (!o->data_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs --data");
     if (!o->out_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs -o FILE");
-    if (mxp_check_writable(o->out_path, err)) return err ? err->code : MXP_ERR_IO;
+    if (o->stop_after < 0) return mxp_fail(err, MXP_ERR_ARG, "--stop-after must not be negative");
+    if (root && mxp_check_writable(o->out_path, err)) return err ? err->code : MXP_ERR_IO;
     mxp_format_id fmts[MXP_FMT_COUNT];
     int n_fmts = 0;
     mxp_status st = parse_formats(o->formats ? o->formats : "f32,bf16,f16,q8_0,q4_0,f8_e4m3", fmts, &n_fmts, err);
@@ -83,6 +89,7 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     if (!o->seq_len && g->max_pos > 0 && T > g->max_pos) T = g->max_pos;
     int B = o->batch ? o->batch : 1;
 
+    // every rank draws the same samples (same data, same seed) and runs its share of them
     mxp_tokens toks = {0};
     int32_t *seq = NULL;
     size_t got = 0, N = 0;
@@ -111,9 +118,9 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     }
     char partial[4200];
     partial_path(o, partial, sizeof partial);
-    if (o->resume && access(partial, F_OK) != 0)
+    if (root && o->resume && access(partial, F_OK) != 0)
         st = mxp_fail(err, MXP_ERR_ARG, "--resume: no partial table %s to continue", partial);
-    if (!st && o->resume) {
+    if (!st && root && o->resume) {
         cJSON *j = NULL;
         st = mxp_read_json(partial, &j, err);
         if (!st) st = mxp_sens_restore(&s, j, partial, err);
@@ -122,31 +129,47 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
             st = mxp_fail(err, MXP_ERR_ARG, "%s holds %zu samples, more than the %zu requested", partial, s.samples, got);
         if (!st && o->progress) fprintf(stderr, "calibrate: resuming after %zu samples\n", s.samples);
     }
+    // the samples already in the table: rank 0 read them (a failure there ends the job before
+    // the other ranks get an answer)
+    uint64_t start = s.samples;
+    if (!st && o->resume) mxp_dist_bcast_u64(dist, &start);
     if (!st) st = mxp_qcache_init(&qc, g, err);
     save_ctx sc = {.o = o, .primary = primary};
-    cJSON *prov = st ? NULL : mxp_provenance_json(m->path, o->data_path, err);
-    if (!st && !prov) st = err ? err->code : MXP_ERR_NOMEM;
+    cJSON *prov = NULL;
+    if (!st && root && !(prov = mxp_provenance_json(m->path, o->data_path, err))) st = err ? err->code : MXP_ERR_NOMEM;
+    // an MPI job says so (the table is the same; "machine" is rank 0's, with its threads)
+    if (!st && prov && dist && dist->size > 1 && !cJSON_AddNumberToObject(prov, "processes", dist->size))
+        st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     sc.prov = prov;
     // checkpoint the accumulators every ~10% of the work
     size_t every = got / 10 > (size_t)B ? got / 10 : (size_t)B;
     double t0 = mxp_now();
-    if (!st && s.samples < got) {
-        st = mxp_sens_accumulate(&s, m, &qc, seq + s.samples * (size_t)(T + 1), got - s.samples, B, want_fisher,
-                                 o->progress, o->stop, every, checkpoint, &sc, err);
-        if (st == MXP_ERR_INTERRUPTED && s.samples > 0) {
+    if (!st && o->stop_after && start >= (uint64_t)o->stop_after && start < got)
+        st = mxp_fail(err, MXP_ERR_INTERRUPTED, "stopped after %zu samples (--stop-after)", (size_t)start);
+    if (!st && start < got) {
+        mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .progress = root && o->progress, .stop = o->stop,
+                            .stop_after = o->stop_after ? (size_t)o->stop_after - (size_t)start : 0,
+                            .every = every, .checkpoint = checkpoint, .ctx = &sc, .dist = dist};
+        st = mxp_sens_accumulate(&s, m, &qc, seq + (size_t)start * (size_t)(T + 1), got - (size_t)start, &run, err);
+    }
+    if (st == MXP_ERR_INTERRUPTED) {
+        // every rank stopped at the same round; the other ranks wait until the partial table is saved
+        if (root && s.samples > 0) {
             mxp_err e2 = {0};
             if (save(&s, &sc, 0, &e2) == MXP_OK)
                 mxp_fail(err, MXP_ERR_INTERRUPTED,
                          "interrupted after %zu of %zu samples; the partial table is in %s (continue with --resume)",
                          s.samples, got, partial);
         }
+        mxp_dist_barrier(dist);
     }
     r->seconds = mxp_now() - t0;
-    if (!st) st = save(&s, &sc, 1, err);
+    if (!st && root) st = save(&s, &sc, 1, err);
     cJSON_Delete(prov);
-    r->samples = s.samples;
+    r->samples = root ? s.samples : got;
     r->reference_loss = s.samples ? s.loss_sum / (double)s.samples : 0;
-    if (!st && o->check > 0) {
+    // the check runs on rank 0 alone (the other ranks are done)
+    if (!st && root && o->check > 0) {
         int32_t *held = NULL;
         size_t nh = 0;
         size_t want_h = 0;

@@ -72,22 +72,24 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// One llama-bench run over every file; its JSON goes to json_path.
-static mxp_status run_once(const char *bench, const char *const *gguf, int n, int prefill, int decode, int threads,
+// One llama-bench run over every file, starting with file `first` (the order rotates per round:
+// the first model of a run pays for the cold start); its JSON goes to json_path.
+static mxp_status run_once(const char *bench, const char *const *gguf, int n, int first, const mxp_llama_bench_opts *o,
                            const char *json_path, const char *log_path, mxp_err *err) {
-    char pp[16], tg[16], th[16];
-    snprintf(pp, sizeof pp, "%d", prefill);
-    snprintf(tg, sizeof tg, "%d", decode);
-    snprintf(th, sizeof th, "%d", threads);
+    char pp[16], tg[16], th[16], dp[16];
+    snprintf(pp, sizeof pp, "%d", o->prefill);
+    snprintf(tg, sizeof tg, "%d", o->decode);
+    snprintf(th, sizeof th, "%d", o->threads);
+    snprintf(dp, sizeof dp, "%d", o->depth);
     int argc = 0;
     const char **argv = malloc(((size_t)2 * n + 16) * sizeof *argv);
     if (!argv) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     argv[argc++] = bench;
     for (int i = 0; i < n; i++) {
         argv[argc++] = "-m";
-        argv[argc++] = gguf[i];
+        argv[argc++] = gguf[(first + i) % n];
     }
-    const char *rest[] = {"-p", pp, "-n", tg, "-t", th, "-r", "2", "-o", "json", NULL};
+    const char *rest[] = {"-p", pp, "-n", tg, "-d", dp, "-t", th, "-r", "2", "-o", "json", NULL};
     for (int i = 0; rest[i]; i++) argv[argc++] = rest[i];
     argv[argc] = NULL;
     posix_spawn_file_actions_t fa;
@@ -111,10 +113,11 @@ static mxp_status run_once(const char *bench, const char *const *gguf, int n, in
     return MXP_OK;
 }
 
-mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n, int prefill, int decode, int threads,
-                               int rounds, const char *work_dir, mxp_llama_speed *out, char *build, size_t build_cap,
-                               mxp_err *err) {
-    if (n < 1 || prefill < 1 || decode < 1 || threads < 1 || rounds < 1)
+mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n, const mxp_llama_bench_opts *o,
+                               const char *work_dir, mxp_llama_speed *out, char *build, size_t build_cap, mxp_err *err) {
+    int rounds = o->rounds;
+    if (n < 1 || o->prefill < 0 || o->decode < 0 || o->prefill + o->decode < 1 || o->depth < 0 || o->threads < 1 ||
+        rounds < 1)
         return mxp_fail(err, MXP_ERR_ARG, "llama-bench: bad arguments");
     if (build_cap) snprintf(build, build_cap, "unknown");
     char json_path[4200], log_path[4200];
@@ -124,7 +127,7 @@ mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n
     int *npp = calloc((size_t)n, sizeof *npp), *ntg = calloc((size_t)n, sizeof *ntg);
     mxp_status st = pp && tg && npp && ntg ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     for (int r = 0; r < rounds && !st; r++) {
-        st = run_once(bench, gguf, n, prefill, decode, threads, json_path, log_path, err);
+        st = run_once(bench, gguf, n, r % n, o, json_path, log_path, err);
         cJSON *j = NULL;
         if (!st) st = mxp_read_json(json_path, &j, err);
         if (!st && !cJSON_IsArray(j)) st = mxp_fail(err, MXP_ERR_FORMAT, "%s: llama-bench's output is not a JSON array", json_path);
@@ -148,12 +151,12 @@ mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n
         cJSON_Delete(j);
     }
     for (int i = 0; i < n && !st; i++) {
-        if (npp[i] != rounds || ntg[i] != rounds) {
+        if ((o->prefill && npp[i] != rounds) || (o->decode && ntg[i] != rounds)) {
             st = mxp_fail(err, MXP_ERR_FORMAT, "%s: llama-bench reported no prefill or decode speed for %s", json_path, gguf[i]);
             break;
         }
-        out[i].prefill_tps = median(pp + (size_t)i * rounds, rounds);
-        out[i].decode_tps = median(tg + (size_t)i * rounds, rounds);
+        out[i].prefill_tps = o->prefill ? median(pp + (size_t)i * rounds, rounds) : 0;
+        out[i].decode_tps = o->decode ? median(tg + (size_t)i * rounds, rounds) : 0;
     }
     remove(json_path);
     if (!st) remove(log_path);

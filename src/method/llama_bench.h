@@ -8,9 +8,17 @@
 #include "core/base.h"
 
 typedef struct mxp_llama_speed {
-    double prefill_tps;   // median over rounds of llama-bench's pp<prefill> tokens/s
-    double decode_tps;    // median over rounds of llama-bench's tg<decode> tokens/s
+    double prefill_tps;   // median over rounds of llama-bench's pp<prefill> tokens/s (0: not run)
+    double decode_tps;    // median over rounds of llama-bench's tg<decode> tokens/s (0: not run)
 } mxp_llama_speed;
+
+typedef struct mxp_llama_bench_opts {
+    int prefill;          // tokens of the prefill test (0: none)
+    int decode;           // tokens of the decode test (0: none)
+    int depth;            // tokens already in the KV cache before each test (0: none)
+    int threads;
+    int rounds;
+} mxp_llama_bench_opts;
 
 // Find llama-bench: `explicit_path` if given (it must be executable), else
 // $MIXPREC_LLAMA_BENCH, else build-deps/bin/llama-bench beside the folder of the running
@@ -18,14 +26,13 @@ typedef struct mxp_llama_speed {
 // in out, or 0 when none is found.
 int mxp_llama_bench_find(const char *explicit_path, char *out, size_t cap);
 
-// Run `bench` on n GGUF files for `rounds` rounds (each round one llama-bench run over all
-// files, so that slow drifts of the machine hit all of them alike): a prefill test of
-// `prefill` tokens and a decode test of `decode` tokens, `threads` threads, 2 repetitions per
-// run. out[i] gets the medians over rounds. Scratch files go to work_dir. Errors name the
-// program and, when it failed, the last line it printed. build (build_cap bytes) gets the
-// llama.cpp build llama-bench reports ("<commit> (<number>)").
-mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n, int prefill, int decode, int threads,
-                               int rounds, const char *work_dir, mxp_llama_speed *out, char *build, size_t build_cap,
-                               mxp_err *err);
+// Run `bench` on n GGUF files for o->rounds rounds (each round one llama-bench run over all
+// files, so that slow drifts of the machine hit all of them alike, each round starting at the
+// next file, since the first model of a run pays for the cold start): the prefill and/or decode
+// test o asks for, 2 repetitions per run. out[i] gets the medians over rounds. Scratch files
+// go to work_dir. Errors name the program and, when it failed, the last line it printed.
+// build (build_cap bytes) gets the llama.cpp build llama-bench reports ("<commit> (<number>)").
+mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n, const mxp_llama_bench_opts *o,
+                               const char *work_dir, mxp_llama_speed *out, char *build, size_t build_cap, mxp_err *err);
 
 #endif

@@ -673,8 +673,9 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
         say(c, "llama.cpp (%s): prefill %d and decode %d tokens of %d GGUF files, %d rounds", bench, c->llama_prefill,
             c->llama_decode, n, c->llama_rounds);
         mxp_err e2 = {0};
-        mxp_status s2 = mxp_llama_bench_run(bench, (const char *const *)files, n, c->llama_prefill, c->llama_decode,
-                                            c->llama_threads, c->llama_rounds, c->work, sp, c->llama_build,
+        mxp_llama_bench_opts bo = {.prefill = c->llama_prefill, .decode = c->llama_decode, .threads = c->llama_threads,
+                                   .rounds = c->llama_rounds};
+        mxp_status s2 = mxp_llama_bench_run(bench, (const char *const *)files, n, &bo, c->work, sp, c->llama_build,
                                             sizeof c->llama_build, &e2);
         if (s2 == MXP_ERR_NOMEM) {
             st = s2;

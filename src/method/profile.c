@@ -35,6 +35,7 @@
 #include "core/rng.h"
 #include "io/data.h"
 #include "io/jsonout.h"
+#include "method/llama_bench.h"
 #include "method/plan.h"
 #include "runtime/exec.h"
 
@@ -857,6 +858,9 @@ void mxp_profile_result_free(mxp_profile_result *r) {
     free(r->check);
     r->check = NULL;
     r->n_check = 0;
+    free(r->llama);
+    r->llama = NULL;
+    r->n_llama = 0;
 }
 
 static double median_abs_err(const mxp_profile_table *t, int which, double *tmp) {
@@ -878,6 +882,12 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     mxp_status st = mxp_workload_parse(o->workload, o->batch ? o->batch : 1, g->max_pos, &wl, err);
     if (st) return st;
     if (o->check < 0 || o->check > 10000) return mxp_fail(err, MXP_ERR_ARG, "--check %d: must be in [0, 10000]", o->check);
+    char bench[4096];
+    if (o->check_llama && !o->check) return mxp_fail(err, MXP_ERR_ARG, "--check-llama needs --check K");
+    if (o->check_llama && !mxp_llama_bench_find(o->llama_bench, bench, sizeof bench))
+        return mxp_fail(err, MXP_ERR_ARG, "--check-llama: %s%s", o->llama_bench ? o->llama_bench : "llama-bench",
+                        o->llama_bench ? " is not an executable file" : " not found (scripts/deps.sh builds it into "
+                                                                        "build-deps/bin; or pass --llama-bench PATH)");
     if (o->rel_ci < 0 || o->budget_s < 0 || o->check_budget_s < 0)
         return mxp_fail(err, MXP_ERR_ARG, "negative --rel-ci or budget");
     if (wl.batch > 4096) return mxp_fail(err, MXP_ERR_ARG, "--batch must be at most 4096");
@@ -1006,6 +1016,12 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
                 res->mae_mac = median_abs_err(&t, 2, tmp);
             }
             free(tmp);
+            if (o->check_llama) {
+                unpin_threads(ps);  // llama-bench inherits the calling thread's CPU affinity
+                if (o->progress) fprintf(stderr, "profile: timing the check's configurations in llama.cpp (%s)\n", bench);
+                st = mxp_profile_check_llama(m, &t, bench, omp_get_max_threads(), res, err);
+                if (st) goto done_exec;
+            }
         }
     }
 done_exec:

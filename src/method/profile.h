@@ -132,4 +132,10 @@ cJSON *mxp_profile_to_json(const mxp_profile_table *t, const mxp_graph *g, cJSON
 mxp_status mxp_profile_from_json(mxp_profile_table *t, const mxp_graph *g, const cJSON *j, const char *cache_key,
                                  const char *label, mxp_err *err);
 
+// llama.cpp's measured gain (llama-bench, `threads` threads) of every check row of t and of every
+// uniform candidate format, into res->llama and res->llama_mae_* (profile_llama.c). t must hold
+// the whole-model check. The GGUFs go to a private folder under $TMPDIR, removed on return.
+mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *t, const char *bench, int threads,
+                                   mxp_profile_result *res, mxp_err *err);
+
 #endif

@@ -1,12 +1,41 @@
 // sens_io.c: the sensitivity table as JSON (docs/FILES.md "Sensitivity table"), written
 // atomically, and read back (to resume an interrupted calibration). The raw accumulators are
-// stored with every op ("acc") so that a partial table can be continued exactly.
+// stored with every op ("acc") so that a partial table can be continued exactly: they are
+// printed with 17 significant digits, which read back to the same double (cJSON's own number
+// printing keeps 15 digits whenever they come within an epsilon, and loses the last bits).
 #include <math.h>
 #include <string.h>
 #include <cJSON.h>
 
 #include "io/jsonout.h"
 #include "method/sens_io.h"
+
+// v as JSON text that strtod reads back to v, bit for bit; null (as cJSON writes it, and as
+// mxp_sens_restore rejects it) when v is not finite. At most 24 characters.
+static int print_exact(char *buf, size_t cap, double v) {
+    return isfinite(v) ? snprintf(buf, cap, "%.17g", v) : snprintf(buf, cap, "null");
+}
+
+static cJSON *exact_number(double v) {
+    char buf[32];
+    print_exact(buf, sizeof buf, v);
+    return cJSON_CreateRaw(buf);
+}
+
+static cJSON *exact_array(const double *v, int n) {
+    char buf[MXP_FMT_COUNT * 26 + 8];
+    MXP_ASSERT(n <= MXP_FMT_COUNT);
+    size_t len = 0;
+    buf[len++] = '[';
+    for (int i = 0; i < n; i++) {
+        if (i) len += (size_t)snprintf(buf + len, sizeof buf - len, ", ");
+        len += (size_t)print_exact(buf + len, sizeof buf - len, v[i]);
+    }
+    MXP_ASSERT(len + 2 <= sizeof buf);
+    buf[len++] = ']';
+    buf[len] = '\0';
+    return cJSON_CreateRaw(buf);
+}
 
 static cJSON *format_map(const mxp_sens *s, const mxp_sens_op *o, const double *vals, int skip_f32_zero) {
     cJSON *m = cJSON_CreateObject();
@@ -61,14 +90,14 @@ cJSON *mxp_sens_to_json(const mxp_sens *s, mxp_metric primary, cJSON *provenance
         // raw accumulators, for --resume
         cJSON *acc = cJSON_AddObjectToObject(e, "acc");
         for (int mt = 0; mt < MXP_METRIC_COUNT; mt++)
-            cJSON_AddItemToObject(acc, mxp_metric_name((mxp_metric)mt), cJSON_CreateDoubleArray(o->sum[mt], MXP_FMT_COUNT));
-        cJSON_AddItemToObject(acc, "d4", cJSON_CreateDoubleArray(o->sum_d4, MXP_FMT_COUNT));
-        cJSON_AddItemToObject(acc, "w", cJSON_CreateDoubleArray(o->sum_w, MXP_FMT_COUNT));
-        cJSON_AddItemToObject(acc, "a", cJSON_CreateDoubleArray(o->sum_a, MXP_FMT_COUNT));
+            cJSON_AddItemToObject(acc, mxp_metric_name((mxp_metric)mt), exact_array(o->sum[mt], MXP_FMT_COUNT));
+        cJSON_AddItemToObject(acc, "d4", exact_array(o->sum_d4, MXP_FMT_COUNT));
+        cJSON_AddItemToObject(acc, "w", exact_array(o->sum_w, MXP_FMT_COUNT));
+        cJSON_AddItemToObject(acc, "a", exact_array(o->sum_a, MXP_FMT_COUNT));
         cJSON_AddItemToArray(ops, e);
     }
     cJSON *racc = cJSON_AddObjectToObject(j, "acc");
-    cJSON_AddNumberToObject(racc, "loss_sum", s->loss_sum);
+    cJSON_AddItemToObject(racc, "loss_sum", exact_number(s->loss_sum));
     return j;
 }
 

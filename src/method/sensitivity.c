@@ -2,13 +2,16 @@
 // Runs the executor forward and backward (input gradients only) and does all of its work in
 // the linear hook: the per-sample weight gradient of one op is formed in a scratch buffer,
 // dotted with every format's weight error, and dropped; the input gradient through the op
-// alone is the difference of the input gradient around the op's backward.
+// alone is the difference of the input gradient around the op's backward. The hook writes
+// each sample's terms to a record; records are added to the table in sample order, after they
+// are gathered from the processes of an MPI job (runtime/dist.h) when there are several.
 #include "method/sensitivity.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "ops/ops.h"
+#include "runtime/dist.h"
 #include "runtime/exec.h"
 
 static const char *const metric_names[MXP_METRIC_COUNT] = {"taylor", "fisher", "noise"};
@@ -189,7 +192,42 @@ typedef struct calib_ctx {
     double *da;            // (B * MXP_ACT_COUNT) per-sample activation terms of the current op
     double *va;            // (B * MXP_ACT_COUNT) per-sample mean squared activation error
     double *parts;         // (multi_dot_parts(largest weight)) multi_dot's work space
+    double *rec;           // (B, rec_len) every sample's terms (see record layout)
+    size_t rec_len;
 } calib_ctx;
+
+// ---- one sample's terms: the record ----
+// The hook adds nothing to the table: it writes each sample's terms to that sample's record,
+// and add_record adds records to the sums in sample order. Batching and the processes of an
+// MPI job change where a record is computed, never the order in which it is added.
+// Layout: [0] the reference loss L_n, then per op i and format slot k (s->formats[k]) the
+// REC_N terms at 1 + (i * n_formats + k) * REC_N. Formats an op cannot take stay 0 (not added).
+enum { REC_D2, REC_D4, REC_W2, REC_A2, REC_NOISE, REC_FISHER, REC_N };
+
+static size_t record_len(const mxp_sens *s) { return 1 + (size_t)s->n_ops * (size_t)s->n_formats * REC_N; }
+
+static double *rec_terms(const calib_ctx *c, int b, int op, int k) {
+    return c->rec + (size_t)b * c->rec_len + 1 + ((size_t)op * (size_t)c->s->n_formats + (size_t)k) * REC_N;
+}
+
+static void add_record(mxp_sens *s, const double *rec, int fisher) {
+    s->loss_sum += rec[0];
+    for (int i = 0; i < s->n_ops; i++) {
+        mxp_sens_op *op = &s->ops[i];
+        for (int k = 0; k < s->n_formats; k++) {
+            mxp_format_id f = s->formats[k];
+            if (f == MXP_FMT_F32 || !op->ok[f]) continue;
+            const double *t = rec + 1 + ((size_t)i * (size_t)s->n_formats + (size_t)k) * REC_N;
+            op->sum[MXP_METRIC_TAYLOR][f] += t[REC_D2];
+            op->sum_d4[f] += t[REC_D4];
+            op->sum_w[f] += t[REC_W2];
+            op->sum_a[f] += t[REC_A2];
+            op->sum[MXP_METRIC_NOISE][f] += t[REC_NOISE];
+            if (fisher) op->sum[MXP_METRIC_FISHER][f] += t[REC_FISHER];
+        }
+    }
+    s->samples++;
+}
 
 // The activation rounding of format f, by its values: q8_1's are q8_0's (format.h), so the
 // pass rounds once for both.
@@ -202,7 +240,8 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     calib_ctx *c = vctx;
     const mxp_graph *g = c->g;
     const mxp_node *n = &g->nodes[e->node];
-    mxp_sens_op *op = &c->s->ops[c->op_of_node[e->node]];
+    const int opi = c->op_of_node[e->node];
+    const mxp_sens_op *op = &c->s->ops[opi];
     const int T = c->T, I = op->in, O = op->out;
     const size_t rows_in = (size_t)T * I, rows_out = (size_t)T * O;
     const float *W = g->params[n->w].data;
@@ -262,12 +301,13 @@ static void hook(void *vctx, const mxp_linear_event *e) {
             mxp_act_id a = act_of(f);
             double dw = c->dw_dot[b * MXP_FMT_COUNT + f], da = a != MXP_ACT_F32 ? c->da[b * MXP_ACT_COUNT + a] : 0;
             double d = dw + da;
-            op->sum[MXP_METRIC_TAYLOR][f] += d * d;
-            op->sum_d4[f] += d * d * d * d;
-            op->sum_w[f] += dw * dw;
-            op->sum_a[f] += da * da;
+            double *t = rec_terms(c, b, opi, k);
+            t[REC_D2] = d * d;
+            t[REC_D4] = d * d * d * d;
+            t[REC_W2] = dw * dw;
+            t[REC_A2] = da * da;
             double va = a != MXP_ACT_F32 ? c->va[b * MXP_ACT_COUNT + a] : 0;
-            op->sum[MXP_METRIC_NOISE][f] += c->var_w[c->op_of_node[e->node]][f] * c->dw_norm2[b] + va * da_norm2;
+            t[REC_NOISE] = c->var_w[opi][f] * c->dw_norm2[b] + va * da_norm2;
         }
     }
     if (!c->want_fisher) return;
@@ -288,7 +328,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
         for (int b = 0; b < c->B; b++) {
             size_t off = (size_t)b * rows_out;
             for (size_t i = 0; i < rows_out; i++) c->yq[off + i] -= y[off + i];
-            op->sum[MXP_METRIC_FISHER][f] += sq_prod_sum(c->yq + off, e->dy + off, rows_out);
+            rec_terms(c, b, opi, k)[REC_FISHER] = sq_prod_sum(c->yq + off, e->dy + off, rows_out);
         }
     }
 }
@@ -299,12 +339,13 @@ static void progress_line(size_t done, size_t total, double t0, double loss) {
     if (done == total) fprintf(stderr, "\n");
 }
 
-mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n, int B,
-                               int want_fisher, int progress, volatile int *stop, size_t every,
-                               mxp_sens_checkpoint_fn checkpoint, void *ctx, mxp_err *err) {
+mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n,
+                               const mxp_sens_run *run, mxp_err *err) {
     const mxp_graph *g = &m->graph;
+    const mxp_dist *dist = run->dist;
+    const int rank = dist ? dist->rank : 0, P = dist && dist->size > 1 ? dist->size : 1;
     const int T = s->seq_len;
-    if (B < 1) B = 1;
+    int B = run->batch < 1 ? 1 : run->batch;
     if ((size_t)B > n) B = (int)(n ? n : 1);
     // fake-quantized copies of every op in every format (exactly the kernels' values)
     for (int i = 0; i < s->n_ops; i++)
@@ -314,7 +355,8 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             mxp_status st = mxp_qcache_prepare(qc, s->ops[i].node, f, MXP_QMODE_FAKE, err);
             if (st) return st;
         }
-    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = want_fisher};
+    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher,
+                   .rec_len = record_len(s)};
     size_t widest_in = 1, widest_out = 1, biggest = 1;
     for (int i = 0; i < s->n_ops; i++) {
         if ((size_t)s->ops[i].in > widest_in) widest_in = (size_t)s->ops[i].in;
@@ -323,24 +365,31 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
         if (w > biggest) biggest = w;
     }
     size_t N = (size_t)B * T;
+    // one round's records (P batches) must fit the int counts of a gather
+    if (c.rec_len * (size_t)B * (size_t)P > (size_t)INT32_MAX)
+        return mxp_fail(err, MXP_ERR_ARG, "--batch %d: %d processes' records of %zu terms per sample are too many",
+                        B, P, c.rec_len);
     c.op_of_node = calloc((size_t)g->n_nodes, sizeof *c.op_of_node);
     c.dw = malloc(biggest * sizeof(float));
     c.pre = malloc(N * widest_in * sizeof(float));
     c.ea = calloc(N * widest_in, sizeof(float));
-    c.xq = want_fisher ? malloc(N * widest_in * sizeof(float)) : NULL;
-    c.yq = want_fisher ? malloc(N * widest_out * sizeof(float)) : NULL;
+    c.xq = run->want_fisher ? malloc(N * widest_in * sizeof(float)) : NULL;
+    c.yq = run->want_fisher ? malloc(N * widest_out * sizeof(float)) : NULL;
     c.var_w = calloc((size_t)s->n_ops, sizeof *c.var_w);
     c.dw_dot = calloc((size_t)B * MXP_FMT_COUNT, sizeof *c.dw_dot);
     c.dw_norm2 = calloc((size_t)B, sizeof *c.dw_norm2);
     c.da = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.da);
     c.va = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.va);
     c.parts = calloc(multi_dot_parts(biggest), sizeof *c.parts);
+    c.rec = malloc((size_t)B * c.rec_len * sizeof *c.rec);
+    double *all = rank == 0 ? malloc((size_t)P * B * c.rec_len * sizeof *all) : NULL;  // one round, sample order
+    int *counts = calloc((size_t)P, sizeof *counts);
     int32_t *batch = malloc((size_t)B * (T + 1) * sizeof *batch);
     double *seq_loss = malloc((size_t)B * sizeof *seq_loss);
     mxp_exec ex = {0};
     mxp_status st = MXP_OK;
-    if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (want_fisher && (!c.xq || !c.yq)) || !c.var_w || !c.dw_dot ||
-        !c.dw_norm2 || !c.da || !c.va || !c.parts || !batch || !seq_loss)
+    if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (run->want_fisher && (!c.xq || !c.yq)) || !c.var_w ||
+        !c.dw_dot || !c.dw_norm2 || !c.da || !c.va || !c.parts || !c.rec || (rank == 0 && !all) || !counts || !batch || !seq_loss)
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the calibration buffers");
     for (int i = 0; !st && i < s->n_ops; i++) {
         c.op_of_node[s->ops[i].node] = i;
@@ -357,35 +406,55 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     }
     if (!st) st = mxp_exec_init(&ex, g, B, T, MXP_EXEC_BACKWARD, err);
     c.ex = &ex;
-    if (want_fisher) s->has_fisher = 1;
+    if (run->want_fisher && rank == 0) s->has_fisher = 1;
     double t0 = mxp_now();
-    size_t done = 0;
-    while (!st && done < n) {
-        if (stop && *stop) {
+    size_t done = 0;  // samples of whole rounds, the same on every rank
+    const size_t n_batches = (n + (size_t)B - 1) / (size_t)B;
+    // Every rank goes through every round (with an empty batch when none is left for it), so
+    // the collective calls match up. A rank that fails returns at once; the others then wait in
+    // the next collective call until the caller ends the job (mxp_dist_abort).
+    for (size_t first = 0; !st && first < n_batches; first += (size_t)P) {
+        int stop_here = (run->stop && *run->stop) || (run->stop_after && done >= run->stop_after);
+        if (mxp_dist_any(dist, stop_here)) {
             st = mxp_fail(err, MXP_ERR_INTERRUPTED, "calibration interrupted after %zu of %zu samples", done, n);
             break;
         }
-        int nb = (int)(n - done < (size_t)B ? n - done : (size_t)B);
-        if (nb < B) {  // last partial batch: a smaller executor
-            mxp_exec_free(&ex);
-            c.B = nb;
-            st = mxp_exec_init(&ex, g, nb, T, MXP_EXEC_BACKWARD, err);
-            if (st) break;
+        size_t round_n = 0;  // samples in this round, over all ranks
+        for (int q = 0; q < P; q++) {
+            size_t bq = first + (size_t)q, lo = bq * (size_t)B;
+            size_t nq = bq < n_batches ? (n - lo < (size_t)B ? n - lo : (size_t)B) : 0;
+            counts[q] = (int)(nq * c.rec_len);
+            round_n += nq;
         }
-        memcpy(batch, seq + done * (size_t)(T + 1), (size_t)nb * (T + 1) * sizeof *batch);
-        st = mxp_exec_set_batch(&ex, batch, err);
-        if (st) break;
-        mxp_exec_forward(&ex, 0, g->n_nodes);
-        mxp_exec_loss(&ex, seq_loss);
-        mxp_exec_zero_grads(&ex);
-        // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
-        st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c, err);
-        if (st) break;
-        for (int b = 0; b < nb; b++) s->loss_sum += seq_loss[b];
-        s->samples += (size_t)nb;
-        done += (size_t)nb;
-        if (progress) progress_line(done, n, t0, s->loss_sum / (double)s->samples);
-        if (checkpoint && every && done < n && done % every < (size_t)nb) st = checkpoint(ctx, s, err);
+        int nb = counts[rank] / (int)c.rec_len;
+        if (nb > 0) {
+            if (nb != c.B) {  // the last, partial batch: a smaller executor
+                mxp_exec_free(&ex);
+                c.B = nb;
+                st = mxp_exec_init(&ex, g, nb, T, MXP_EXEC_BACKWARD, err);
+                if (st) break;
+            }
+            memcpy(batch, seq + (first + (size_t)rank) * (size_t)B * (size_t)(T + 1),
+                   (size_t)nb * (T + 1) * sizeof *batch);
+            st = mxp_exec_set_batch(&ex, batch, err);
+            if (st) break;
+            memset(c.rec, 0, (size_t)nb * c.rec_len * sizeof *c.rec);
+            mxp_exec_forward(&ex, 0, g->n_nodes);
+            mxp_exec_loss(&ex, seq_loss);
+            mxp_exec_zero_grads(&ex);
+            // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
+            st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c, err);
+            if (st) break;
+            for (int b = 0; b < nb; b++) c.rec[(size_t)b * c.rec_len] = seq_loss[b];
+        }
+        mxp_dist_gather(dist, c.rec, counts, all);
+        size_t before = done;
+        done += round_n;
+        if (rank != 0) continue;
+        for (size_t i = 0; i < round_n; i++) add_record(s, all + i * c.rec_len, run->want_fisher);
+        if (run->progress) progress_line(done, n, t0, s->loss_sum / (double)s->samples);
+        if (run->checkpoint && run->every && done < n && done / run->every != before / run->every)
+            st = run->checkpoint(run->ctx, s, err);
     }
     mxp_exec_free(&ex);
     free(c.op_of_node);
@@ -400,6 +469,9 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     free(c.da);
     free(c.va);
     free(c.parts);
+    free(c.rec);
+    free(all);
+    free(counts);
     free(batch);
     free(seq_loss);
     return st;

@@ -49,15 +49,30 @@ mxp_status mxp_sens_init(mxp_sens *s, const mxp_graph *g, const mxp_format_id *f
                          mxp_err *err);
 void mxp_sens_free(mxp_sens *s);
 
-// Called every `every` samples with the table so far (to save a checkpoint); non-OK stops.
+// Called with the table so far (to save a checkpoint); non-OK stops.
 typedef mxp_status (*mxp_sens_checkpoint_fn)(void *ctx, const mxp_sens *s, mxp_err *err);
 
-// Accumulate n samples (seq: (n, seq_len+1) token windows) in batches of B. Checks *stop (may
-// be NULL) between batches: returns MXP_ERR_INTERRUPTED with what was done so far kept.
-// progress: 1 prints progress with ETA on stderr.
-mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n, int B,
-                               int want_fisher, int progress, volatile int *stop, size_t every,
-                               mxp_sens_checkpoint_fn checkpoint, void *ctx, mxp_err *err);
+typedef struct mxp_sens_run {
+    int batch;              // samples per forward/backward pass (B; < 1: 1)
+    int want_fisher;        // also the fisher metric
+    int progress;           // progress with ETA on stderr
+    volatile int *stop;     // checked between rounds (may be NULL)
+    size_t stop_after;      // stop as *stop does once this many samples are done (0: never)
+    size_t every;           // call checkpoint each time another `every` samples are done (0: never)
+    mxp_sens_checkpoint_fn checkpoint;  // called on rank 0 only (may be NULL)
+    void *ctx;
+    const mxp_dist *dist;   // the processes sharing the samples (NULL: this one alone)
+} mxp_sens_run;
+
+// Accumulate n samples (seq: (n, seq_len+1) token windows) in batches of B. The batches are
+// the same for any number of processes: in round r, rank q runs batch r*size + q; rank 0
+// gathers every sample's terms and adds them in sample order, so the sums are the same bit
+// for bit whether one process or many ran them. Only rank 0's s changes (the other ranks'
+// tables stay as they were). A stop (*stop on any rank, or stop_after) is agreed on by all
+// ranks between rounds: MXP_ERR_INTERRUPTED on every rank, with the whole rounds done so far
+// in rank 0's table.
+mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n,
+                               const mxp_sens_run *run, mxp_err *err);
 
 // Mean over samples of metric `mt` for op i and format f (0 for f32).
 double mxp_sens_mean(const mxp_sens *s, int op, mxp_format_id f, mxp_metric mt);
