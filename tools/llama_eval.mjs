@@ -10,6 +10,10 @@
 //       consecutive windows of T+1 ids; in each window the T first ids are evaluated from an
 //       empty KV cache and token t+1 is scored with llama.cpp's full next-token distribution.
 //       Prints "llama_eval: model=M loss=L windows=W tokens=N" per model.
+//   node tools/llama_eval.mjs kl TOKENS --seq T [--threads N] REF.gguf MODEL.gguf...
+//       on the same windows, for each model: its mean loss, the mean KL divergence
+//       KL(p_ref || p_model) of llama.cpp's next-token distributions (nats/token) and the top-1
+//       agreement with REF. Prints "llama_eval: model=M loss=L kl=K top1=A tokens=N" per model.
 //
 // node-llama-cpp is found in $MXP_NLC_DIR (the folder holding node_modules/node-llama-cpp),
 // default build-deps/nlc in the repository (scripts/deps.sh installs it there).
@@ -96,36 +100,82 @@ async function cmdTokenize(o) {
     await llama.dispose();
 }
 
+// The evaluation windows of a token-id file, as `mixprec eval --seq T` cuts them.
+function windowsOf(tokFile, T) {
+    const ids = readTokens(tokFile);
+    const start = Math.floor(ids.length / 2), stride = T + 1;
+    const n = Math.floor((ids.length - start) / stride);
+    if (n < 1) die(`${tokFile}: the evaluation split (${ids.length - start} ids) is shorter than one window of ${T}+1`);
+    const out = [];
+    for (let w = 0; w < n; w++) out.push(ids.slice(start + w * stride, start + (w + 1) * stride));
+    return out;
+}
+
+// visit(w, t, probs Map, target): llama.cpp's next-token distribution after each of the T first
+// ids of every window, each window from an empty KV cache.
+async function forEachDistribution(llama, gguf, windows, T, threads, visit) {
+    const model = await loadModel(llama, gguf);
+    const vocab = model.fileInfo?.metadata?.tokenizer?.ggml?.tokens?.length;
+    if (vocab && windows.some(win => win.some(v => v >= vocab))) die(`a token id is outside ${gguf}'s vocabulary of ${vocab}`);
+    const ctx = await model.createContext({contextSize: T + 1, batchSize: T, sequences: 1, threads: threads || 2});
+    const seq = ctx.getSequence();
+    for (let w = 0; w < windows.length; w++) {
+        const win = windows[w];
+        await seq.clearHistory();
+        const res = await seq.controlledEvaluate(win.slice(0, T).map(t => [t, {generateNext: {probabilities: true}}]));
+        for (let t = 0; t < T; t++) {
+            const p = res[t]?.next?.probabilities;
+            if (!p) die(`${gguf}: window ${w} position ${t}: llama.cpp gave no distribution`);
+            visit(w, t, p, win[t + 1]);
+        }
+    }
+    await ctx.dispose();
+    await model.dispose();
+}
+
 async function cmdLoss(o) {
     if (o.pos.length < 2 || !o.seq) die("usage: loss TOKENS --seq T [--threads N] MODEL.gguf...");
     const [tokFile, ...ggufs] = o.pos;
-    const T = o.seq;
-    const ids = readTokens(tokFile);
-    const start = Math.floor(ids.length / 2), stride = T + 1;
-    const windows = Math.floor((ids.length - start) / stride);
-    if (windows < 1) die(`${tokFile}: the evaluation split (${ids.length - start} ids) is shorter than one window of ${T}+1`);
+    const windows = windowsOf(tokFile, o.seq);
     const llama = await loadLlama();
     for (const gguf of ggufs) {
-        const model = await loadModel(llama, gguf);
-        const vocab = model.fileInfo?.metadata?.tokenizer?.ggml?.tokens?.length;
-        if (vocab && ids.some(v => v >= vocab)) die(`${tokFile}: a token id is outside ${gguf}'s vocabulary of ${vocab}`);
-        const ctx = await model.createContext({contextSize: stride, batchSize: T, sequences: 1, threads: o.threads || 2});
-        const seq = ctx.getSequence();
         let sum = 0, n = 0;
-        for (let w = 0; w < windows; w++) {
-            const win = ids.slice(start + w * stride, start + (w + 1) * stride);
-            await seq.clearHistory();
-            const res = await seq.controlledEvaluate(win.slice(0, T).map(t => [t, {generateNext: {probabilities: true}}]));
-            for (let t = 0; t < T; t++) {
-                const p = res[t]?.next?.probabilities?.get(win[t + 1]);
-                if (!(p > 0)) die(`${gguf}: window ${w} position ${t}: llama.cpp gave no probability for token ${win[t + 1]}`);
-                sum -= Math.log(p);
-                n++;
+        await forEachDistribution(llama, gguf, windows, o.seq, o.threads, (w, t, p, target) => {
+            const q = p.get(target);
+            if (!(q > 0)) die(`${gguf}: window ${w} position ${t}: llama.cpp gave no probability for token ${target}`);
+            sum -= Math.log(q);
+            n++;
+        });
+        console.log(`llama_eval: model=${gguf} loss=${(sum / n).toFixed(6)} windows=${windows.length} tokens=${n}`);
+    }
+    await llama.dispose();
+}
+
+async function cmdKl(o) {
+    if (o.pos.length < 3 || !o.seq) die("usage: kl TOKENS --seq T [--threads N] REF.gguf MODEL.gguf...");
+    const [tokFile, refGguf, ...ggufs] = o.pos;
+    const T = o.seq, windows = windowsOf(tokFile, T);
+    const llama = await loadLlama();
+    const ref = [];  // per position: {ids, probs (Float64Array, same order), top}
+    await forEachDistribution(llama, refGguf, windows, T, o.threads, (w, t, p) => {
+        const ids = Int32Array.from(p.keys()), probs = Float64Array.from(p.values());
+        ref.push({ids, probs, top: ids[0]});  // the map is sorted by probability, highest first
+    });
+    for (const gguf of ggufs) {
+        let loss = 0, kl = 0, top1 = 0, k = 0;
+        await forEachDistribution(llama, gguf, windows, T, o.threads, (w, t, p, target) => {
+            const r = ref[k++];
+            let d = 0;
+            for (let i = 0; i < r.ids.length; i++) {
+                const pr = r.probs[i];
+                if (pr > 0) d += pr * (Math.log(pr) - Math.log(Math.max(p.get(r.ids[i]) ?? 0, 1e-300)));
             }
-        }
-        console.log(`llama_eval: model=${gguf} loss=${(sum / n).toFixed(6)} windows=${windows} tokens=${n}`);
-        await ctx.dispose();
-        await model.dispose();
+            kl += d;
+            loss -= Math.log(Math.max(p.get(target) ?? 0, 1e-300));
+            top1 += p.keys().next().value === r.top ? 1 : 0;
+        });
+        console.log(`llama_eval: model=${gguf} loss=${(loss / k).toFixed(6)} kl=${(kl / k).toExponential(4)} ` +
+                    `top1=${(top1 / k).toFixed(4)} tokens=${k}`);
     }
     await llama.dispose();
 }
@@ -133,4 +183,5 @@ async function cmdLoss(o) {
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === "tokenize") await cmdTokenize(parseOpts(rest));
 else if (cmd === "loss") await cmdLoss(parseOpts(rest));
-else die("usage: node tools/llama_eval.mjs tokenize|loss ... (see the header of this file)");
+else if (cmd === "kl") await cmdKl(parseOpts(rest));
+else die("usage: node tools/llama_eval.mjs tokenize|loss|kl ... (see the header of this file)");
