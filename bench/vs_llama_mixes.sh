@@ -33,7 +33,7 @@ for mix in "${mixes[@]}"; do
 done
 
 "$mxp" calibrate $model --data $data --formats $formats -o "$out/sens.json" > "$out/calibrate.log" 2>&1
-"$mxp" profile $model --workload decode:128 --formats $formats --budget 30 --quiet -o "$out/latency.json" > "$out/profile.log" 2>&1
+"$mxp" profile $model --workload decode:128 --formats $formats --budget 30 --tie q_proj,k_proj,v_proj --tie gate_proj,up_proj --quiet -o "$out/latency.json" > "$out/profile.log" 2>&1
 # bytes of the f32 GGUF that are not linear weights (token embeddings, norms, metadata)
 linear=$("$mxp" info $model | awk '$1 ~ /\.weight$/ && $3 ~ /^\[[0-9]+,$/ && $1 !~ /embed_tokens/ {
            gsub(/[\[\],]/, "", $3); gsub(/[\[\],]/, "", $4); s += $3 * $4 * 4 } END { printf "%.0f", s }')
