@@ -371,8 +371,8 @@ typedef struct mxp_optimize_opts {
     volatile int *stop;         // set non-zero (SIGINT) to stop after the current step; may be NULL
     const char *llama_bench;    // llama.cpp's llama-bench, which measures the deployed speed of
                                 // the plan's GGUF and of every uniform format (NULL: found as
-                                // $MIXPREC_LLAMA_BENCH, build-deps/bin beside the executable's
-                                // folder, or PATH; a note in the report when it is not found)
+                                // $MIXPREC_LLAMA_BENCH, build-deps/bin in a folder above the
+                                // executable's, or PATH; a note in the report when it is not found)
     int no_llama_bench;         // 1: do not run llama-bench
 } mxp_optimize_opts;
 

@@ -31,10 +31,12 @@ int mxp_llama_bench_find(const char *explicit_path, char *out, size_t cap) {
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k > 0) {
         exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
+        // build-deps/bin in a folder above the executable's (build/, build-ci/release/, ...)
+        for (int up = 0; up < 4; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
             *slash = 0;
-            if (snprintf(out, cap, "%s/../build-deps/bin/llama-bench", exe) < (int)cap && executable(out)) return 1;
+            if (up && snprintf(out, cap, "%s/build-deps/bin/llama-bench", exe) < (int)cap && executable(out)) return 1;
         }
     }
     const char *path = getenv("PATH");

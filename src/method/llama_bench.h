@@ -21,8 +21,9 @@ typedef struct mxp_llama_bench_opts {
 } mxp_llama_bench_opts;
 
 // Find llama-bench: `explicit_path` if given (it must be executable), else
-// $MIXPREC_LLAMA_BENCH, else build-deps/bin/llama-bench beside the folder of the running
-// executable (where scripts/deps.sh puts it), else llama-bench on PATH. Returns 1 and the path
+// $MIXPREC_LLAMA_BENCH, else build-deps/bin/llama-bench in one of the three folders above the
+// running executable's (where scripts/deps.sh puts it for build/ and build-ci/NAME/), else
+// llama-bench on PATH. Returns 1 and the path
 // in out, or 0 when none is found.
 int mxp_llama_bench_find(const char *explicit_path, char *out, size_t cap);
 
