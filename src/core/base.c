@@ -71,3 +71,14 @@ const char *mxp_status_name(mxp_status s) {
 }
 
 const char *mxp_version(void) { return MXP_VERSION; }
+
+int mxp_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double mxp_median_inplace(double *v, size_t n) {
+    MXP_ASSERT(n > 0);
+    qsort(v, n, sizeof *v, mxp_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}

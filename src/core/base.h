@@ -50,5 +50,8 @@ char *mxp_strdup(const char *s);
 
 // Monotonic wall clock in seconds.
 double mxp_now(void);
+// qsort comparator for doubles (ascending), and the median of v (n > 0), sorting v in place.
+int mxp_cmp_double(const void *a, const void *b);
+double mxp_median_inplace(double *v, size_t n);
 
 #endif

@@ -85,11 +85,6 @@ static double spearman(const double *x, const double *y, size_t n, stats_work *w
     return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // median and 10th/90th percentiles of measured/predicted over pairs with predicted > 0
 static void ratio_stats(const double *pred, const double *meas, size_t n, stats_work *w, double *med, double *p10,
                         double *p90) {
@@ -97,7 +92,7 @@ static void ratio_stats(const double *pred, const double *meas, size_t n, stats_
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (pred[i] > 0) q[k++] = meas[i] / pred[i];
-    qsort(q, k, sizeof *q, cmp_double);
+    qsort(q, k, sizeof *q, mxp_cmp_double);
     *med = k ? q[k / 2] : 0;
     *p10 = k ? q[k / 10] : 0;
     *p90 = k ? q[(k * 9) / 10 < k ? (k * 9) / 10 : k - 1] : 0;

@@ -63,17 +63,6 @@ static void last_line(const char *path, char *out, size_t cap) {
     fclose(f);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    if (n <= 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // One llama-bench run over every file, starting with file `first` (the order rotates per round:
 // the first model of a run pays for the cold start); its JSON goes to json_path.
 static mxp_status run_once(const char *bench, const char *const *gguf, int n, int first, const mxp_llama_bench_opts *o,
@@ -157,8 +146,8 @@ mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n
             st = mxp_fail(err, MXP_ERR_FORMAT, "%s: llama-bench reported no prefill or decode speed for %s", json_path, gguf[i]);
             break;
         }
-        out[i].prefill_tps = o->prefill ? median(pp + (size_t)i * rounds, rounds) : 0;
-        out[i].decode_tps = o->decode ? median(tg + (size_t)i * rounds, rounds) : 0;
+        out[i].prefill_tps = o->prefill ? mxp_median_inplace(pp + (size_t)i * rounds, (size_t)rounds) : 0;
+        out[i].decode_tps = o->decode ? mxp_median_inplace(tg + (size_t)i * rounds, (size_t)rounds) : 0;
     }
     remove(json_path);
     if (!st) remove(log_path);

@@ -282,16 +282,11 @@ double mxp_profile_mac_gain(const mxp_profile_table *t, const mxp_graph *g, int 
 
 // ---- statistics ----
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // q-quantile (linear interpolation) of x (n), sorting a copy in tmp (n).
 static double quantile(const double *x, int n, double q, double *tmp) {
     MXP_ASSERT(n > 0);
     memcpy(tmp, x, (size_t)n * sizeof *tmp);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    qsort(tmp, (size_t)n, sizeof *tmp, mxp_cmp_double);
     double pos = q * (n - 1);
     int lo = (int)floor(pos);
     int hi = lo + 1 < n ? lo + 1 : lo;

@@ -64,17 +64,6 @@ static mxp_status write_plan(const char *path, const mxp_graph *g, const unsigne
     return st;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    if (n <= 0) return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *t, const char *bench, int threads,
                                    mxp_profile_result *res, mxp_err *err) {
     const mxp_graph *g = &m->graph;
@@ -177,9 +166,9 @@ mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *
                 e[1][i] = fabs(o->pred_op - o->llama_measured);
                 e[2][i] = fabs(o->pred_mac - o->llama_measured);
             }
-            res->llama_mae_subgraph = median(e[0], n);
-            res->llama_mae_op = median(e[1], n);
-            res->llama_mae_mac = median(e[2], n);
+            res->llama_mae_subgraph = n ? mxp_median_inplace(e[0], (size_t)n) : 0;
+            res->llama_mae_op = n ? mxp_median_inplace(e[1], (size_t)n) : 0;
+            res->llama_mae_mac = n ? mxp_median_inplace(e[2], (size_t)n) : 0;
         }
         free(tmpv);
     }
