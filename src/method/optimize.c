@@ -32,6 +32,7 @@
 #include "io/jsonout.h"
 #include "method/llama_bench.h"
 #include "method/optimize.h"
+#include "method/plan.h"
 #include "method/profile.h"
 #include "method/report.h"
 
@@ -357,17 +358,6 @@ static mxp_status load_plan_point(opt_ctx *c, const char *path, mxp_point_kind k
     return st;
 }
 
-static mxp_status write_plan_file(const opt_ctx *c, const unsigned char *fmt, const char *path, mxp_err *err) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON *ops = j ? cJSON_AddObjectToObject(j, "ops") : NULL;
-    int ok = ops && cJSON_AddStringToObject(j, "format", "mixprec-plan") && cJSON_AddNumberToObject(j, "version", 1);
-    for (int i = 0; ok && i < c->n_ops; i++)
-        ok = cJSON_AddStringToObject(ops, c->op_names[i], mxp_format_get((mxp_format_id)fmt[i])->name) != NULL;
-    mxp_status st = ok ? mxp_write_json_atomic(path, j, err) : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    cJSON_Delete(j);
-    return st;
-}
-
 // ---- stages ----
 
 static mxp_status solve_one(opt_ctx *c, const char *sens, const char *objective, int min_gain, double gain,
@@ -478,7 +468,7 @@ static mxp_status measure_accuracy(opt_ctx *c, int idx, mxp_err *err) {
         char name[32];
         snprintf(name, sizeof name, "point_%d.json", idx);
         st = work_path(c, name, spec, err);
-        if (!st) st = write_plan_file(c, p->fmt, spec, err);
+        if (!st) st = mxp_plan_write(spec, (const char *const *)c->op_names, p->fmt, c->n_ops, err);
         if (st) return st;
     }
     mxp_eval_opts eo = {.data_path = c->o->data_path, .seq_len = c->seq_len, .batch = 1,

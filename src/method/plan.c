@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cJSON.h>
 
+#include "io/jsonout.h"
 #include "io/tensors.h"
 #include "quant/format.h"
 
@@ -96,5 +97,16 @@ mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err) 
     if (st) return mxp_fail_prefix(err, "--formats expects uniform:FMT or a plan file: ");
     st = mxp_formats_apply_plan_json(g, (const char *)map.base, map.size, spec, err);
     mxp_unmap(&map);
+    return st;
+}
+
+mxp_status mxp_plan_write(const char *path, const char *const *names, const unsigned char *fmt, int n, mxp_err *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *ops = j ? cJSON_AddObjectToObject(j, "ops") : NULL;
+    int ok = ops && cJSON_AddStringToObject(j, "format", "mixprec-plan") && cJSON_AddNumberToObject(j, "version", 1);
+    for (int i = 0; ok && i < n; i++)
+        ok = cJSON_AddStringToObject(ops, names[i], mxp_format_get((mxp_format_id)fmt[i])->name) != NULL;
+    mxp_status st = ok ? mxp_write_json_atomic(path, j, err) : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    cJSON_Delete(j);
     return st;
 }

@@ -14,6 +14,8 @@
 mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err);
 // Parse a plan JSON text into the slots (label names the file in errors).
 mxp_status mxp_formats_apply_plan_json(mxp_graph *g, const char *json, size_t len, const char *label, mxp_err *err);
+// Write a plan file (atomically): module names[i] in format fmt[i], i < n.
+mxp_status mxp_plan_write(const char *path, const char *const *names, const unsigned char *fmt, int n, mxp_err *err);
 // Reset every slot to f32.
 void mxp_formats_reset(mxp_graph *g);
 // Bytes of all linear weights in their slots' formats (f32 for the reference).

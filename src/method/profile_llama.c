@@ -15,6 +15,7 @@
 #include "arch/model.h"
 #include "io/jsonout.h"
 #include "method/llama_bench.h"
+#include "method/plan.h"
 #include "method/profile.h"
 
 typedef struct lrow {
@@ -52,18 +53,6 @@ static int uniform_config(const mxp_profile_table *t, int k, mxp_format_id f) {
     return -1;
 }
 
-static mxp_status write_plan(const char *path, const mxp_graph *g, const unsigned char *fmt, mxp_err *err) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON *ops = j ? cJSON_AddObjectToObject(j, "ops") : NULL;
-    int ok = ops && cJSON_AddStringToObject(j, "format", "mixprec-plan") && cJSON_AddNumberToObject(j, "version", 1);
-    for (int i = 0; ok && i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR)
-            ok = cJSON_AddStringToObject(ops, g->nodes[i].name, mxp_format_get((mxp_format_id)fmt[i])->name) != NULL;
-    mxp_status st = ok ? mxp_write_json_atomic(path, j, err) : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    cJSON_Delete(j);
-    return st;
-}
-
 mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *t, const char *bench, int threads,
                                    mxp_profile_result *res, mxp_err *err) {
     const mxp_graph *g = &m->graph;
@@ -73,7 +62,9 @@ mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *
     lrow *rows = calloc((size_t)cap, sizeof *rows);
     char **files = calloc((size_t)cap + 1, sizeof *files);
     int *cfg = calloc((size_t)t->part.n + 1, sizeof *cfg);
-    mxp_status st = rows && files && cfg ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    const char **names = calloc((size_t)g->n_nodes + 1, sizeof *names);
+    unsigned char *fm = calloc((size_t)g->n_nodes + 1, 1);
+    mxp_status st = rows && files && cfg && names && fm ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     int n = 0;
     for (int i = 0; i < t->n_check && !st; i++) {  // the K random configurations
         lrow *r = &rows[n];
@@ -124,7 +115,13 @@ mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *
         if (i == 0) {
             st = mxp_apply(m->path, "uniform:f32", files[i], &ar, err);
         } else {
-            st = write_plan(plan, g, rows[i - 1].fmt, err);
+            int n_lin = 0;  // the linear ops' names and formats, in graph order
+            for (int k = 0; k < g->n_nodes; k++)
+                if (g->nodes[k].op == MXP_OP_LINEAR) {
+                    names[n_lin] = g->nodes[k].name;
+                    fm[n_lin++] = rows[i - 1].fmt[k];
+                }
+            st = mxp_plan_write(plan, names, fm, n_lin, err);
             if (!st) st = mxp_apply(m->path, plan, files[i], &ar, err);
         }
         if (st) st = mxp_fail_prefix(err, "--check-llama, writing %s: ", i ? rows[i - 1].label : "uniform f32");
@@ -184,6 +181,8 @@ mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *
     free(rows);
     free(files);
     free(cfg);
+    free(names);
+    free(fm);
     free(sp);
     return st;
 }
