@@ -321,13 +321,13 @@ static void round_trip(int tied) {
         }
         // slots the loader set from the quantized tensors
         int nd;
-        CHECK(mxp_graph_find_linear(&out->graph, "model.layers.0.self_attn.k_proj", &nd) &&
+        CHECK(mxp_graph_find_op(&out->graph, "model.layers.0.self_attn.k_proj", &nd) &&
                   out->graph.nodes[nd].fmt == MXP_FMT_Q4_0,
               "k slot q4_0");
-        CHECK(mxp_graph_find_linear(&out->graph, "model.layers.0.self_attn.v_proj", &nd) &&
+        CHECK(mxp_graph_find_op(&out->graph, "model.layers.0.self_attn.v_proj", &nd) &&
                   out->graph.nodes[nd].fmt == MXP_FMT_F16,
               "f16 weights take the f16 slot (llama.cpp rounds their activations to f16)");
-        CHECK(mxp_graph_find_linear(&out->graph, "lm_head", &nd) && out->graph.nodes[nd].fmt == MXP_FMT_Q8_0, "head slot");
+        CHECK(mxp_graph_find_op(&out->graph, "lm_head", &nd) && out->graph.nodes[nd].fmt == MXP_FMT_Q8_0, "head slot");
         // logits: plan fake-quant on the source == GGUF with the stored slots == GGUF with the plan
         enum { T = 24 };
         int32_t seq[T + 1];
@@ -383,7 +383,7 @@ static void round_trip(int tied) {
               rep.n_by_format[kq[k].want], mxp_format_get(kq[k].want)->name);
         CHECK(mxp_model_load(kg, &km, &err) == MXP_OK, "%s", err.msg);
         int nd;
-        CHECK(km && mxp_graph_find_linear(&km->graph, "model.layers.1.mlp.down_proj", &nd) &&
+        CHECK(km && mxp_graph_find_op(&km->graph, "model.layers.1.mlp.down_proj", &nd) &&
                   km->graph.nodes[nd].fmt == (int)kq[k].want,
               "%s: down_proj slot", kq[k].spec);
         mxp_model_free(km);

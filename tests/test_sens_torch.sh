@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_sens_torch.sh BUILD_DIR: `mixprec calibrate` on models/tiny against an independent PyTorch
+# test_sens_torch.sh BUILD_DIR: `mixprec calibrate` on models/tiny (head tied to the token
+# embedding: one op "lm_head") and models/default (untied: the op "model.embed_tokens" too) against an independent PyTorch
 # reference (tools/torch_sens.py: its own Llama forward in float64, autograd gradients, quantizers
 # re-implemented from src/quant/format.h). Compares s, s_weight and s_act of every op and format.
 #
@@ -21,15 +22,20 @@
 # FLOOR = 1e-6: values a million times below the column's largest are not compared relatively.
 set -euo pipefail
 build=$1
+if [ -z "${SENS_MODEL:-}" ]; then  # both models, the second smaller
+  SENS_MODEL=models/tiny bash "$0" "$build"
+  SENS_MODEL=models/default SENS_N=${SENS_N:-3} SENS_T=${SENS_T:-32} exec bash "$0" "$build"
+fi
+model=$SENS_MODEL
 N=${SENS_N:-6}
 T=${SENS_T:-64}
 SEED=${SENS_SEED:-20240531}
-work=$build/sens_torch
+work=$build/sens_torch/$(basename "$model")
 mkdir -p "$work"
-/usr/bin/python3 - "$work/tokens.txt" "$N" "$T" "$SEED" <<'EOF'
+/usr/bin/python3 - "$work/tokens.txt" "$N" "$T" "$SEED" "$model" <<'EOF'
 import json, random, sys
 path, N, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-vocab = json.load(open("models/tiny/config.json"))["vocab_size"]
+vocab = json.load(open(sys.argv[5] + "/config.json"))["vocab_size"]
 rng = random.Random(int(sys.argv[4]))
 ids = [rng.randrange(vocab) for _ in range(2 * N * (T + 1))]
 with open(path, "w") as f:
@@ -38,12 +44,12 @@ EOF
 start=$(date +%s%N)
 # passive OpenMP waiting: results do not depend on it, but spinning threads slow this test ~5x
 # when ctest runs others beside it
-OMP_WAIT_POLICY=PASSIVE "$build/mixprec" calibrate models/tiny --data "$work/tokens.txt" --samples "$N" --seq "$T" \
+OMP_WAIT_POLICY=PASSIVE "$build/mixprec" calibrate "$model" --data "$work/tokens.txt" --samples "$N" --seq "$T" \
   -o "$work/mixprec.json" > "$work/mixprec.log" 2>&1 || { cat "$work/mixprec.log"; exit 1; }
 mid=$(date +%s%N)
-OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/torch_sens.py models/tiny "$work/tokens.txt" "$work/torch.json" --seq "$T" --samples "$N"
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/torch_sens.py "$model" "$work/tokens.txt" "$work/torch.json" --seq "$T" --samples "$N"
 end=$(date +%s%N)
-echo "test_sens_torch: mixprec calibrate $(( (mid - start) / 1000000 )) ms, torch_sens.py $(( (end - mid) / 1000000 )) ms (N=$N T=$T)"
+echo "test_sens_torch ($model): mixprec calibrate $(( (mid - start) / 1000000 )) ms, torch_sens.py $(( (end - mid) / 1000000 )) ms (N=$N T=$T)"
 /usr/bin/python3 - "$work/mixprec.json" "$work/torch.json" <<'EOF'
 import json, sys
 RTOL, ROUND, FLOOR = 1e-4, 3.0, 1e-6

@@ -12,10 +12,14 @@ stream (ids [n(T+1), (n+1)(T+1))): inputs [:T], targets [1:]. (mixprec takes its
 windows from the first half of the stream; a file of exactly 2N windows makes the two agree, see
 tests/test_sens_torch.sh.)
 
-For every linear op l (HF module names, the head is "lm_head" tied or not) and format p:
+For every op l (HF module names: the linear ops, the head "lm_head", and the token embedding
+"model.embed_tokens" when it is not tied to the head) and format p:
   Ew = fq_w,p(W) - W            Ea = fq_a,p(A_n) - A_n       (A_n: the op's input, (T, in))
   dw = <dL_n/dW_l, Ew>          da = <dL_n/dA_n, Ea>         d = dw + da
   s = mean_n d^2, s_weight = mean_n dw^2, s_act = mean_n da^2
+The embedding reads rows of its table quantized row by row (llama.cpp's get_rows): dw is the
+autograd gradient of L_n with respect to the table (its own leaf) dotted with Ew, and da = 0. A
+head tied to the embedding is one op with it: dw = <dL_n/dW_head + dL_n/dE, Ew>.
 L_n is the mean next-token cross-entropy of sample n. The gradients come from autograd: every op
 gets its OWN weight leaf (so the tied head's gradient is the head's alone, not the embedding's)
 and its input passes through a zero leaf z_l (y = (x + z_l) W^T): z_l.grad is dL/dA through this
@@ -244,7 +248,7 @@ class Llama:
         self.theta = cfg.get("rope_theta", 10000.0)
         self.tied = "lm_head.weight" not in self.P
         # linear ops in graph order: name -> f32 weight (out, in)
-        self.ops = []
+        self.ops = [] if self.tied else ["model.embed_tokens"]
         for i in range(self.L):
             p = "model.layers.%d." % i
             for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -283,7 +287,7 @@ class Llama:
             rot = torch.cat([-x[..., half:], x[..., :half]], -1)
             return x * cos + rot * sin
 
-        h = P["model.embed_tokens.weight"][inp]  # (T, D)
+        h = leaves["model.embed_tokens"][0][inp]  # (T, D): the table's own leaf
         mask = torch.ones(T, T, dtype=torch.bool).triu(1)
         rep = self.H // self.Hkv
         for i in range(self.L):
@@ -359,15 +363,32 @@ def main():
         W = M.weight(op)
         leaves[op] = (W.to(dt).clone().requires_grad_(True),
                       torch.zeros(T, W.shape[1], dtype=dt, requires_grad=True))
+    E = M.P["model.embed_tokens.weight"]
+    leaves["model.embed_tokens"] = (E.to(dt).clone().requires_grad_(True), None)
+    embed_op = "lm_head" if M.tied else "model.embed_tokens"
     for n in range(N):
         tok = torch.tensor(ids[n * (T + 1):(n + 1) * (T + 1)], dtype=torch.int64)
         for Wl, z in leaves.values():
-            Wl.grad = z.grad = None
+            Wl.grad = None
+            if z is not None:
+                z.grad = None
         loss, acts = M.forward_loss(tok, leaves)
         loss.backward()
         losses.append(loss.item())
         for op in M.ops:
             gW = leaves[op][0].grad.to(torch.float64)   # dL_n/dW through this op alone
+            if op == embed_op and op != "model.embed_tokens":  # the tied head: both uses
+                gW = gW + leaves["model.embed_tokens"][0].grad.to(torch.float64)
+            if op == "model.embed_tokens":  # a lookup: no activation term
+                for f in fmts_ok[op]:
+                    dw = 0.0 if f == "f32" else float((gW * Ew[op, f]).sum())
+                    acc[op]["s"][f] += dw * dw
+                    acc[op]["w"][f] += dw * dw
+                    if op in per:
+                        per[op]["d"][f].append(dw)
+                        per[op]["dw"][f].append(dw)
+                        per[op]["da"][f].append(0.0)
+                continue
             gA = leaves[op][1].grad.to(torch.float64)   # dL_n/dA through this op alone
             A32 = acts[op].to(torch.float32).numpy()
             A64 = A32.astype(np.float64)

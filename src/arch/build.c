@@ -36,8 +36,8 @@ int mxp_b_param(mxp_builder *b, int ndim, int64_t d0, int64_t d1, int transpose,
 static int cols_of(mxp_builder *b, int node) { return b->st ? 1 : b->m->graph.nodes[node].cols; }
 static int64_t pshape(mxp_builder *b, int p, int d) { return b->st ? 1 : b->m->graph.params[p].shape[d]; }
 
-int mxp_b_embed(mxp_builder *b, int w) {
-    mxp_node n = {.op = MXP_OP_EMBED, .has_w = 1, .w = w, .cols = (int)pshape(b, w, 1)};
+int mxp_b_embed(mxp_builder *b, int w, const char *module) {
+    mxp_node n = {.op = MXP_OP_EMBED, .has_w = 1, .w = w, .cols = (int)pshape(b, w, 1), .name = (char *)module};
     return add(b, &n);
 }
 

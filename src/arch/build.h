@@ -15,7 +15,7 @@ typedef struct mxp_builder {
 int mxp_b_param(mxp_builder *b, int ndim, int64_t d0, int64_t d1, int transpose, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-int mxp_b_embed(mxp_builder *b, int w);
+int mxp_b_embed(mxp_builder *b, int w, const char *module);
 int mxp_b_posembed(mxp_builder *b, int x, int w);
 int mxp_b_rmsnorm(mxp_builder *b, int x, int w, float eps);
 int mxp_b_layernorm(mxp_builder *b, int x, int w, int bias, float eps);

@@ -14,7 +14,7 @@ mxp_status mxp_build_gpt2(mxp_model *m, mxp_err *err) {
     char mod[256];
     int wte = mxp_b_param(b, 2, c->vocab, D, 0, "%swte.weight", pre);
     int wpe = mxp_b_param(b, 2, c->max_pos, D, 0, "%swpe.weight", pre);
-    int x = mxp_b_posembed(b, mxp_b_embed(b, wte), wpe);
+    int x = mxp_b_posembed(b, mxp_b_embed(b, wte, "transformer.wte"), wpe);
     for (int l = 0; l < c->n_layers && !b->st; l++) {
         int g1 = mxp_b_param(b, 1, D, 0, 0, "%sh.%d.ln_1.weight", pre, l);
         int b1 = mxp_b_param(b, 1, D, 0, 0, "%sh.%d.ln_1.bias", pre, l);

@@ -16,7 +16,7 @@ mxp_status mxp_build_llama(mxp_model *m, mxp_err *err) {
     if (st) return st;
 
     int emb = mxp_b_param(b, 2, c->vocab, D, 0, "model.embed_tokens.weight");
-    int x = mxp_b_embed(b, emb);
+    int x = mxp_b_embed(b, emb, "model.embed_tokens");
     char mod[256];
     for (int l = 0; l < c->n_layers && !b->st; l++) {
         const char *pre = "model.layers";

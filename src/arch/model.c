@@ -192,7 +192,7 @@ static void slots_from_gguf(mxp_model *m) {
         mxp_node *n = &m->graph.nodes[i];
         char gname[256];
         int perm;
-        if (n->op != MXP_OP_LINEAR || !hf_to_gguf(&m->config, m->graph.params[n->w].name, gname, sizeof gname, &perm))
+        if (!mxp_node_quantizable(n) || !hf_to_gguf(&m->config, m->graph.params[n->w].name, gname, sizeof gname, &perm))
             continue;
         // a tied head takes token_embd's format, as llama.cpp runs it
         const mxp_tensor_info *t = mxp_tensor_find(&m->gguf.tensors, gname);

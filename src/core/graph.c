@@ -83,9 +83,38 @@ mxp_status mxp_graph_own(mxp_graph *g, float *p, mxp_err *err) {
     return MXP_OK;
 }
 
-int mxp_graph_find_linear(const mxp_graph *g, const char *module, int *index) {
+int mxp_node_quantizable(const mxp_node *n) { return n->op == MXP_OP_LINEAR || n->op == MXP_OP_EMBED; }
+
+int mxp_graph_op_of(const mxp_graph *g, int i) {
+    if (!mxp_node_quantizable(&g->nodes[i])) return -1;
+    int op = i;
+    for (int j = i + 1; j < g->n_nodes; j++)
+        if (mxp_node_quantizable(&g->nodes[j]) && g->nodes[j].w == g->nodes[i].w) op = j;
+    return op;
+}
+
+int mxp_graph_is_op(const mxp_graph *g, int i) { return mxp_graph_op_of(g, i) == i; }
+
+int mxp_graph_n_ops(const mxp_graph *g) {
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += mxp_graph_is_op(g, i);
+    return n;
+}
+
+int mxp_graph_format(const mxp_graph *g, int i) {
+    int op = mxp_graph_op_of(g, i);
+    return op < 0 ? 0 : g->nodes[op].fmt;
+}
+
+int mxp_graph_tied_node(const mxp_graph *g, int i) {
+    for (int j = 0; j < g->n_nodes; j++)
+        if (j != i && mxp_node_quantizable(&g->nodes[j]) && g->nodes[j].w == g->nodes[i].w) return j;
+    return -1;
+}
+
+int mxp_graph_find_op(const mxp_graph *g, const char *module, int *index) {
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR && g->nodes[i].name && !strcmp(g->nodes[i].name, module)) {
+        if (mxp_graph_is_op(g, i) && g->nodes[i].name && !strcmp(g->nodes[i].name, module)) {
             *index = i;
             return 1;
         }
@@ -126,6 +155,7 @@ static const char *check_node(const mxp_graph *g, int i) {
     switch (n->op) {
     case MXP_OP_EMBED:
         if (!w || w->ndim != 2 || w->shape[1] != n->cols) return "embedding weight must be (vocab, cols)";
+        if (!n->name) return "embedding has no module name";
         break;
     case MXP_OP_POSEMBED:
         if (!w || w->ndim != 2 || w->shape[1] != n->cols || c0 != n->cols) return "position table must be (positions, cols)";

@@ -5,8 +5,11 @@
 // (N, cols) f32 activation with N = B*T token rows. Inputs name earlier nodes only. The token
 // ids are the graph's external input (read by MXP_OP_EMBED); the last node is the output
 // (the logits). Parameters (weights) live in the graph's parameter table; a node points at
-// them by index. Each quantizable op (MXP_OP_LINEAR) carries its Hugging Face module name,
-// the key of a plan, and a format slot.
+// them by index. Each quantizable node (MXP_OP_LINEAR, MXP_OP_EMBED) carries its Hugging Face
+// module name and a format slot. A plan op is the last quantizable node reading its weight: a
+// weight read by several nodes (a head tied to the token embedding) is one choice, one stored
+// tensor, held in the slot of its op node (the head "lm_head"); the other nodes (the
+// embedding) run in that op's format (mxp_graph_format).
 //
 // The graph owns its nodes, names, parameter table and derived constants (RoPE frequencies).
 // Parameter data is owned by the model (mxp_model) that built the graph; see model.h.
@@ -16,7 +19,7 @@
 #include "core/base.h"
 
 typedef enum mxp_op {
-    MXP_OP_EMBED,      // tokens -> (N, C): rows of w
+    MXP_OP_EMBED,      // tokens -> (N, C): rows of w (V, C). Quantizable: the rows in the format.
     MXP_OP_POSEMBED,   // in[0] (N, C) + w[pos]          (learned positions)
     MXP_OP_RMSNORM,    // in[0] (N, C), w (C), eps
     MXP_OP_LAYERNORM,  // in[0] (N, C), w (C), b (C), eps
@@ -50,8 +53,8 @@ typedef struct mxp_node {
     int cols;                      // output is (N, cols)
     int has_w, has_b;
     int w, b;                      // parameter indices (valid when has_w / has_b)
-    char *name;                    // LINEAR: HF module name (owned); others: NULL
-    int fmt;                       // LINEAR: format slot, an mxp_format_id (0 = f32 reference)
+    char *name;                    // quantizable: HF module name (owned); others: NULL
+    int fmt;                       // quantizable: format slot, an mxp_format_id (0 = f32 reference)
     // attributes
     float eps;                     // norms
     int heads, kv_heads, head_dim; // ROPE (heads = heads of this tensor), ATTENTION
@@ -86,8 +89,21 @@ mxp_status mxp_graph_own(mxp_graph *g, float *p, mxp_err *err);
 // MXP_ERR_FORMAT naming the node on failure: builders call it before handing a graph out.
 mxp_status mxp_graph_validate(const mxp_graph *g, mxp_err *err);
 
-// Find a LINEAR node by module name: 1 and *index set if found, 0 if not.
-int mxp_graph_find_linear(const mxp_graph *g, const char *module, int *index);
+// Quantizable node: one that reads a weight matrix in a format (LINEAR, EMBED).
+int mxp_node_quantizable(const mxp_node *n);
+// The plan op that decides node i's format: the last quantizable node reading node i's weight
+// (i itself unless the weight is shared); -1 when node i is not quantizable.
+int mxp_graph_op_of(const mxp_graph *g, int i);
+// Node i is a plan op (quantizable, and no later node reads its weight).
+int mxp_graph_is_op(const mxp_graph *g, int i);
+int mxp_graph_n_ops(const mxp_graph *g);
+// The format node i runs in: its op's slot (f32 for nodes that are not quantizable).
+int mxp_graph_format(const mxp_graph *g, int i);
+// The shared weight's other reader of op i (the tied embedding of a head), -1 if none.
+int mxp_graph_tied_node(const mxp_graph *g, int i);
+
+// Find a plan op by module name: 1 and *index set if found, 0 if not.
+int mxp_graph_find_op(const mxp_graph *g, const char *module, int *index);
 
 // Multiply-accumulates of one forward pass for a batch of B sequences of T tokens.
 double mxp_graph_macs(const mxp_graph *g, int B, int T);

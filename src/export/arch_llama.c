@@ -8,9 +8,10 @@
 //  - qwen2: q/k/v biases required, rows as in Hugging Face (llama.cpp's qwen2 rope rotates
 //    halves); no o_proj or MLP biases, no rope scaling (its loader reads neither).
 //  - Mistral's sliding window: context_length is at most the window (see below).
-//  - both: the token embedding f32; a tied head has no output.weight when it runs in f32 (the
-//    embedding's type, which llama.cpp then uses for the head), and its own output.weight in
-//    the head's format otherwise, so the embedding lookup stays exact.
+//  - both: token_embd in the format of its plan op ("model.embed_tokens"; llama.cpp reads its
+//    rows with get_rows, which dequantizes any type); a tied head is one plan op ("lm_head")
+//    with the embedding: one tensor, token_embd in the head's format, and no output.weight
+//    (llama.cpp then uses token_embd for the head).
 // Must not: write a model llama.cpp would compute differently; such a model is refused with
 // the feature named.
 #include <math.h>
@@ -98,27 +99,17 @@ mxp_status mxp_export_arch_llama(const mxp_model *m, mxp_gguf_writer *w, mxp_exp
     } else if (c->rope_scaling != MXP_ROPE_NONE) {
         return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: this rope scaling has no llama.cpp form here", m->path);
     }
-    int head_node = 0;
-    MXP_ASSERT(mxp_graph_find_linear(g, "lm_head", &head_node));
-    mxp_format_id head_fmt = (mxp_format_id)g->nodes[head_node].fmt;
     for (int pi = 0; pi < g->n_params; pi++) {
         const char *hf = g->params[pi].name;
         char name[96];
         mxp_gguf_rope_rows rows;
         if (!mxp_gguf_name_from_hf(hf, name, sizeof name, &rows))
             return mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: tensor %s has no llama.cpp name", m->path, hf);
-        int is_embed = !strcmp(hf, "model.embed_tokens.weight");
-        mxp_format_id fmt = is_embed ? MXP_FMT_F32 : mxp_export_param_format(m, pi);
-        if ((st = mxp_export_plan_param(p, m, pi, name, fmt, err))) return st;
+        if ((st = mxp_export_plan_param(p, m, pi, name, mxp_export_param_format(m, pi), err))) return st;
         mxp_export_tensor *t = &p->t[p->n - 1];
-        if (is_embed) t->linear = 0;  // the lookup table; a tied head is counted as output.weight
         if (rows != MXP_GGUF_ROWS_PLAIN && !qwen2) {
             t->src = MXP_EXPORT_PARAM_ROPE;
             t->heads = rows == MXP_GGUF_ROWS_Q ? c->n_heads : c->n_kv_heads;
-        }
-        if (is_embed && c->tied && head_fmt != MXP_FMT_F32) {
-            if ((st = mxp_export_plan_param(p, m, pi, "output.weight", head_fmt, err))) return st;
-            p->t[p->n - 1].linear = 1;
         }
     }
     return MXP_OK;

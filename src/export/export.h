@@ -42,7 +42,7 @@ typedef struct mxp_export_tensor {
     mxp_format_id fmt;      // 2-D: the format it is stored in; 1-D: f32
     int ndim;
     int64_t shape[2];       // row-major: (O, I) or (n)
-    int linear;             // a linear weight (counted per format in the report)
+    int linear;             // the weight of a plan op (counted per format in the report)
     int slot;               // writer index (set by the driver)
 } mxp_export_tensor;
 
@@ -64,7 +64,7 @@ mxp_status mxp_export_plan_param(mxp_export_plan *p, const mxp_model *m, int par
 // and list the tensors in p.
 mxp_status mxp_export_arch_llama(const mxp_model *m, mxp_gguf_writer *w, mxp_export_plan *p, mxp_err *err);
 mxp_status mxp_export_arch_gpt2(const mxp_model *m, mxp_gguf_writer *w, mxp_export_plan *p, mxp_err *err);
-// The format of linear weight `param` (the slot of the linear that reads it), f32 if none.
+// The format of weight `param`: the slot of the plan op that reads it (mxp_graph_is_op), f32 if none.
 mxp_format_id mxp_export_param_format(const mxp_model *m, int param);
 // The graph parameter named `hf`; MXP_ERR_FORMAT naming it when absent.
 mxp_status mxp_export_find_param(const mxp_model *m, const char *hf, int *param, mxp_err *err);

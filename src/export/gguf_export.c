@@ -1,4 +1,4 @@
-// gguf_export.c: the export driver. Order: every linear's format must have a GGML type; the
+// gguf_export.c: the export driver. Order: every plan op's format must have a GGML type; the
 // architecture writer (arch_llama.c, arch_gpt2.c) checks the model and lists the tensors; the
 // tokenizer writer (tok_export.c) adds tokenizer.ggml.*; the writer lays the file out in one
 // image; tensors are filled (quantized straight into place, rotary rows permuted on the way);
@@ -42,13 +42,13 @@ mxp_status mxp_export_plan_param(mxp_export_plan *p, const mxp_model *m, int par
     t->param = param;
     t->fmt = q->ndim == 2 ? fmt : MXP_FMT_F32;
     for (int i = 0; i < m->graph.n_nodes && !t->linear; i++)
-        t->linear = m->graph.nodes[i].op == MXP_OP_LINEAR && m->graph.nodes[i].w == param;
+        t->linear = mxp_graph_is_op(&m->graph, i) && m->graph.nodes[i].w == param;
     return MXP_OK;
 }
 
 mxp_format_id mxp_export_param_format(const mxp_model *m, int param) {
     for (int i = 0; i < m->graph.n_nodes; i++)
-        if (m->graph.nodes[i].op == MXP_OP_LINEAR && m->graph.nodes[i].w == param) return (mxp_format_id)m->graph.nodes[i].fmt;
+        if (mxp_graph_is_op(&m->graph, i) && m->graph.nodes[i].w == param) return (mxp_format_id)m->graph.nodes[i].fmt;
     return MXP_FMT_F32;
 }
 
@@ -93,7 +93,7 @@ static mxp_status build(mxp_model *m, mxp_gguf_writer *w, mxp_export_plan *p, mx
     for (int i = 0; i < g->n_nodes; i++) {
         const mxp_node *n = &g->nodes[i];
         const mxp_format *f = mxp_format_get((mxp_format_id)n->fmt);
-        if (n->op == MXP_OP_LINEAR && !f->has_ggml_type)
+        if (mxp_graph_is_op(g, i) && !f->has_ggml_type)
             return mxp_fail(err, MXP_ERR_UNSUPPORTED, "module %s: format %s has no GGML type, so a GGUF cannot hold it "
                             "(solve with --forbid '*=%s')", n->name, f->name, f->name);
     }

@@ -100,7 +100,7 @@ static void ratio_stats(const double *pred, const double *meas, size_t n, stats_
 
 static void set_f32(mxp_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = MXP_FMT_F32;
+        if (mxp_node_quantizable(&g->nodes[i])) g->nodes[i].fmt = MXP_FMT_F32;
 }
 
 mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *held, size_t n_held,

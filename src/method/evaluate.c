@@ -12,8 +12,7 @@ void mxp_model_print_info(const mxp_model *m, FILE *f) {
     const mxp_model_config *c = &m->config;
     size_t nparams = 0;
     for (int p = 0; p < m->graph.n_params; p++) nparams += m->graph.params[p].nelem;
-    int nlin = 0;
-    for (int i = 0; i < m->graph.n_nodes; i++) nlin += m->graph.nodes[i].op == MXP_OP_LINEAR;
+    int nlin = mxp_graph_n_ops(&m->graph);
     fprintf(f, "model: %s\n", m->path);
     fprintf(f, "architecture: %s (%s graph)\n", c->arch_name, c->arch == MXP_ARCH_GPT2 ? "gpt2" : "llama");
     fprintf(f, "vocab %d, hidden %d, layers %d, heads %d (kv %d, head_dim %d), ffn %d, max positions %d\n", c->vocab,
@@ -22,8 +21,14 @@ void mxp_model_print_info(const mxp_model *m, FILE *f) {
         fprintf(f, "rms_norm_eps %g, rope_theta %g%s, tied embeddings %s, qkv bias %s\n", (double)c->norm_eps,
                 c->rope_theta, c->rope_scaling == MXP_ROPE_LLAMA3 ? " (llama3 scaling)" : "", c->tied ? "yes" : "no",
                 c->qkv_bias ? "yes" : "no");
-    fprintf(f, "parameters: %zu (%.2f M), graph: %d nodes, %d quantizable linear ops\n", nparams, nparams / 1e6,
+    fprintf(f, "parameters: %zu (%.2f M), graph: %d nodes, %d plan ops\n", nparams, nparams / 1e6,
             m->graph.n_nodes, nlin);
+    for (int i = 0; i < m->graph.n_nodes; i++) {
+        int tie = mxp_graph_is_op(&m->graph, i) ? mxp_graph_tied_node(&m->graph, i) : -1;
+        if (tie >= 0)
+            fprintf(f, "plan op %s also holds %s %s (tied weight: one tensor, one format)\n", m->graph.nodes[i].name,
+                    mxp_op_name(m->graph.nodes[tie].op), m->graph.nodes[tie].name);
+    }
     const mxp_tensor_set *ts = m->is_gguf ? &m->gguf.tensors : &m->files;
     fprintf(f, "tensors (%d):\n", ts->n);
     for (int i = 0; i < ts->n; i++) {
@@ -100,7 +105,7 @@ static mxp_status decode_speed(mxp_model *m, mxp_qcache *qc, const int32_t *prom
 
 static void set_slots(mxp_graph *g, const int *fmts) {
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = fmts ? fmts[i] : MXP_FMT_F32;
+        if (mxp_node_quantizable(&g->nodes[i])) g->nodes[i].fmt = fmts ? fmts[i] : MXP_FMT_F32;
 }
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mxp_err *err) {
@@ -119,7 +124,7 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
     // its stored formats unless --formats says otherwise; the reference is its f32 dequantization.
     const char *spec = o->formats;
     for (int i = 0; !spec && i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR && g->nodes[i].fmt != MXP_FMT_F32) spec = "stored";
+        if (mxp_node_quantizable(&g->nodes[i]) && g->nodes[i].fmt != MXP_FMT_F32) spec = "stored";
     if (spec) {
         st = mxp_formats_apply_spec(g, spec, err);
         if (st) return st;

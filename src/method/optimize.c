@@ -527,7 +527,7 @@ static mxp_status measure_time(opt_ctx *c, mxp_err *err) {
         if (c->pts[i].is_dup) continue;
         for (int op = 0; op < c->n_ops; op++) {
             int node;
-            if (mxp_graph_find_linear(g, c->op_names[op], &node)) cfg[(size_t)n * nn + node] = c->pts[i].fmt[op];
+            if (mxp_graph_find_op(g, c->op_names[op], &node)) cfg[(size_t)n * nn + node] = c->pts[i].fmt[op];
         }
         which[n++] = i;
     }

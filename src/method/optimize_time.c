@@ -34,7 +34,7 @@ static double median_ci(const double *v, int n) {
 
 static void set_slots(mxp_graph *g, const unsigned char *fmt) {
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = fmt ? fmt[i] : MXP_FMT_F32;
+        if (mxp_node_quantizable(&g->nodes[i])) g->nodes[i].fmt = fmt ? fmt[i] : MXP_FMT_F32;
 }
 
 // One workload unit, `reps` times; seconds per unit.

@@ -1,5 +1,5 @@
 // plan.c: format specifications -> graph format slots.
-// "uniform:FMT": every linear op FMT, or llama.cpp's fallback where FMT's block does not divide
+// "uniform:FMT": every plan op (linear ops and the token embedding, mxp_graph_is_op) FMT, or llama.cpp's fallback where FMT's block does not divide
 // the op's input width (mxp_format_fit; a note on stderr says which).
 // "stored": the formats the model file carries (a GGUF's quantized or F16/BF16 linear weights, set at
 // load by model.c); every other op f32.
@@ -18,14 +18,14 @@
 
 void mxp_formats_reset(mxp_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == MXP_OP_LINEAR) g->nodes[i].fmt = MXP_FMT_F32;
+        if (mxp_node_quantizable(&g->nodes[i])) g->nodes[i].fmt = MXP_FMT_F32;
 }
 
 double mxp_formats_weight_bytes(const mxp_graph *g) {
     double bytes = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const mxp_node *n = &g->nodes[i];
-        if (n->op != MXP_OP_LINEAR) continue;
+        if (!mxp_graph_is_op(g, i)) continue;  // a shared weight is stored once
         const mxp_param *w = &g->params[n->w];
         size_t b = 0;
         if (mxp_format_matrix_bytes((mxp_format_id)n->fmt, w->shape[0], w->shape[1], &b, NULL) == MXP_OK) bytes += (double)b;
@@ -51,8 +51,8 @@ mxp_status mxp_formats_apply_plan_json(mxp_graph *g, const char *json, size_t le
     for (const cJSON *it = st ? NULL : ops->child; it && !st; it = it->next) {
         int node;
         mxp_format_id f;
-        if (!mxp_graph_find_linear(g, it->string, &node)) {
-            st = mxp_fail(err, MXP_ERR_ARG, "%s: module \"%s\" is not a linear op of this model", label, it->string);
+        if (!mxp_graph_find_op(g, it->string, &node)) {
+            st = mxp_fail(err, MXP_ERR_ARG, "%s: module \"%s\" is not an op of this model's plans", label, it->string);
         } else if (!cJSON_IsString(it)) {
             st = mxp_fail(err, MXP_ERR_FORMAT, "%s: the format of \"%s\" must be a string", label, it->string);
         } else if (mxp_format_parse(it->valuestring, &f, err)) {
@@ -77,9 +77,9 @@ mxp_status mxp_formats_apply_spec(mxp_graph *g, const char *spec, mxp_err *err) 
         mxp_format_id fb = f;
         for (int i = 0; i < g->n_nodes; i++) {
             mxp_node *n = &g->nodes[i];
-            if (n->op != MXP_OP_LINEAR) continue;
+            if (!mxp_graph_is_op(g, i)) continue;
             mxp_format_id got;
-            if (!mxp_format_fit(f, g->nodes[n->in[0]].cols, &got)) {
+            if (!mxp_format_fit(f, g->params[n->w].shape[1], &got)) {
                 if (!n_fb++) first = i, fb = got;
                 mixed |= got != fb;
             }

@@ -74,7 +74,7 @@ mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *
         r->mixprec_s = t->check[i].measured_s;
         int gguf_ok = 1;
         for (int k = 0; k < g->n_nodes; k++)
-            if (g->nodes[k].op == MXP_OP_LINEAR) gguf_ok &= mxp_format_get((mxp_format_id)r->fmt[k])->has_ggml_type;
+            if (mxp_graph_is_op(g, k)) gguf_ok &= mxp_format_get((mxp_format_id)r->fmt[k])->has_ggml_type;
         if (!gguf_ok) {  // a format llama.cpp cannot hold
             res->llama_random_skipped++;
             free(r->fmt);
@@ -117,7 +117,7 @@ mxp_status mxp_profile_check_llama(const mxp_model *m, const mxp_profile_table *
         } else {
             int n_lin = 0;  // the linear ops' names and formats, in graph order
             for (int k = 0; k < g->n_nodes; k++)
-                if (g->nodes[k].op == MXP_OP_LINEAR) {
+                if (mxp_graph_is_op(g, k)) {
                     names[n_lin] = g->nodes[k].name;
                     fm[n_lin++] = rows[i - 1].fmt[k];
                 }

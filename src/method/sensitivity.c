@@ -39,13 +39,13 @@ mxp_status mxp_sens_init(mxp_sens *s, const mxp_graph *g, const mxp_format_id *f
     }
     s->n_formats = n_fmts;
     s->seq_len = seq_len;
-    for (int i = 0; i < g->n_nodes; i++) s->n_ops += g->nodes[i].op == MXP_OP_LINEAR;
+    s->n_ops = mxp_graph_n_ops(g);
     s->ops = calloc((size_t)s->n_ops, sizeof *s->ops);
     if (!s->ops) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     int k = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const mxp_node *n = &g->nodes[i];
-        if (n->op != MXP_OP_LINEAR) continue;
+        if (!mxp_graph_is_op(g, i)) continue;
         mxp_sens_op *o = &s->ops[k++];
         o->name = mxp_strdup(n->name);
         if (!o->name) {
@@ -53,8 +53,10 @@ mxp_status mxp_sens_init(mxp_sens *s, const mxp_graph *g, const mxp_format_id *f
             return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
         }
         o->node = i;
-        o->in = g->nodes[n->in[0]].cols;
-        o->out = n->cols;
+        o->in = (int)g->params[n->w].shape[1];
+        o->out = (int)g->params[n->w].shape[0];
+        int tie = mxp_graph_tied_node(g, i);
+        o->embed = n->op == MXP_OP_EMBED ? i : tie >= 0 && g->nodes[tie].op == MXP_OP_EMBED ? tie : -1;
         for (int f = 0; f < n_fmts; f++) {
             size_t bytes;
             o->ok[fmts[f]] = mxp_format_matrix_bytes(fmts[f], o->out, o->in, &bytes, NULL) == MXP_OK;
@@ -192,6 +194,13 @@ typedef struct calib_ctx {
     double *da;            // (B * MXP_ACT_COUNT) per-sample activation terms of the current op
     double *va;            // (B * MXP_ACT_COUNT) per-sample mean squared activation error
     double *parts;         // (multi_dot_parts(largest weight)) multi_dot's work space
+    float *erow;           // (N, embedding width) embedding: fake-quantized rows of the batch
+    unsigned char *escratch;  // (N, erow_bytes) the quantizer's scratch of each row
+    size_t erow_bytes;
+    double *row_dot;       // (N) embedding: per row <dY, row error> and sum of their squares
+    double *row_fish;
+    int64_t *keys;         // (T) embedding: token * T + position, to sum rows of equal tokens
+    double *gsum;          // (embedding width) one token's summed gradient row
     double *rec;           // (B, rec_len) every sample's terms (see record layout)
     size_t rec_len;
 } calib_ctx;
@@ -202,6 +211,9 @@ typedef struct calib_ctx {
 // MPI job change where a record is computed, never the order in which it is added.
 // Layout: [0] the reference loss L_n, then per op i and format slot k (s->formats[k]) the
 // REC_N terms at 1 + (i * n_formats + k) * REC_N. Formats an op cannot take stay 0 (not added).
+// During the backward the hook adds each use of an op's weight (a head and the embedding tied
+// to it) into REC_W2 (the weight term dw) and REC_A2 (the activation term da) unsquared;
+// finish_records then squares them: d = dw + da over all uses, before squaring.
 enum { REC_D2, REC_D4, REC_W2, REC_A2, REC_NOISE, REC_FISHER, REC_N };
 
 static size_t record_len(const mxp_sens *s) { return 1 + (size_t)s->n_ops * (size_t)s->n_formats * REC_N; }
@@ -236,8 +248,14 @@ static mxp_act_id act_of(mxp_format_id f) {
     return a == MXP_ACT_Q8_1 ? MXP_ACT_Q8_0 : a;
 }
 
+static void embed_terms(calib_ctx *c, const mxp_linear_event *e);
+
 static void hook(void *vctx, const mxp_linear_event *e) {
     calib_ctx *c = vctx;
+    if (e->phase == MXP_HOOK_EMBED) {
+        embed_terms(c, e);
+        return;
+    }
     const mxp_graph *g = c->g;
     const mxp_node *n = &g->nodes[e->node];
     const int opi = c->op_of_node[e->node];
@@ -300,14 +318,11 @@ static void hook(void *vctx, const mxp_linear_event *e) {
             if (f == MXP_FMT_F32 || !op->ok[f]) continue;
             mxp_act_id a = act_of(f);
             double dw = c->dw_dot[b * MXP_FMT_COUNT + f], da = a != MXP_ACT_F32 ? c->da[b * MXP_ACT_COUNT + a] : 0;
-            double d = dw + da;
             double *t = rec_terms(c, b, opi, k);
-            t[REC_D2] = d * d;
-            t[REC_D4] = d * d * d * d;
-            t[REC_W2] = dw * dw;
-            t[REC_A2] = da * da;
+            t[REC_W2] += dw;
+            t[REC_A2] += da;
             double va = a != MXP_ACT_F32 ? c->va[b * MXP_ACT_COUNT + a] : 0;
-            t[REC_NOISE] = c->var_w[opi][f] * c->dw_norm2[b] + va * da_norm2;
+            t[REC_NOISE] += c->var_w[opi][f] * c->dw_norm2[b] + va * da_norm2;
         }
     }
     if (!c->want_fisher) return;
@@ -328,9 +343,127 @@ static void hook(void *vctx, const mxp_linear_event *e) {
         for (int b = 0; b < c->B; b++) {
             size_t off = (size_t)b * rows_out;
             for (size_t i = 0; i < rows_out; i++) c->yq[off + i] -= y[off + i];
-            rec_terms(c, b, opi, k)[REC_FISHER] = sq_prod_sum(c->yq + off, e->dy + off, rows_out);
+            rec_terms(c, b, opi, k)[REC_FISHER] += sq_prod_sum(c->yq + off, e->dy + off, rows_out);
         }
     }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// The embedding's terms (docs/DESIGN.md 1.1): per sample n, the weight term
+// dw_n = sum over positions t of <dL_n/dY_t, fq(E)[tok_t] - E[tok_t]> (llama.cpp's get_rows
+// rounds no activation: da = 0), the error rows formed for the batch's tokens only; noise:
+// var_w * ||dL_n/dE||^2 (rows of equal tokens summed); fisher: sum of (error * dL_n/dY)^2, the
+// linear ops' output-error form with the output error of a lookup being the row error.
+static void embed_terms(calib_ctx *c, const mxp_linear_event *e) {
+    const mxp_graph *g = c->g;
+    const int opi = c->op_of_node[e->node];
+    const mxp_sens_op *op = &c->s->ops[opi];
+    const int C = op->in, T = c->T, N = c->B * T;
+    const float *E = g->params[g->nodes[e->node].w].data;
+    const int32_t *tok = c->ex->tokens;
+    for (int b = 0; b < c->B; b++) {
+        for (int t = 0; t < T; t++) c->keys[t] = (int64_t)tok[b * T + t] * T + t;
+        qsort(c->keys, (size_t)T, sizeof *c->keys, cmp_i64);
+        double norm2 = 0;
+        for (int t0 = 0; t0 < T;) {
+            int64_t id = c->keys[t0] / T;
+            int t1 = t0;
+            for (int i = 0; i < C; i++) c->gsum[i] = 0;
+            for (; t1 < T && c->keys[t1] / T == id; t1++) {
+                const float *dy = e->dy + ((size_t)b * T + (size_t)(c->keys[t1] % T)) * C;
+                for (int i = 0; i < C; i++) c->gsum[i] += dy[i];
+            }
+            for (int i = 0; i < C; i++) norm2 += c->gsum[i] * c->gsum[i];
+            t0 = t1;
+        }
+        c->dw_norm2[b] = norm2;
+    }
+    for (int k = 0; k < c->s->n_formats; k++) {
+        mxp_format_id f = c->s->formats[k];
+        if (f == MXP_FMT_F32 || !op->ok[f]) continue;
+        const mxp_format *ft = mxp_format_get(f);
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < N; r++) {
+            const float *x = E + (size_t)tok[r] * C, *dy = e->dy + (size_t)r * C;
+            float *q = c->erow + (size_t)r * C;
+            mxp_fake_quant_weight_row(ft, x, q, C, c->escratch + (size_t)r * c->erow_bytes);
+            double d = 0, fi = 0;
+            for (int i = 0; i < C; i++) {
+                double p = ((double)q[i] - x[i]) * dy[i];
+                d += p;
+                fi += p * p;
+            }
+            c->row_dot[r] = d;
+            c->row_fish[r] = fi;
+        }
+        for (int b = 0; b < c->B; b++) {
+            double dw = 0, fish = 0;
+            for (int t = 0; t < T; t++) {
+                dw += c->row_dot[b * T + t];
+                fish += c->row_fish[b * T + t];
+            }
+            double *t = rec_terms(c, b, opi, k);
+            t[REC_W2] += dw;
+            t[REC_NOISE] += c->var_w[opi][f] * c->dw_norm2[b];
+            if (c->want_fisher) t[REC_FISHER] += fish;
+        }
+    }
+}
+
+// After a batch's backward: every use of every op is in; square the summed terms.
+static void finish_records(calib_ctx *c, int nb) {
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < c->s->n_ops; i++)
+            for (int k = 0; k < c->s->n_formats; k++) {
+                double *t = rec_terms(c, b, i, k);
+                double dw = t[REC_W2], da = t[REC_A2], d = dw + da;
+                t[REC_D2] = d * d;
+                t[REC_D4] = d * d * d * d;
+                t[REC_W2] = dw * dw;
+                t[REC_A2] = da * da;
+            }
+}
+
+// Mean squared error of op i's weight in format f. An embedding op has no fake-quantized copy
+// (a vocabulary-sized table per format): its rows are rounded here one at a time.
+static mxp_status weight_var(const mxp_graph *g, const mxp_qcache *qc, const mxp_sens_op *o, mxp_format_id f,
+                             double *out, mxp_err *err) {
+    const float *W = g->params[g->nodes[o->node].w].data;
+    size_t nw = (size_t)o->in * o->out;
+    double acc = 0;
+    if (g->nodes[o->node].op != MXP_OP_EMBED) {
+        const float *fq = mxp_qcache_fake(qc, o->node, f);
+        for (size_t j = 0; j < nw; j++) acc += ((double)fq[j] - W[j]) * ((double)fq[j] - W[j]);
+        *out = acc / (double)nw;
+        return MXP_OK;
+    }
+    const mxp_format *ft = mxp_format_get(f);
+    size_t rb = mxp_row_bytes(ft, o->in);
+    int ok = 1;
+#pragma omp parallel reduction(+ : acc) reduction(& : ok)
+    {
+        float *y = malloc((size_t)o->in * sizeof *y);
+        void *q = malloc(rb);
+        ok = y && q;
+#pragma omp for schedule(static)
+        for (int r = 0; r < o->out; r++) {
+            if (!y || !q) continue;
+            const float *x = W + (size_t)r * o->in;
+            mxp_fake_quant_weight_row(ft, x, y, o->in, q);
+            double a = 0;
+            for (int i = 0; i < o->in; i++) a += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+            acc += a;
+        }
+        free(y);
+        free(q);
+    }
+    if (!ok) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    *out = acc / (double)nw;
+    return MXP_OK;
 }
 
 static void progress_line(size_t done, size_t total, double t0, double loss) {
@@ -351,14 +484,22 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     for (int i = 0; i < s->n_ops; i++)
         for (int k = 0; k < s->n_formats; k++) {
             mxp_format_id f = s->formats[k];
-            if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
+            if (f == MXP_FMT_F32 || !s->ops[i].ok[f] || g->nodes[s->ops[i].node].op == MXP_OP_EMBED) continue;
             mxp_status st = mxp_qcache_prepare(qc, s->ops[i].node, f, MXP_QMODE_FAKE, err);
             if (st) return st;
         }
     calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher,
                    .rec_len = record_len(s)};
-    size_t widest_in = 1, widest_out = 1, biggest = 1;
+    size_t widest_in = 1, widest_out = 1, biggest = 1, embed_w = 0;
     for (int i = 0; i < s->n_ops; i++) {
+        if (s->ops[i].embed >= 0) {
+            embed_w = (size_t)s->ops[i].in;
+            for (int k = 0; k < s->n_formats; k++) {
+                if (!s->ops[i].ok[s->formats[k]]) continue;
+                size_t rb = mxp_row_bytes(mxp_format_get(s->formats[k]), s->ops[i].in);
+                if (rb > c.erow_bytes) c.erow_bytes = rb;
+            }
+        }
         if ((size_t)s->ops[i].in > widest_in) widest_in = (size_t)s->ops[i].in;
         if ((size_t)s->ops[i].out > widest_out) widest_out = (size_t)s->ops[i].out;
         size_t w = (size_t)s->ops[i].in * (size_t)s->ops[i].out;
@@ -382,6 +523,14 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     c.va = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.va);
     c.parts = calloc(multi_dot_parts(biggest), sizeof *c.parts);
     c.rec = malloc((size_t)B * c.rec_len * sizeof *c.rec);
+    if (embed_w) {
+        c.erow = malloc(N * embed_w * sizeof *c.erow);
+        c.escratch = malloc(N * (c.erow_bytes ? c.erow_bytes : 1));
+        c.row_dot = malloc(N * sizeof *c.row_dot);
+        c.row_fish = malloc(N * sizeof *c.row_fish);
+        c.keys = malloc((size_t)T * sizeof *c.keys);
+        c.gsum = malloc(embed_w * sizeof *c.gsum);
+    }
     double *all = rank == 0 ? malloc((size_t)P * B * c.rec_len * sizeof *all) : NULL;  // one round, sample order
     int *counts = calloc((size_t)P, sizeof *counts);
     int32_t *batch = malloc((size_t)B * (T + 1) * sizeof *batch);
@@ -389,19 +538,16 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     mxp_exec ex = {0};
     mxp_status st = MXP_OK;
     if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (run->want_fisher && (!c.xq || !c.yq)) || !c.var_w ||
-        !c.dw_dot || !c.dw_norm2 || !c.da || !c.va || !c.parts || !c.rec || (rank == 0 && !all) || !counts || !batch || !seq_loss)
+        !c.dw_dot || !c.dw_norm2 || !c.da || !c.va || !c.parts || !c.rec || (embed_w && (!c.erow || !c.escratch || !c.row_dot || !c.row_fish || !c.keys || !c.gsum)) ||
+        (rank == 0 && !all) || !counts || !batch || !seq_loss)
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the calibration buffers");
     for (int i = 0; !st && i < s->n_ops; i++) {
         c.op_of_node[s->ops[i].node] = i;
-        const float *W = g->params[g->nodes[s->ops[i].node].w].data;
-        size_t nw = (size_t)s->ops[i].in * s->ops[i].out;
-        for (int k = 0; k < s->n_formats; k++) {
+        if (s->ops[i].embed >= 0) c.op_of_node[s->ops[i].embed] = i;
+        for (int k = 0; k < s->n_formats && !st; k++) {
             mxp_format_id f = s->formats[k];
             if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
-            const float *fq = mxp_qcache_fake(qc, s->ops[i].node, f);
-            double acc = 0;
-            for (size_t j = 0; j < nw; j++) acc += ((double)fq[j] - W[j]) * ((double)fq[j] - W[j]);
-            c.var_w[i][f] = acc / (double)nw;
+            st = weight_var(g, qc, &s->ops[i], f, &c.var_w[i][f], err);
         }
     }
     if (!st) st = mxp_exec_init(&ex, g, B, T, MXP_EXEC_BACKWARD, err);
@@ -445,6 +591,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
             st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c, err);
             if (st) break;
+            finish_records(&c, nb);
             for (int b = 0; b < nb; b++) c.rec[(size_t)b * c.rec_len] = seq_loss[b];
         }
         mxp_dist_gather(dist, c.rec, counts, all);
@@ -469,6 +616,12 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     free(c.da);
     free(c.va);
     free(c.parts);
+    free(c.erow);
+    free(c.escratch);
+    free(c.row_dot);
+    free(c.row_fish);
+    free(c.keys);
+    free(c.gsum);
     free(c.rec);
     free(all);
     free(counts);

@@ -26,7 +26,9 @@ mxp_status mxp_metric_parse(const char *s, mxp_metric *out, mxp_err *err);
 
 typedef struct mxp_sens_op {
     char *name;                           // module name (owned)
-    int node, in, out;
+    int node, in, out;                    // the op's node; its weight is (out, in)
+    int embed;                            // the EMBED node reading the weight (the op, or the
+                                          // embedding tied to a head), -1 if none
     unsigned char ok[MXP_FMT_COUNT];      // the op can take this format (width fits its block)
     double sum[MXP_METRIC_COUNT][MXP_FMT_COUNT];  // sums over samples of each metric's score
     double sum_d4[MXP_FMT_COUNT];         // taylor: sum of d^4 (standard error)
@@ -35,7 +37,7 @@ typedef struct mxp_sens_op {
 } mxp_sens_op;
 
 typedef struct mxp_sens {
-    mxp_sens_op *ops;   // (n_ops) every linear op in graph order
+    mxp_sens_op *ops;   // (n_ops) every plan op (mxp_graph_is_op) in graph order
     int n_ops;
     int n_formats;
     mxp_format_id formats[MXP_FMT_COUNT];

@@ -232,8 +232,15 @@ mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mx
     size_t scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const mxp_node *n = &g->nodes[i];
+        int fmt = mxp_graph_format(g, i);
+        MXP_ASSERT(fmt >= MXP_FMT_F32 && fmt < MXP_FMT_COUNT);
+        if (n->op == MXP_OP_EMBED && fmt != MXP_FMT_F32) {
+            // the embedding reads dequantized rows of the quantized table in both modes: rows
+            // are quantized independently, so this is dequantize(quantize(row)), llama.cpp's get_rows
+            mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)fmt, MXP_QMODE_REAL, err);
+            if (st) return st;
+        }
         if (n->op != MXP_OP_LINEAR) continue;
-        MXP_ASSERT(n->fmt >= MXP_FMT_F32 && n->fmt < MXP_FMT_COUNT);
         int I = g->nodes[n->in[0]].cols;
         if (I > widest) widest = I;
         // buffers sized for any format, so callers may change slots to prepared copies later
@@ -243,8 +250,8 @@ mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mx
             size_t sb = mxp_matmul_scratch_bytes((mxp_format_id)f, ex->N, I, n->cols);
             if (sb > scratch) scratch = sb;
         }
-        if (n->fmt == MXP_FMT_F32) continue;
-        mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)n->fmt, mode, err);
+        if (fmt == MXP_FMT_F32) continue;
+        mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)fmt, mode, err);
         if (st) return st;
     }
     if (mode == MXP_QMODE_FAKE && !ex->xq && widest && !(ex->xq = alloc_floats((size_t)ex->N * (size_t)widest)))
@@ -262,11 +269,11 @@ mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mx
 static void linear_forward(mxp_exec *ex, int i, float *out, const float *x, int N, int I) {
     const mxp_node *n = &ex->g->nodes[i];
     const float *b = n->has_b ? ex->g->params[n->b].data : NULL;
-    if (n->fmt == MXP_FMT_F32 || !ex->qc) {
+    mxp_format_id f = (mxp_format_id)mxp_graph_format(ex->g, i);
+    if (f == MXP_FMT_F32 || !ex->qc) {
         mxp_linear_fwd(out, x, ex->g->params[n->w].data, b, N, I, n->cols);
         return;
     }
-    mxp_format_id f = (mxp_format_id)n->fmt;
     if (ex->qmode == MXP_QMODE_FAKE) {
         const mxp_format *ft = mxp_format_get(f);
         const float *xa = x;
@@ -281,6 +288,21 @@ static void linear_forward(mxp_exec *ex, int i, float *out, const float *x, int 
     mxp_matmul(out, f, mxp_qcache_real(ex->qc, i, f), x, N, I, n->cols, &ex->qs);
     if (b)
         for (int r = 0; r < N; r++) mxp_acc(out + (size_t)r * n->cols, b, n->cols);
+}
+
+// Rows of embedding node i for the pass's N tokens, in the node's format.
+static void embed_forward(mxp_exec *ex, int i, float *out, int N) {
+    const mxp_node *n = &ex->g->nodes[i];
+    mxp_format_id f = (mxp_format_id)mxp_graph_format(ex->g, i);
+    if (f == MXP_FMT_F32 || !ex->qc) {
+        mxp_embed_fwd(out, ex->tokens, ex->g->params[n->w].data, N, n->cols);
+        return;
+    }
+    const mxp_format *ft = mxp_format_get(f);
+    const uint8_t *q = mxp_qcache_real(ex->qc, i, f);
+    size_t rb = mxp_row_bytes(ft, n->cols);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) ft->dequantize_row(q + (size_t)ex->tokens[r] * rb, out + (size_t)r * n->cols, n->cols);
 }
 
 void mxp_exec_reset_cache(mxp_exec *ex) { ex->cached = 0; }
@@ -353,7 +375,7 @@ void mxp_exec_forward(mxp_exec *ex, int first, int last) {
         int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
         int64_t cells = (int64_t)N * n->cols;
         switch (n->op) {
-        case MXP_OP_EMBED: mxp_embed_fwd(out, ex->tokens, pdata(ex, n->w), N, n->cols); break;
+        case MXP_OP_EMBED: embed_forward(ex, i, out, N); break;
         case MXP_OP_POSEMBED: mxp_posembed_fwd(out, x, pdata(ex, n->w), B, T, pos0, n->cols); break;
         case MXP_OP_RMSNORM: mxp_rmsnorm_fwd(out, ex->aux[i], x, pdata(ex, n->w), N, n->cols, n->eps); break;
         case MXP_OP_LAYERNORM:
@@ -433,6 +455,7 @@ mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale
         switch (n->op) {
         case MXP_OP_EMBED:
             if (pgrad(ex, n->w)) mxp_embed_bwd(pgrad(ex, n->w), dy, ex->tokens, N, n->cols);
+            if (hook) hook(ctx, &(mxp_linear_event){.node = i, .phase = MXP_HOOK_EMBED, .dy = dy});
             break;
         case MXP_OP_POSEMBED: mxp_posembed_bwd(dx, pgrad(ex, n->w), dy, B, T, 0, n->cols); break;
         case MXP_OP_RMSNORM: mxp_rmsnorm_bwd(dx, pgrad(ex, n->w), dy, x, pdata(ex, n->w), ex->aux[i], N, n->cols); break;

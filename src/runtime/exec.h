@@ -26,9 +26,11 @@ enum {
 // phase MXP_HOOK_PRE once its output gradient is final, before it is propagated, and
 // MXP_HOOK_POST after the op has added its share to the input gradient. So
 // dx(POST) - dx(PRE) = dy @ W, the input gradient through this op alone.
-enum { MXP_HOOK_PRE, MXP_HOOK_POST };
+// An EMBED node (quantizable too) is seen once, phase MXP_HOOK_EMBED, with its output
+// gradient dy (N, C); x, dx and dw are NULL (the rows read are those of the batch's tokens).
+enum { MXP_HOOK_PRE, MXP_HOOK_POST, MXP_HOOK_EMBED };
 typedef struct mxp_linear_event {
-    int node, phase;
+    int node, phase;  // phase: MXP_HOOK_*
     const float *x;   // (N, I) the op's input
     const float *dy;  // (N, O) dLoss/d(output)
     const float *dx;  // (N, I) the gradient of the input node accumulated so far

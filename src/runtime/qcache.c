@@ -36,7 +36,7 @@ void mxp_qcache_free(mxp_qcache *qc) {
 
 mxp_status mxp_qcache_prepare(mxp_qcache *qc, int node, mxp_format_id fmt, mxp_qmode mode, mxp_err *err) {
     const mxp_node *n = &qc->g->nodes[node];
-    MXP_ASSERT(n->op == MXP_OP_LINEAR && fmt > MXP_FMT_F32 && fmt < MXP_FMT_COUNT);
+    MXP_ASSERT(mxp_node_quantizable(n) && fmt > MXP_FMT_F32 && fmt < MXP_FMT_COUNT);
     size_t k = (size_t)node * MXP_FMT_COUNT + (size_t)fmt;
     if ((mode == MXP_QMODE_REAL && qc->real[k]) || (mode == MXP_QMODE_FAKE && qc->fake[k])) return MXP_OK;
     const mxp_param *w = &qc->g->params[n->w];

@@ -1,4 +1,4 @@
-// qcache.h: the quantized and fake-quantized copies of a model's linear weights, made on
+// qcache.h: the quantized and fake-quantized copies of a model's quantizable weights, made on
 // first use and kept, one per (op, format, mode). The executor reads them when a linear op's
 // format slot is not f32. Real copies hold the format's bytes (what the kernels read); fake
 // copies hold dequantize(quantize(W)) as f32 (what the fake-quant mode multiplies by).
@@ -22,7 +22,7 @@ typedef struct mxp_qcache {
 
 mxp_status mxp_qcache_init(mxp_qcache *qc, const mxp_graph *g, mxp_err *err);
 void mxp_qcache_free(mxp_qcache *qc);
-// Make sure the copy of linear node `node` in `fmt` for `mode` exists (quantizing now if
+// Make sure the copy of quantizable node `node` in `fmt` for `mode` exists (quantizing now if
 // needed). Errors name the module: a width that is not a multiple of the format's block,
 // non-finite weights, MXP_ERR_NOMEM.
 mxp_status mxp_qcache_prepare(mxp_qcache *qc, int node, mxp_format_id fmt, mxp_qmode mode, mxp_err *err);
