@@ -7,7 +7,7 @@
 //    written as a Hugging Face folder with a real tokenizer.json, a mixed plan (every GGML
 //    format), apply -> GGUF; loaded back: names, types, shapes, tokenizer metadata, the slots
 //    the loader sets; its logits equal the fake-quant logits of the plan on the source model;
-//    eval runs on it. A tied model with a quantized head gets its own output.weight.
+//    eval runs on it. A tied head is one op with the embedding: token_embd in its format, no output.weight.
 //    f8_e4m3 is refused.
 //  - tokenizer.ggml.pre is llama.cpp's name for each known split regex; an unknown regex, or
 //    ignore_merges / add_prefix_space llama.cpp would not honour, is refused (nothing written).
@@ -255,14 +255,14 @@ static void round_trip(int tied) {
     fprintf(stderr, "apply (%s): %d tensors, %.0f bytes, tokenizer %d\n", tied ? "tied" : "untied", rep.n_tensors,
             rep.file_bytes, rep.tokenizer);
     CHECK(rep.tokenizer == 1 && rep.n_by_format[MXP_FMT_Q8_0] == 5 && rep.n_by_format[MXP_FMT_Q4_0] == 4 &&
-              rep.n_by_format[MXP_FMT_F16] == 1 && rep.n_by_format[MXP_FMT_BF16] == 1 && rep.n_by_format[MXP_FMT_F32] == 4,
+              rep.n_by_format[MXP_FMT_F16] == 1 && rep.n_by_format[MXP_FMT_BF16] == 1 && rep.n_by_format[MXP_FMT_F32] == 4 + !tied,
           "formats written: f32 %d q8 %d q4 %d", rep.n_by_format[0], rep.n_by_format[3], rep.n_by_format[4]);
     CHECK(mxp_model_load(dir, &src, &err) == MXP_OK, "%s", err.msg);
     CHECK(mxp_model_load(gguf, &out, &err) == MXP_OK, "loading the GGUF: %s", err.msg);
     if (src && out) {
         const mxp_tensor_set *ts = &out->gguf.tensors;
         struct { const char *name; mxp_dtype dt; int64_t d0, d1; } want[] = {
-            {"token_embd.weight", MXP_DT_F32, 2048, 64},      {"blk.0.attn_norm.weight", MXP_DT_F32, 64, 0},
+            {"token_embd.weight", tied ? MXP_DT_Q8_0 : MXP_DT_F32, 2048, 64}, {"blk.0.attn_norm.weight", MXP_DT_F32, 64, 0},
             {"blk.0.attn_q.weight", MXP_DT_Q8_0, 64, 64},     {"blk.0.attn_k.weight", MXP_DT_Q4_0, 32, 64},
             {"blk.0.attn_v.weight", MXP_DT_F16, 32, 64},      {"blk.0.attn_output.weight", MXP_DT_BF16, 64, 64},
             {"blk.0.ffn_norm.weight", MXP_DT_F32, 64, 0},     {"blk.0.ffn_gate.weight", MXP_DT_Q4_0, 160, 64},
@@ -271,14 +271,16 @@ static void round_trip(int tied) {
             {"blk.1.attn_v.weight", MXP_DT_F32, 32, 64},      {"blk.1.ffn_down.weight", MXP_DT_Q8_0, 64, 160},
             {"output_norm.weight", MXP_DT_F32, 64, 0},        {"output.weight", MXP_DT_Q8_0, 2048, 64},
         };
-        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        // tied: the head is one op with the embedding, token_embd in its format, no output.weight
+        for (size_t i = 0; i < sizeof want / sizeof *want - tied; i++) {
             const mxp_tensor_info *t = mxp_tensor_find(ts, want[i].name);
             CHECK(t && t->dtype == want[i].dt && t->shape[0] == want[i].d0 && t->ndim == (want[i].d1 ? 2 : 1) &&
                       (!want[i].d1 || t->shape[1] == want[i].d1),
                   "tensor %s: %s %lld x %lld", want[i].name, t ? mxp_dtype_name(t->dtype) : "missing",
                   t ? (long long)t->shape[0] : 0LL, t && t->ndim > 1 ? (long long)t->shape[1] : 0LL);
         }
-        CHECK(ts->n == 2 * 9 + 3, "tensor count %d", ts->n);  // tied: output.weight written because lm_head is q8_0
+        CHECK(ts->n == 2 * 9 + 3 - tied, "tensor count %d", ts->n);
+        CHECK(!tied || !mxp_tensor_find(ts, "output.weight"), "tied: no output.weight");
         mxp_gguf_str s;
         uint64_t u;
         CHECK(!mxp_gguf_get_str(&out->gguf, "tokenizer.ggml.model", &s, NULL, &err) && s.len == 4 && !memcmp(s.ptr, "gpt2", 4),
@@ -300,7 +302,7 @@ static void round_trip(int tied) {
         cJSON_Delete(tj);
         CHECK(kv && n_merges > 100 && kv->arr_n == (uint64_t)n_merges, "merges %llu, tokenizer.json has %d",
               kv ? (unsigned long long)kv->arr_n : 0ULL, n_merges);
-        CHECK(out->config.tied == 0 && out->config.n_kv_heads == 2 && out->config.head_dim == 16, "config read back");
+        CHECK(out->config.tied == tied && out->config.n_kv_heads == 2 && out->config.head_dim == 16, "config read back");
         // the GGUF's tokenizer metadata builds the same tokenizer as the folder's tokenizer.json
         const mxp_tokenizer *tg = NULL, *th = NULL;
         CHECK(mxp_model_tokenizer(out, &tg, &err) == MXP_OK, "GGUF tokenizer: %s", err.msg);
@@ -379,8 +381,8 @@ static void round_trip(int tied) {
         snprintf(kg, sizeof kg, "%s/kquant.gguf", dir);
         mxp_model *km = NULL;
         CHECK(mxp_apply(dir, kq[k].spec, kg, &rep, &err) == MXP_OK, "%s: %s", kq[k].spec, err.msg);
-        CHECK(rep.n_by_format[kq[k].want] == 15, "%s: %d linear weights in %s, want 15", kq[k].spec,
-              rep.n_by_format[kq[k].want], mxp_format_get(kq[k].want)->name);
+        CHECK(rep.n_by_format[kq[k].want] == 15 + !tied, "%s: %d op weights in %s, want %d", kq[k].spec,
+              rep.n_by_format[kq[k].want], mxp_format_get(kq[k].want)->name, 15 + !tied);
         CHECK(mxp_model_load(kg, &km, &err) == MXP_OK, "%s", err.msg);
         int nd;
         CHECK(km && mxp_graph_find_op(&km->graph, "model.layers.1.mlp.down_proj", &nd) &&
@@ -602,9 +604,9 @@ static void family_qwen2(void) {
         mxp_gguf_free(&g);
     }
     if (m && apply_open(dir, "uniform:q8_0", &g)) {
-        const mxp_tensor_info *t = mxp_tensor_find(&g.tensors, "output.weight");
-        CHECK(t && t->dtype == MXP_DT_Q8_0 && gguf_f32(&g, "token_embd.weight", 2048, 64),
-              "tied q8_0 head: its own output.weight, the embedding stays f32");
+        const mxp_tensor_info *t = mxp_tensor_find(&g.tensors, "token_embd.weight");
+        CHECK(t && t->dtype == MXP_DT_Q8_0 && !mxp_tensor_find(&g.tensors, "output.weight"),
+              "tied q8_0 head: one op with the embedding, token_embd in q8_0, no output.weight");
         mxp_gguf_free(&g);
     }
     mxp_model_free(m);

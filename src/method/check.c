@@ -156,7 +156,12 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
         set_f32(g);
         st = mxp_exec_use_formats(&ex, qc, MXP_QMODE_FAKE, err);
     }
-    // configurations may use formats the calibration prepared only: they all are (FAKE cache)
+    // configurations may use formats the calibration prepared only: they all are (FAKE cache),
+    // except the embedding's, read as rows of the quantized table (exec.c): prepared here
+    for (int i = 0; !st && i < n_ops; i++)
+        for (int q = 0; !st && s->ops[i].embed >= 0 && q < s->n_formats; q++)
+            if (s->formats[q] != MXP_FMT_F32 && s->ops[i].ok[s->formats[q]])
+                st = mxp_qcache_prepare(qc, s->ops[i].embed, s->formats[q], MXP_QMODE_REAL, err);
     double t0 = mxp_now();
     for (size_t n = 0; !st && n < n_held; n++) {
         if (stop && *stop) {
@@ -168,11 +173,13 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
         set_f32(g);
         mxp_exec_forward(&ex, 0, g->n_nodes);
         double L0 = mxp_exec_loss(&ex, NULL);
-        // single ops, last op first: nodes before the op keep their reference values
+        // single ops, last op first: nodes before the op (before the embedding a head is tied
+        // to) keep their reference values
         for (size_t q = n_single; q-- > 0;) {
-            int node = s->ops[pair_op[q]].node;
+            const mxp_sens_op *o = &s->ops[pair_op[q]];
+            int node = o->node, from = o->embed >= 0 && o->embed < node ? o->embed : node;
             g->nodes[node].fmt = pair_fmt[q];
-            mxp_exec_forward(&ex, node, g->n_nodes);
+            mxp_exec_forward(&ex, from, g->n_nodes);
             double d = mxp_exec_loss(&ex, NULL) - L0;
             meas[q] += d * d;
             g->nodes[node].fmt = MXP_FMT_F32;
