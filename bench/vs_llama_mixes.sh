@@ -4,9 +4,9 @@
 #
 # On models/default: llama-quantize turns mixprec's f32 GGUF into llama.cpp's mixes (Q8_0, Q6_K,
 # Q5_K_M, Q4_K_M, Q4_0, Q3_K_M); mixprec calibrates every ggml format, and for each mix solves
-# the least-loss plan whose GGUF is no larger (`solve --max-bytes`: the linear weights' budget is
-# the mix's file size minus what mixprec's GGUF holds besides them, the f32 token embeddings and
-# norms); llama.cpp then scores every GGUF on the same held-out windows against the f32 GGUF:
+# the least-loss plan whose GGUF is no larger (`solve --max-bytes`: the plan ops' budget, the
+# linear weights and the token embeddings, is the mix's file size minus what mixprec's GGUF holds
+# besides them: norms and metadata); llama.cpp then scores every GGUF on the same held-out windows against the f32 GGUF:
 # KL divergence, loss, top-1 agreement (tools/llama_eval.mjs kl).
 set -euo pipefail
 build=${1:?usage: bench/vs_llama_mixes.sh BUILD_DIR OUT_DIR}
@@ -34,8 +34,8 @@ done
 
 "$mxp" calibrate $model --data $data --formats $formats -o "$out/sens.json" > "$out/calibrate.log" 2>&1
 "$mxp" profile $model --workload decode:128 --formats $formats --budget 30 --tie q_proj,k_proj,v_proj --tie gate_proj,up_proj --quiet -o "$out/latency.json" > "$out/profile.log" 2>&1
-# bytes of the f32 GGUF that are not linear weights (token embeddings, norms, metadata)
-linear=$("$mxp" info $model | awk '$1 ~ /\.weight$/ && $3 ~ /^\[[0-9]+,$/ && $1 !~ /embed_tokens/ {
+# bytes of the f32 GGUF that are not plan-op weights (norms, metadata): every matrix is one
+linear=$("$mxp" info $model | awk '$1 ~ /\.weight$/ && $3 ~ /^\[[0-9]+,$/ {
            gsub(/[\[\],]/, "", $3); gsub(/[\[\],]/, "", $4); s += $3 * $4 * 4 } END { printf "%.0f", s }')
 fixed=$(( $(size "$out/f32.gguf") - linear ))
 ggufs=()

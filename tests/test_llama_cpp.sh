@@ -21,7 +21,7 @@
 # loss by up to ~2.5e-3 (measured); their bound adds twice the larger of mixprec's own
 # |loss(q8_0) - loss(f32)| and the root of its loss MSE (the RMS change of a window's loss).
 # And `solve --tensor-types FILE` is checked by llama.cpp's own quantizer: llama-quantize with
-# that file (base type q8_0, token embeddings kept f32 as mixprec keeps them) turns the f32 GGUF
+# that file (base type q8_0; the token embedding is an op of the plan, named in the file) turns the f32 GGUF
 # into one whose every tensor has the type of mixprec's own GGUF of the same plan.
 # A missing llama.cpp (scripts/deps.sh installs it) is a failure, never a skip.
 set -euo pipefail
@@ -41,13 +41,16 @@ checks=0
 node_eval() { node tools/llama_eval.mjs "$@"; }
 
 # mixed_plan MODEL OUT: a plan giving the model's linear ops q8_0, q4_0, f16, bf16, f32 in turn
-# (plans name Hugging Face modules; a GGUF's llama.cpp names are mapped back).
+# and an untied token embedding q4_0 (a tied one is the head's op; plans name Hugging Face
+# modules; a GGUF's llama.cpp names are mapped back).
 mixed_plan() {
   "$mxp" info "$1" | sed -E 's/^( +)blk\.([0-9]+)\.attn_(q|k|v)\./\1model.layers.\2.self_attn.\3_proj./;
       s/^( +)blk\.([0-9]+)\.attn_output\./\1model.layers.\2.self_attn.o_proj./;
       s/^( +)blk\.([0-9]+)\.ffn_(gate|up|down)\./\1model.layers.\2.mlp.\3_proj./; s/^( +)output\.weight/\1lm_head.weight/;
-      s/^( +)h\.([0-9]+)\./\1transformer.h.\2./' | awk '
+      s/^( +)h\.([0-9]+)\./\1transformer.h.\2./; s/^( +)token_embd\./\1model.embed_tokens./' | awk '
     BEGIN { split("q8_0 q4_0 f16 bf16 f32", f, " "); n = 0; printf "{\"format\": \"mixprec-plan\", \"version\": 1, \"ops\": {" }
+    /^tied embeddings no|, tied embeddings no,/ { untied = 1 }
+    $1 == "model.embed_tokens.weight" && untied { printf "%s\"model.embed_tokens\": \"q4_0\"", (n ? ", " : ""); n++ }
     $1 ~ /\.weight$/ && $3 ~ /^\[[0-9]+,$/ && $1 !~ /(embed_tokens|token_embd|wte|wpe|norm|ln_)/ {
       name = substr($1, 1, length($1) - 7)
       printf "%s\"%s\": \"%s\"", (n ? ", " : ""), name, f[n % 5 + 1]; n++
@@ -133,7 +136,7 @@ tensor_types() {
          "$mxp" apply "$model" "$d/plan.json" -o "$d/plan.gguf"; } > "$d/solve.log" 2>&1; then
     echo "FAIL $name: calibrate/profile/solve/apply for the tensor-type file: $(tail -n 1 "$d/solve.log")"; fail=1; return
   fi
-  if ! "$deps/bin/llama-quantize" --token-embedding-type f32 --tensor-type-file "$d/types.txt" \
+  if ! "$deps/bin/llama-quantize" --tensor-type-file "$d/types.txt" \
           "$d/f32.gguf" "$d/quantized.gguf" q8_0 > "$d/quantize.log" 2>&1; then
     echo "FAIL $name: llama-quantize --tensor-type-file failed: $(tail -n 1 "$d/quantize.log")"; fail=1; return
   fi

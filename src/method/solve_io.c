@@ -552,7 +552,11 @@ mxp_status mxp_solve_write_tensor_types(const char *path, const mxp_solve_proble
     for (int i = 0; i < p->n_ops && !st; i++) {
         char hf[512], gg[300];
         const mxp_format *f = mxp_format_get((mxp_format_id)fmt[i]);
-        snprintf(hf, sizeof hf, "%s.weight", p->ops[i].name);
+        // a head tied to the token embedding (the table has no embedding op) is one tensor,
+        // token_embd (docs/DESIGN.md 1.1)
+        int tied_head = !strcmp(p->ops[i].name, "lm_head") && find_op(p, "model.embed_tokens") < 0 &&
+                        find_op(p, "transformer.wte") < 0;
+        snprintf(hf, sizeof hf, "%s.weight", tied_head ? "model.embed_tokens" : p->ops[i].name);
         if (!f->has_ggml_type)
             st = mxp_fail(err, MXP_ERR_UNSUPPORTED, "%s: op %s is %s, which has no GGML type (llama.cpp cannot hold it)",
                           path, p->ops[i].name, f->name);
