@@ -6,7 +6,9 @@
 # {uniform f32, q8_0, q4_0, a mixed plan}, and for the bundled models also f16, bf16 and every
 # ggml format (q4_1, q5_0, q5_1, iq4_nl, q2_K..q6_K; an op whose input width a k-quant's 256
 # does not divide takes llama.cpp's fallback, as llama-quantize would; LLAMA_CPP_PLANS
-# overrides that list): `mixprec apply` writes the GGUF, llama.cpp
+# overrides that list; a uniform plan gives the token embedding the format too, so the untied
+# models/default reads q8_0, q6_K, q4_K, ... embeddings, and the tied models (tiny, qwen2, gpt2)
+# one token_embd tensor in the head's format for both uses): `mixprec apply` writes the GGUF, llama.cpp
 # (node-llama-cpp, tools/llama_eval.mjs) loads it, and
 #   - llama.cpp's token ids for the held-out text equal mixprec's (`mixprec tokenize`);
 #   - llama.cpp's mean next-token loss over the evaluation windows equals `mixprec eval` of
