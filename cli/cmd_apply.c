@@ -24,7 +24,7 @@ int cmd_apply(int argc, char **argv) {
     mxp_err err = {0};
     mxp_apply_report r;
     if (mxp_apply(pos[0], pos[1], out, &r, &err)) return cli_fail(&err);
-    printf("linear weights:");
+    printf("op weights:");
     for (int f = 0; mxp_format_name(f); f++)
         if (r.n_by_format[f]) printf(" %d %s", r.n_by_format[f], mxp_format_name(f));
     printf("\ntokenizer: %s\n", r.tokenizer_desc);

@@ -83,7 +83,7 @@ typedef struct mxp_eval_side {
     double perplexity;      // exp(loss)
     double prefill_tokens_per_s;  // scoring the samples (B x T tokens per forward pass)
     double decode_tokens_per_s;   // one token at a time with a KV cache (0 if skipped)
-    double weight_bytes;    // bytes of the linear weights in their formats
+    double weight_bytes;    // bytes of the plan ops' weights (linear, token embedding) in their formats
 } mxp_eval_side;
 
 typedef struct mxp_eval_result {
@@ -205,7 +205,7 @@ typedef struct mxp_solve_opts {
     const char *objective;       // "time" (NULL means time), "memory" or "mac": what the plan gains
     int has_max_loss;  double max_loss_mse;  // tau: predicted loss MSE <= tau (maximise the gain)
     int has_min_gain;  double min_gain;      // the dual: least loss with gain >= this (objective units)
-    int has_max_bytes; double max_bytes;     // weight bytes of the linear ops <= this
+    int has_max_bytes; double max_bytes;     // weight bytes of the plan ops (linear, embedding) <= this
     const char *const *force;  int n_force;  // "GLOB=FMT" (fnmatch on module names): ops take FMT
     const char *const *forbid; int n_forbid; // "GLOB=FMT": ops never take FMT
     int pareto;                  // > 0: also solve N budgets log-spaced over the loss range
@@ -242,7 +242,7 @@ const char *mxp_format_name(int id);
 
 typedef struct mxp_apply_report {
     int n_tensors;               // tensors written
-    int n_by_format[MXP_MAX_FORMATS];  // linear weights per format id (see mxp_format_name)
+    int n_by_format[MXP_MAX_FORMATS];  // plan-op weights per format id (see mxp_format_name)
     double file_bytes;           // size of the GGUF written
     int tokenizer;               // 1: tokenizer metadata written
     char tokenizer_desc[128];    // which tokenizer, from where ("byte-level BPE from tokenizer.json ...")
@@ -251,7 +251,8 @@ typedef struct mxp_apply_report {
 // Write MODEL with the formats of `plan` (a plan file or "uniform:FMT") as a GGUF v3 file
 // llama.cpp loads and computes as mixprec does: architecture llama (Llama 2/3 with llama3 rope
 // scaling, Mistral), qwen2 or gpt2 with llama.cpp's tensor names and layouts; linear weights
-// in their formats, norms, biases and embeddings f32; the tokenizer from tokenizer.json
+// and the token embedding in their formats (a tied head and embedding: one token_embd), norms,
+// biases and position embeddings f32; the tokenizer from tokenizer.json
 // (byte-level or SentencePiece-style BPE) or carried over from a GGUF input. Written
 // atomically. Whatever llama.cpp would load or compute differently (f8_e4m3, which has no
 // GGML type; a model without a tokenizer; a split regex llama.cpp does not know) is refused
