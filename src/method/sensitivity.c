@@ -443,8 +443,10 @@ static mxp_status weight_var(const mxp_graph *g, const mxp_qcache *qc, const mxp
     }
     const mxp_format *ft = mxp_format_get(f);
     size_t rb = mxp_row_bytes(ft, o->in);
+    double *row = malloc((size_t)o->out * sizeof *row);  // per-row sums, added in row order
+    if (!row) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     int ok = 1;
-#pragma omp parallel reduction(+ : acc) reduction(& : ok)
+#pragma omp parallel reduction(& : ok)
     {
         float *y = malloc((size_t)o->in * sizeof *y);
         void *q = malloc(rb);
@@ -456,11 +458,14 @@ static mxp_status weight_var(const mxp_graph *g, const mxp_qcache *qc, const mxp
             mxp_fake_quant_weight_row(ft, x, y, o->in, q);
             double a = 0;
             for (int i = 0; i < o->in; i++) a += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
-            acc += a;
+            row[r] = a;
         }
         free(y);
         free(q);
     }
+    if (ok)
+        for (int r = 0; r < o->out; r++) acc += row[r];
+    free(row);
     if (!ok) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     *out = acc / (double)nw;
     return MXP_OK;
