@@ -363,7 +363,8 @@ typedef struct mxp_optimize_opts {
                                 // (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for calib_samples)
     double profile_budget_s;    // time budget of the latency measurements (0: 90)
     int pareto;                 // budgets of the measured sweep (0: 7)
-    int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines
+    int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines and
+                                //    the comparison with llama.cpp's mixes
     int no_cache;               // 1: profile even when a cached latency table matches
     int no_pin;                 // 1: leave thread placement alone (see mxp_profile_opts.no_pin;
                                 //    the whole-model timing runs unpinned either way)
@@ -374,7 +375,9 @@ typedef struct mxp_optimize_opts {
                                 // the plan's GGUF and of every uniform format (NULL: found as
                                 // $MIXPREC_LLAMA_BENCH, build-deps/bin in a folder above the
                                 // executable's, or PATH; a note in the report when it is not found)
-    int no_llama_bench;         // 1: do not run llama-bench
+    int no_llama_bench;         // 1: do not run llama-bench, nor llama-quantize (llama.cpp's own
+                                //    Q8_0 and Q4_K_M mixes beside the plans of their sizes; found
+                                //    in llama-bench's folder)
 } mxp_optimize_opts;
 
 typedef struct mxp_optimize_result {

@@ -108,6 +108,14 @@ check(abs(float(s["ppl_ref"]) - math.exp(float(e["ref_loss"]))) <= 1e-3, "summar
 # baselines present: every uniform format (f8_e4m3 included), the three other plans
 kinds = {p["kind"] for p in rep["points"]}
 check({"pareto", "uniform", "mac", "memory", "fisher"} <= kinds, f"missing baselines: {kinds}")
+# llama.cpp's own mixes (llama-quantize beside llama-bench), each followed by the plan of at most its size
+P = rep["points"]
+mixes = [(P[i], P[i + 1]) for i in range(len(P) - 1) if P[i]["kind"] == "llama_mix" and P[i + 1]["kind"] == "sized"]
+check([m["label"] for m, _ in mixes] == ["llama.cpp Q8_0", "llama.cpp Q4_K_M"], f"llama.cpp mixes compared: {mixes}")
+for m, q in mixes:
+    check(q["measured"]["weight_bytes"] <= m["measured"]["weight_bytes"] * 1.001,
+          f"{q['label']}: {q['measured']['weight_bytes']} weight bytes > the mix's {m['measured']['weight_bytes']}")
+    check(m["measured"]["kl"] > 0 and q["measured"]["kl"] >= 0, f"{m['label']}: no KL measured")
 uni = {p["label"] for p in rep["points"] if p["kind"] == "uniform"}
 check(uni == {"uniform " + f for f in ["bf16", "f16", "q8_0", "q4_0", "f8_e4m3"]}, f"uniform formats measured: {uni}")
 # uniform q4_0 must be measurably worse than uniform bf16 (a sanity check of the measurement)

@@ -23,6 +23,12 @@ static int executable(const char *p) {
     return p && *p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && access(p, X_OK) == 0;
 }
 
+int mxp_llama_quantize_find(const char *bench, char *out, size_t cap) {
+    const char *slash = strrchr(bench, '/');
+    int dir = slash ? (int)(slash - bench) + 1 : 0;
+    return snprintf(out, cap, "%.*sllama-quantize", dir, bench) < (int)cap && executable(out);
+}
+
 int mxp_llama_bench_find(const char *explicit_path, char *out, size_t cap) {
     if (explicit_path) return executable(explicit_path) && snprintf(out, cap, "%s", explicit_path) < (int)cap;
     const char *env = getenv("MIXPREC_LLAMA_BENCH");
@@ -63,6 +69,31 @@ static void last_line(const char *path, char *out, size_t cap) {
     fclose(f);
 }
 
+// Run prog with argv, stdout to out_path and stderr to log_path (the same file when equal),
+// and wait; a failure names the program and the last line it printed.
+static mxp_status spawn_wait(const char *prog, const char *const *argv, const char *out_path, const char *log_path,
+                             mxp_err *err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (strcmp(out_path, log_path)) posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    else posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+    pid_t pid;
+    int rc = posix_spawn(&pid, prog, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc) return mxp_fail(err, MXP_ERR_IO, "%s: cannot run: %s", prog, strerror(rc));
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return mxp_fail(err, MXP_ERR_IO, "%s: waitpid: %s", prog, strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        char last[512];
+        last_line(log_path, last, sizeof last);
+        return mxp_fail(err, MXP_ERR_IO, "%s failed (%s %d): %s", prog, WIFEXITED(status) ? "exit status" : "signal",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last);
+    }
+    return MXP_OK;
+}
+
 // One llama-bench run over every file, starting with file `first` (the order rotates per round:
 // the first model of a run pays for the cold start); its JSON goes to json_path.
 static mxp_status run_once(const char *bench, const char *const *gguf, int n, int first, const mxp_llama_bench_opts *o,
@@ -83,25 +114,15 @@ static mxp_status run_once(const char *bench, const char *const *gguf, int n, in
     const char *rest[] = {"-p", pp, "-n", tg, "-d", dp, "-t", th, "-r", "2", "-o", "json", NULL};
     for (int i = 0; rest[i]; i++) argv[argc++] = rest[i];
     argv[argc] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, json_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bench, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    mxp_status st = spawn_wait(bench, argv, json_path, log_path, err);
     free(argv);
-    if (rc) return mxp_fail(err, MXP_ERR_IO, "%s: cannot run: %s", bench, strerror(rc));
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return mxp_fail(err, MXP_ERR_IO, "%s: waitpid: %s", bench, strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        char last[512];
-        last_line(log_path, last, sizeof last);
-        return mxp_fail(err, MXP_ERR_IO, "%s failed (%s %d): %s", bench, WIFEXITED(status) ? "exit status" : "signal",
-                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last);
-    }
-    return MXP_OK;
+    return st;
+}
+
+mxp_status mxp_llama_quantize_run(const char *quantize, const char *in, const char *out, const char *type,
+                                  const char *log_path, mxp_err *err) {
+    const char *argv[] = {quantize, in, out, type, NULL};
+    return spawn_wait(quantize, argv, log_path, log_path, err);
 }
 
 mxp_status mxp_llama_bench_run(const char *bench, const char *const *gguf, int n, const mxp_llama_bench_opts *o,

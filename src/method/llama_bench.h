@@ -27,6 +27,14 @@ typedef struct mxp_llama_bench_opts {
 // in out, or 0 when none is found.
 int mxp_llama_bench_find(const char *explicit_path, char *out, size_t cap);
 
+// llama-quantize in the folder of llama-bench `bench` (scripts/deps.sh installs both): 1 and
+// its path in out, or 0.
+int mxp_llama_quantize_find(const char *bench, char *out, size_t cap);
+
+// llama-quantize IN OUT TYPE (a llama.cpp mix, e.g. "Q4_K_M"), its output to log_path.
+mxp_status mxp_llama_quantize_run(const char *quantize, const char *in, const char *out, const char *type,
+                                  const char *log_path, mxp_err *err);
+
 // Run `bench` on n GGUF files for o->rounds rounds (each round one llama-bench run over all
 // files, so that slow drifts of the machine hit all of them alike, each round starting at the
 // next file, since the first model of a run pays for the cold start): the prefill and/or decode

@@ -4,7 +4,9 @@
 //   calibrate -> sens.json          (sensitivities; the fisher metric accumulated too)
 //   profile   -> latency.json       (measured time gain per sub-graph configuration)
 //   solve     -> plan.json          (the user's budget), a Pareto sweep of budgets, and the
-//                                   baselines: MAC objective, memory objective, fisher metric
+//                                   baselines: MAC objective, memory objective, fisher metric;
+//                                   llama.cpp's Q8_0 and Q4_K_M mixes (llama-quantize) and the
+//                                   least-loss plans of their sizes (--max-bytes)
 //   apply     -> model.gguf
 //   measure   every plan and every uniform format on held-out samples with the real kernels
 //             (mxp_eval): loss MSE, perplexity, KL, top-1, tokens/s, time per workload unit
@@ -379,6 +381,8 @@ static mxp_status solve_one(opt_ctx *c, const char *sens, const char *objective,
     return MXP_OK;
 }
 
+static mxp_status stage_mixes(opt_ctx *c, mxp_err *err);
+
 static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
     char sens[PATH_CAP], plan[PATH_CAP], pareto[PATH_CAP], lat[PATH_CAP];
     mxp_status st = work_path(c, "sens.json", sens, err);
@@ -454,6 +458,72 @@ static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
         }
         fill_prediction(c, p);
     }
+    return stage_mixes(c, err);
+}
+
+// llama.cpp's own mixes at their file sizes: llama-quantize (beside llama-bench) turns the f32
+// GGUF into each mix; the mix's formats (read back from its GGUF) and the least-loss plan whose
+// plan-op weights fit the mix's file size minus the bytes no plan op holds (norms, metadata:
+// the f32 GGUF's size minus its plan-op weights) become two points, measured like the others.
+// A missing llama-quantize, or a mix that fails, is a note.
+static mxp_status stage_mixes(opt_ctx *c, mxp_err *err) {
+    static const char *const mixes[] = {"Q8_0", "Q4_K_M"};
+    char bench[PATH_CAP], quant[PATH_CAP], f32[PATH_CAP], sens[PATH_CAP], lat[PATH_CAP];
+    if (c->o->no_llama_bench) return MXP_OK;
+    if (!mxp_llama_bench_find(c->o->llama_bench, bench, sizeof bench) || !mxp_llama_quantize_find(bench, quant, sizeof quant)) {
+        note(c, "no comparison with llama.cpp's own mixes: llama-quantize not found beside llama-bench "
+                "(scripts/deps.sh builds both into build-deps/bin).");
+        return MXP_OK;
+    }
+    mxp_status st = work_path(c, "mix_f32.gguf", f32, err);
+    if (!st) st = work_path(c, "sens.json", sens, err);
+    if (!st) st = work_path(c, "latency.json", lat, err);
+    mxp_apply_report ar;
+    if (!st) st = mxp_apply(c->o->model_path, "uniform:f32", f32, &ar, err);
+    if (st) return mxp_fail_prefix(err, "llama.cpp mixes, writing the f32 GGUF: ");
+    double op_f32 = 0;  // plan-op weights in f32, as the f32 GGUF holds them
+    const mxp_graph *g = &c->m->graph;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (mxp_graph_is_op(g, i)) op_f32 += 4.0 * (double)g->params[g->nodes[i].w].nelem;
+    double fixed = ar.file_bytes - op_f32;
+    for (size_t k = 0; k < sizeof mixes / sizeof *mixes && !st; k++) {
+        char name[64], gguf[PATH_CAP], logp[PATH_CAP], plan[PATH_CAP], label[64];
+        snprintf(name, sizeof name, "llama_%s.gguf", mixes[k]);
+        if ((st = work_path(c, name, gguf, err))) break;
+        snprintf(name, sizeof name, "llama_%s.log", mixes[k]);
+        if ((st = work_path(c, name, logp, err))) break;
+        snprintf(name, sizeof name, "plan_%s.json", mixes[k]);
+        if ((st = work_path(c, name, plan, err))) break;
+        mxp_err e2 = {0};
+        struct stat sb;
+        mxp_model *mm = NULL;
+        if (mxp_llama_quantize_run(quant, f32, gguf, mixes[k], logp, &e2) || stat(gguf, &sb) ||
+            mxp_model_load(gguf, &mm, &e2)) {
+            note(c, "llama.cpp mix %s not compared: %s", mixes[k], e2.msg[0] ? e2.msg : "no GGUF written");
+            continue;
+        }
+        snprintf(label, sizeof label, "llama.cpp %s", mixes[k]);
+        mxp_opt_point *p = add_point(c, MXP_PT_LLAMA_MIX, label, err);
+        if (!p) st = MXP_ERR_NOMEM;
+        for (int i = 0; !st && i < mm->graph.n_nodes; i++) {
+            int op;
+            if (mxp_graph_is_op(&mm->graph, i) && find_op(c, mm->graph.nodes[i].name, &op))
+                p->fmt[op] = (unsigned char)mm->graph.nodes[i].fmt;
+        }
+        mxp_model_free(mm);
+        if (st) break;
+        fill_prediction(c, p);
+        mxp_solve_opts so = {.sens_path = sens, .latency_path = lat, .objective = "time", .out_plan = plan,
+                             .has_max_bytes = 1, .max_bytes = (double)sb.st_size - fixed};
+        mxp_solve_report rep;
+        if (mxp_solve(&so, &rep, &e2)) {
+            note(c, "no plan at the size of llama.cpp's %s (%.0f bytes): %s", mixes[k], (double)sb.st_size, e2.msg);
+            continue;
+        }
+        snprintf(label, sizeof label, "mixprec at %s's size", mixes[k]);
+        st = load_plan_point(c, plan, MXP_PT_SIZED, label, 0, 0, err);
+    }
+    remove(f32);
     return st;
 }
 
@@ -735,7 +805,8 @@ static int build_target(const opt_ctx *c, mxp_target_row *rows) {
 static cJSON *point_json(const mxp_opt_point *p) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
-    static const char *const kinds[MXP_PT_KIND_COUNT] = {"chosen", "pareto", "uniform", "mac", "memory", "fisher"};
+    static const char *const kinds[MXP_PT_KIND_COUNT] = {"chosen", "pareto", "uniform", "mac", "memory", "fisher",
+                                                         "llama_mix", "sized"};
     cJSON_AddStringToObject(j, "label", p->label);
     cJSON_AddStringToObject(j, "kind", kinds[p->kind]);
     if (p->has_budget) cJSON_AddNumberToObject(j, "budget_max_loss_mse", p->budget);

@@ -125,9 +125,11 @@ static num pred_gain_cell(const mxp_opt_point *q) {
 
 // ---- colours ----
 
-static const char *const kind_color[MXP_PT_KIND_COUNT] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
+static const char *const kind_color[MXP_PT_KIND_COUNT] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd",
+                                                           "#8c564b", "#e377c2", "#7f7f7f", "#17becf"};
 static const char *const kind_name[MXP_PT_KIND_COUNT] = {"chosen plan", "Pareto sweep (same solver)", "uniform format",
-                                                          "MAC objective", "memory objective", "fisher metric"};
+                                                          "MAC objective", "memory objective", "fisher metric",
+                                                          "llama.cpp mix", "mixprec at a mix's size"};
 static const char *const fmt_color[MXP_FMT_COUNT] = {
     "#d9d9d9", "#9ecae1", "#4292c6", "#74c476", "#fd8d3c", "#9e9ac8", "#fdae6b", "#e6550d", "#fdd0a2",
     "#67000d", "#a50f15", "#ef3b2c", "#fc9272", "#fcbba1", "#bcbddc"};
@@ -607,6 +609,28 @@ static void llama_table(sb *b, const mxp_report *r) {
     sb_puts(b, "</table>\n");
 }
 
+// Each llama.cpp mix beside the least-loss plan of at most its size (the point after it).
+static int mixes_table(sb *b, const mxp_report *r) {
+    int n = 0;
+    for (int i = 0; i + 1 < r->n_points; i++) {
+        const mxp_opt_point *m = &r->points[i], *q = &r->points[i + 1];
+        if (m->kind != MXP_PT_LLAMA_MIX || q->kind != MXP_PT_SIZED) continue;
+        if (!n++)
+            sb_puts(b, "<table><tr><th>configuration</th><th>weights MB</th><th>KL</th><th>measured loss MSE</th>"
+                       "<th>top-1</th><th>lower KL</th></tr>\n");
+        for (int k = 0; k < 2; k++) {
+            const mxp_opt_point *x = k ? q : m;
+            sb_puts(b, "<tr><td>");
+            sb_esc(b, x->label);
+            sb_printf(b, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td></tr>\n",
+                      fmt_f(x->weight_bytes / 1e6, 3).s, fmt_g(x->kl, 3).s, fmt_g(x->loss_mse, 3).s, fmt_f(x->top1, 4).s,
+                      k ? (q->kl < m->kl ? "ok" : "bad") : "", k ? (q->kl < m->kl ? "mixprec" : "llama.cpp") : "");
+        }
+    }
+    if (n) sb_puts(b, "</table>\n");
+    return n;
+}
+
 static void target_table(sb *b, const mxp_report *r) {
     int n_fail = 0;
     for (int i = 0; i < r->n_target; i++) n_fail += !r->target[i].loss_ok || !r->target[i].gain_ok;
@@ -736,6 +760,12 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
                 "the fisher metric instead of the loss-MSE sensitivities (the least fisher score among plans whose "
                 "predicted time gain is at least the chosen plan's, since fisher scores are not in loss-MSE units).</p>\n");
     points_table(&b, r);
+
+    sb_puts(&b, "<h2>Against llama.cpp's own mixes, at the same size</h2>\n");
+    sb_puts(&b, "<p>llama-quantize turns the f32 GGUF into each mix; its formats (read from its GGUF) and the "
+                "least-predicted-loss plan whose plan-op weights (linear ops and token embedding) are no larger "
+                "are measured like every configuration here, against f32 on the held-out samples.</p>\n");
+    if (!mixes_table(&b, r)) sb_puts(&b, "<p>Not run (see the notes).</p>\n");
 
     sb_puts(&b, "<h2>Chosen format per op</h2>\n<p>First column (red frame): the chosen plan; then the sweep by "
                 "budget and the baselines.</p>\n");

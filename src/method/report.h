@@ -15,6 +15,8 @@ typedef enum mxp_point_kind {
     MXP_PT_MAC,        // baseline: MAC objective, same budget
     MXP_PT_MEMORY,     // baseline: memory objective, same budget
     MXP_PT_FISHER,     // baseline: fisher metric, least fisher score at the chosen plan's gain
+    MXP_PT_LLAMA_MIX,  // llama.cpp's own mix (llama-quantize TYPE of the f32 GGUF): its formats
+    MXP_PT_SIZED,      // the least-loss plan no larger than the llama.cpp mix before it
     MXP_PT_KIND_COUNT,
 } mxp_point_kind;
 
