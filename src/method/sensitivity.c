@@ -2,8 +2,10 @@
 // Runs the executor forward and backward (input gradients only) and does all of its work in
 // the linear hook: the per-sample weight gradient of one op is formed in a scratch buffer,
 // dotted with every format's weight error, and dropped; the input gradient through the op
-// alone is the difference of the input gradient around the op's backward. The hook writes
-// each sample's terms to a record; records are added to the table in sample order, after they
+// alone is the difference of the input gradient around the op's backward. The embedding's
+// term (a lookup: weight term only) is formed from its output gradient and the rows of the
+// batch's tokens (embed_terms). The hook adds each use of an op's weight to the sample's
+// record (a tied head and embedding: both), squared once the backward is done; records are added to the table in sample order, after they
 // are gathered from the processes of an MPI job (runtime/dist.h) when there are several.
 #include "method/sensitivity.h"
 

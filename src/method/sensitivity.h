@@ -6,13 +6,17 @@
 //   dw = <dL_n/dW, Ew>       dL_n/dW = sum_t g_t a_t^T, formed one op at a time and dropped
 //   da = <dL_n/dA, Ea>       dL_n/dA = g W, the input gradient through this op alone
 //   d  = dw + da;  s_l(p) = mean_n d^2;  weight part mean dw^2, activation part mean da^2.
+// The token embedding E is an op too (a lookup, no activation rounding): dw = sum_t
+// <dL_n/dY_t, fq_w(E)[tok_t] - E[tok_t]>, da = 0; a head tied to it is one op whose d adds
+// both uses before squaring (docs/DESIGN.md 1.1).
 // Comparison metrics, accumulated in the same pass:
 //   fisher: mean_n sum_{t,o} (g_to * dY_to)^2, dY = fq forward - f32 forward of the op
 //           (costs one extra product per format and op: only with want_fisher)
 //   noise:  mean_n (var_w(p) ||dL_n/dW||^2 + var_a(p, n) ||dL_n/dA||^2), the errors replaced
 //           by white noise of each format's measured mean squared error.
-// Memory: the model, one forward's activations, the fake-quantized copy of every op in every
-// format (a cache; 4 bytes per weight per format) and one weight-sized scratch.
+// Memory: the model, one forward's activations, the fake-quantized copy of every linear op in
+// every format (a cache; 4 bytes per weight per format; none for an untied embedding, whose
+// rows are rounded per batch) and one weight-sized scratch.
 #ifndef MXP_SENSITIVITY_H
 #define MXP_SENSITIVITY_H
 
