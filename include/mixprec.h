@@ -290,6 +290,11 @@ typedef struct mxp_profile_opts {
                                 // OMP_PROC_BIND is set, OpenMP threads are pinned one per CPU
                                 // while profiling; their affinity is restored on return)
     int progress;               // 1: progress with ETA on stderr
+    const char *backend;        // what runs the timed graphs: "ggml" (NULL: the default),
+                                // ggml's CPU backend as llama.cpp runs the model (its best CPU
+                                // variant, llama.cpp's default thread count, f16 KV cache,
+                                // flash attention, repacked weights); or "native", mixprec's
+                                // own executor and kernels (OpenMP threads)
 } mxp_profile_opts;
 
 typedef struct mxp_profile_check_row {
@@ -313,6 +318,9 @@ typedef struct mxp_profile_result {
     int n_configs;              // configurations measured (over the classes)
     int from_cache;             // 1: the table came from the cache (cache_path)
     char cache_path[1024];      // the cache file used or written ("" without a cache)
+    char engine[640];           // what ran the timed graphs (backend, ggml version and CPU
+                                // variant, threads; or mixprec's kernels)
+    int threads;                // threads of that engine
     double seconds;             // wall time of the call
     double ref_time_s;          // sum over sub-graphs of their reference times
     double max_rel_ci;          // largest CI half-width of a gain / its sub-graph's reference
