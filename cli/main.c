@@ -54,7 +54,7 @@ static const char *const usage_text =
     "       (--max-ppl-increase P% | --max-loss-mse X) [--samples N] [--seq T]\n"
     "       [--eval-samples N] [--pareto N] [--profile-budget S] [--formats f32,bf16,...]\n"
     "       [--no-baselines] [--no-cache] [--no-pin] [--seed S] [--quiet]\n"
-    "       [--llama-bench PATH | --no-llama-bench]\n"
+    "       [--llama-bench PATH | --no-llama-bench] [--profile-backend ggml|native]\n"
     "                                 calibrate, profile, solve, apply, then measure the plan,\n"
     "                                 a sweep of budgets and the baselines on held-out data:\n"
     "                                 DIR/plan.json, model.gguf, report.html, report.json;\n"

@@ -369,6 +369,8 @@ typedef struct mxp_optimize_opts {
     int eval_samples;           // held-out windows per measured configuration
                                 // (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for calib_samples)
     double profile_budget_s;    // time budget of the latency measurements (0: 90)
+    const char *profile_backend;// what the profile times on (mxp_profile_opts.backend; NULL: ggml,
+                                // then formats without a ggml type are not profiled)
     int pareto;                 // budgets of the measured sweep (0: 7)
     int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines
     int no_cache;               // 1: profile even when a cached latency table matches

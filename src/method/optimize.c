@@ -949,9 +949,29 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     double budget = o->profile_budget_s > 0 ? o->profile_budget_s : 90;
     say(c, "[2/6] profile: %s, time budget %.0f s", o->workload, budget);
     int llama = c->m->config.arch == MXP_ARCH_LLAMA;
-    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = o->formats, .ties = llama ? default_ties : NULL,
+    // ggml cannot run a format without a ggml type (f8_e4m3): such a candidate stays a measured
+    // uniform baseline, "not profiled"
+    char prof_formats[512] = "";
+    const char *pf = o->formats;
+    if (o->formats && (!o->profile_backend || !strcmp(o->profile_backend, "ggml"))) {
+        size_t used = 0;
+        for (const char *p = o->formats; *p;) {
+            size_t len = strcspn(p, ",");
+            char name[32];
+            mxp_format_id f;
+            snprintf(name, sizeof name, "%.*s", (int)(len < 31 ? len : 31), p);
+            if (len && (mxp_format_parse(name, &f, NULL) || mxp_format_get(f)->has_ggml_type) &&
+                used + len + 2 < sizeof prof_formats)
+                used += (size_t)snprintf(prof_formats + used, sizeof prof_formats - used, "%s%s", used ? "," : "", name);
+            p += len;
+            if (*p == ',') p++;
+        }
+        pf = prof_formats;
+    }
+    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = pf, .ties = llama ? default_ties : NULL,
                            .n_ties = llama ? 2 : 0, .data_path = o->data_path, .seed = o->seed, .budget_s = budget,
-                           .no_cache = o->no_cache, .no_pin = o->no_pin, .progress = o->progress};
+                           .no_cache = o->no_cache, .no_pin = o->no_pin, .progress = o->progress,
+                           .backend = o->profile_backend};
     mxp_profile_result pr;
     st = mxp_profile(c->m, &po, lat, &pr, err);
     if (st) return mxp_fail_prefix(err, "profile: ");

@@ -964,6 +964,13 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
         st = mxp_fail(err, MXP_ERR_ARG, "--backend '%s': expected ggml or native", o->backend);
         goto done;
     }
+    for (int i = 0; use_ggml && i < t.n_formats; i++)
+        if (!mxp_format_get(t.formats[i])->has_ggml_type) {
+            st = mxp_fail(err, MXP_ERR_ARG,
+                          "--formats %s: no ggml type, so ggml (llama.cpp) cannot run it; leave it out or use --backend native",
+                          mxp_format_get(t.formats[i])->name);
+            goto done;
+        }
     if (use_ggml) {
         if (!(gg = calloc(1, sizeof *gg))) {
             st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
