@@ -21,6 +21,9 @@
 //  - GPT-2 in f32 within 1e-3: ggml's CPU gelu reads an f16 table (GGML_GELU_FP16).
 //  - one sub-graph alone (a middle range, fed the executor's values of the nodes before it)
 //    gives the executor's value of its last node.
+//  - llama.cpp's graph (no flags): after the last attention's output projection only the last
+//    position of each sequence goes on; its logits are the executor's for those positions
+//    (f32 KV: the f32 bound; f16 KV: 3e-3), also for the range after that cut alone.
 #include <math.h>
 #include <string.h>
 
@@ -61,19 +64,26 @@ static void set_formats(mxp_graph *g, mxp_format_id f) {
     }
 }
 
-// ggml's value of nodes [first, last) against the executor's value of node last-1.
-static double compare(mxp_ggml *gg, mxp_exec *ex, mxp_qcache *qc, int first, int last, mxp_ggml_kv kv) {
+// ggml's value of nodes [first, last) against the executor's value of node last-1 (all rows, or
+// the last position of each sequence when ggml outputs only those).
+static double compare(mxp_ggml *gg, mxp_exec *ex, mxp_qcache *qc, int first, int last, unsigned flags) {
     mxp_err err = {0};
     mxp_ggml_sub s;
-    mxp_status st = mxp_ggml_sub_init(&s, gg, ex, qc, first, last, kv, &err);
+    mxp_status st = mxp_ggml_sub_init(&s, gg, ex, qc, first, last, flags, &err);
     CHECK(st == MXP_OK, "sub init: %s", err.msg);
     if (st) return INFINITY;
     CHECK(mxp_ggml_sub_compute(&s, &err) == MXP_OK, "%s", err.msg);
-    size_t n = (size_t)ex->B * ex->Tq * (size_t)ex->g->nodes[last - 1].cols;
-    float *y = malloc(n * sizeof *y);
+    int cols = ex->g->nodes[last - 1].cols, N = ex->B * ex->Tq;
+    CHECK(s.rows == N || s.rows == ex->B, "output rows %d", s.rows);
+    float *y = malloc((size_t)s.rows * cols * sizeof *y), *want = malloc((size_t)s.rows * cols * sizeof *want);
     mxp_ggml_sub_output(&s, y);
-    double d = rel_diff(y, ex->val[last - 1], n);
+    for (int r = 0; r < s.rows; r++) {
+        int src = s.rows == N ? r : r * ex->Tq + ex->Tq - 1;
+        memcpy(want + (size_t)r * cols, ex->val[last - 1] + (size_t)src * cols, (size_t)cols * sizeof *want);
+    }
+    double d = rel_diff(y, want, (size_t)s.rows * cols);
     free(y);
+    free(want);
     mxp_ggml_sub_free(&s);
     return d;
 }
@@ -111,23 +121,36 @@ static void check_model(const char *label, mxp_model *m, mxp_ggml *gg) {
         CHECK(mxp_exec_set_batch(&ex, seq, &err) == MXP_OK, "%s", err.msg);
         CHECK(mxp_exec_use_formats(&ex, &qc, MXP_QMODE_FAKE, &err) == MXP_OK, "%s", err.msg);
         mxp_exec_forward(&ex, 0, g->n_nodes);
-        double d = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F32);
+        double d = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F32 | MXP_GGML_ALL_ROWS);
         printf("%-22s %-5s prefill T=%d B=%d  kv f32: max|dlogit|/max|logit| = %.2e\n", label, fname, T, B, d);
         CHECK(d <= tol, "%s %s prefill: %.3e > %.1e", label, fname, d, tol);
         // every linear op alone on the executor's input: ggml's kernel on ggml's bytes against
         // the fake-quant product (same weights, same activation rounding)
         double dop = 0;
         for (int i = 0; i < g->n_nodes; i++)
-            if (g->nodes[i].op == MXP_OP_LINEAR) dop = fmax(dop, compare(gg, &ex, &qc, i, i + 1, MXP_GGML_KV_F32));
+            if (g->nodes[i].op == MXP_OP_LINEAR) dop = fmax(dop, compare(gg, &ex, &qc, i, i + 1, MXP_GGML_KV_F32 | MXP_GGML_ALL_ROWS));
         printf("%-22s %-5s each linear op alone (prefill rows): %.2e\n", label, fname, dop);
         CHECK(dop <= 2e-5, "%s %s linear ops alone: %.3e", label, fname, dop);
         if (qf[fi] == MXP_FMT_F32) {
-            double d16 = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F16);
+            double d16 = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_ALL_ROWS);
             printf("%-22s %-5s prefill T=%d B=%d  kv f16: %.2e\n", label, fname, T, B, d16);
             CHECK(d16 <= 3e-3, "%s f16 KV prefill: %.3e", label, d16);
+            // llama.cpp's graph: after the last attention only the last position of each
+            // sequence goes on; f32 KV: float order only; f16 KV as llama.cpp
+            double dl = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F32);
+            double dl16 = compare(gg, &ex, &qc, 0, g->n_nodes, 0);
+            printf("%-22s %-5s prefill, last rows only: kv f32 %.2e, kv f16 %.2e\n", label, fname, dl, dl16);
+            CHECK(dl <= tol && dl16 <= 3e-3, "%s last rows: %.3e, %.3e", label, dl, dl16);
+            // the sub-graphs after the cut alone (fed every row by the executor)
+            for (int a = g->n_nodes - 1; a > 0; a--)
+                if (g->nodes[a].op == MXP_OP_ATTENTION) {
+                    double dt = compare(gg, &ex, &qc, a + 2, g->n_nodes, MXP_GGML_KV_F32);
+                    CHECK(dt <= tol, "%s nodes %d.. after the cut: %.3e", label, a + 2, dt);
+                    break;
+                }
             // a sub-graph alone: the second quarter of the nodes
             int a = g->n_nodes / 4, b = g->n_nodes / 2;
-            double ds = compare(gg, &ex, &qc, a, b, MXP_GGML_KV_F32);
+            double ds = compare(gg, &ex, &qc, a, b, MXP_GGML_KV_F32 | MXP_GGML_ALL_ROWS);
             printf("%-22s %-5s nodes %d..%d alone: %.2e\n", label, fname, a, b - 1, ds);
             CHECK(ds <= tol, "%s sub-graph %d..%d: %.3e", label, a, b - 1, ds);
         }
@@ -142,11 +165,11 @@ static void check_model(const char *label, mxp_model *m, mxp_ggml *gg) {
         }
         CHECK(mxp_exec_step(&ex, prompt, L, &err) == MXP_OK, "%s", err.msg);
         CHECK(mxp_exec_step(&ex, next, 1, &err) == MXP_OK, "%s", err.msg);
-        d = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F32);
+        d = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F32 | MXP_GGML_ALL_ROWS);
         printf("%-22s %-5s decode L=%d       kv f32: %.2e\n", label, fname, L, d);
         CHECK(d <= tol_dec, "%s %s decode: %.3e > %.1e", label, fname, d, tol_dec);
         if (qf[fi] == MXP_FMT_F32) {
-            double d16 = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F16);
+            double d16 = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_ALL_ROWS);
             printf("%-22s %-5s decode L=%d       kv f16: %.2e\n", label, fname, L, d16);
             CHECK(d16 <= 3e-3, "%s f16 KV decode: %.3e", label, d16);
         }

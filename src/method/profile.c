@@ -207,13 +207,18 @@ mxp_status mxp_profile_table_init(mxp_profile_table *t, const mxp_graph *g, cons
         t->n_ties = i + 1;
     }
     int tie_used[64] = {0};
+    // prefill: past llama.cpp's output cut only the last position of each sequence goes on, so
+    // a sub-graph there does not share the measurement of its twin earlier in the model
+    int cut = wl->decode ? -1 : mxp_ggml_output_cut(g);
     for (int k = 0; k < n; k++) {
         st = build_space(t, g, k, tie_used, err);
         if (st) return st;
         t->cls[k] = -1;
+        int tail = cut >= 0 && t->part.sg[k].last - 1 > cut;
         for (int c = 0; c < t->n_cls && t->cls[k] < 0; c++) {
-            int r = t->meas[c].rep;
-            if (t->part.sg[r].sig == t->part.sg[k].sig && same_grouping(&t->space[r], &t->space[k])) t->cls[k] = c;
+            int r = t->meas[c].rep, r_tail = cut >= 0 && t->part.sg[r].last - 1 > cut;
+            if (t->part.sg[r].sig == t->part.sg[k].sig && r_tail == tail && same_grouping(&t->space[r], &t->space[k]))
+                t->cls[k] = c;
         }
         if (t->cls[k] < 0) {
             mxp_class_meas *cm = &t->meas[t->n_cls];

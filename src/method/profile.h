@@ -146,7 +146,8 @@ struct mxp_timer {
     void (*free)(mxp_timer *tm);
 };
 
-// The ggml timer: ranges translated by mxp_ggml_sub_init with llama.cpp's f16 KV cache, the two
+// The ggml timer: ranges translated by mxp_ggml_sub_init as llama.cpp builds them (f16 KV cache,
+// the logits of the last position of each sequence only), the two
 // most recently used translations kept (a configuration and its reference). gg, ex and qc are
 // borrowed and must outlive it. Errors: MXP_ERR_NOMEM.
 mxp_status mxp_timer_ggml_new(mxp_ggml *gg, const mxp_exec *ex, mxp_qcache *qc, mxp_timer **out, mxp_err *err);

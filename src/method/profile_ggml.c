@@ -61,7 +61,7 @@ static mxp_status gt_ready(mxp_timer *tm, int first, int last, mxp_err *err) {
     it->fmts = calloc((size_t)(last - first), sizeof *it->fmts);
     if (!it->fmts) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     for (int i = first; i < last; i++) it->fmts[i - first] = g->nodes[i].op == MXP_OP_LINEAR ? g->nodes[i].fmt : 0;
-    mxp_status st = mxp_ggml_sub_init(&it->sub, t->gg, t->ex, t->qc, first, last, MXP_GGML_KV_F16, err);
+    mxp_status st = mxp_ggml_sub_init(&it->sub, t->gg, t->ex, t->qc, first, last, 0, err);  // as llama.cpp
     if (!st) st = mxp_ggml_sub_compute(&it->sub, err);  // ggml can run it (and first-touch of its memory)
     if (st) {
         if (it->sub.gf) mxp_ggml_sub_free(&it->sub);

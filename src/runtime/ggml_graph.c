@@ -146,7 +146,10 @@ typedef struct tr {
     } *pend;
     int n_pend, cap_pend;
     int B, Tq, pos0, Tk;
-    mxp_ggml_kv kv;
+    unsigned flags;
+    int cut;                    // nodes after it run on the output rows only (-1: all rows)
+    struct ggml_tensor *out_ids;// (B) I32: the output rows, b*Tq + Tq-1
+    struct ggml_tensor **sel;   // (n_nodes) get_rows(val[j], out_ids), made once per j
 } tr;
 
 static int push_pending(tr *t, struct ggml_tensor *x, const void *data, int kind, int node) {
@@ -181,14 +184,29 @@ static int extra_supports(mxp_ggml *gg, ggml_backend_buffer_type_t b, enum ggml_
     return ok;
 }
 
-// The value of node j as a ggml tensor (cols, N): made in this range, or an input.
-static struct ggml_tensor *value(tr *t, int j) {
-    if (t->val[j]) return t->val[j];
-    MXP_ASSERT(j < t->s->first);
-    struct ggml_tensor *x = ggml_new_tensor_2d(t->s->ctx_in, GGML_TYPE_F32, t->g->nodes[j].cols, (int64_t)t->B * t->Tq);
-    if (!x || !push_pending(t, x, t->ex->val[j], 0, j)) return NULL;
-    t->val[j] = x;
-    return x;
+// The value of node j as a ggml tensor (cols, rows): made in this range, or an input. Nodes after
+// the cut hold the output rows only; an input of such a node from before the cut is row-selected
+// here (llama.cpp's get_rows(cur, inp_out_ids) and get_rows(inpSA, inp_out_ids)).
+static struct ggml_tensor *value_for(tr *t, int j, int consumer) {
+    if (!t->val[j]) {
+        MXP_ASSERT(j < t->s->first);
+        int sel = t->cut >= 0 && j > t->cut;  // the exec's value has every row: copy the output rows
+        struct ggml_tensor *x = ggml_new_tensor_2d(t->s->ctx_in, GGML_TYPE_F32, t->g->nodes[j].cols,
+                                                   sel ? (int64_t)t->B : (int64_t)t->B * t->Tq);
+        if (!x || !push_pending(t, x, t->ex->val[j], sel ? 7 : 0, j)) return NULL;
+        t->val[j] = x;
+    }
+    if (t->cut < 0 || consumer <= t->cut || j > t->cut) return t->val[j];
+    if (!t->sel[j]) {
+        if (!t->out_ids) {
+            t->out_ids = ggml_new_tensor_1d(t->s->ctx_in, GGML_TYPE_I32, t->B);
+            if (!t->out_ids || !push_pending(t, t->out_ids, NULL, 8, -1)) return NULL;
+        }
+        struct ggml_tensor *x = t->val[j];
+        if (!ggml_is_contiguous(x)) x = ggml_cont(t->s->ctx_g, x);
+        t->sel[j] = ggml_get_rows(t->s->ctx_g, x, t->out_ids);
+    }
+    return t->sel[j];
 }
 
 static struct ggml_tensor *param_f32(tr *t, int p) {
@@ -242,7 +260,7 @@ static mxp_status linear(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out,
     if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     if (!push_pending(t, w, data, 0, -1)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     t->s->weight_bytes += ggml_nbytes(w);
-    struct ggml_tensor *x = value(t, nd->in[0]);
+    struct ggml_tensor *x = value_for(t, nd->in[0], i);
     if (!x) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     struct ggml_tensor *y = ggml_mul_mat(t->s->ctx_g, w, x);
     if (nd->has_b) {
@@ -275,7 +293,7 @@ static mxp_status rope(tr *t, int i, struct ggml_tensor **out, mxp_err *err) {
         ff = ggml_new_tensor_1d(t->s->ctx_w, GGML_TYPE_F32, D / 2);
         if (!ff || !push_pending(t, ff, NULL, 6, i)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     }
-    struct ggml_tensor *x = value(t, nd->in[0]), *p = positions(t);
+    struct ggml_tensor *x = value_for(t, nd->in[0], i), *p = positions(t);
     if (!x || !p) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     struct ggml_tensor *r = ggml_rope_ext(t->s->ctx_g, as3d(t->s->ctx_g, x, D, H), p, ff, D, GGML_ROPE_TYPE_NEOX, 0, base,
                                           1.0f, 0.0f, 1.0f, 32.0f, 1.0f);
@@ -287,9 +305,9 @@ static mxp_status attention(tr *t, int i, struct ggml_tensor **out, mxp_err *err
     const mxp_node *nd = &t->g->nodes[i];
     struct ggml_context *c = t->s->ctx_g;
     int D = nd->head_dim, H = nd->heads, Hkv = nd->kv_heads, B = t->B, Tq = t->Tq, Tk = t->Tk;
-    struct ggml_tensor *q = value(t, nd->in[0]), *k = value(t, nd->in[1]), *v = value(t, nd->in[2]);
+    struct ggml_tensor *q = value_for(t, nd->in[0], i), *k = value_for(t, nd->in[1], i), *v = value_for(t, nd->in[2], i);
     if (!q || !k || !v) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    enum ggml_type ct = t->kv == MXP_GGML_KV_F16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
+    enum ggml_type ct = t->flags & MXP_GGML_KV_F32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
     // the cache: (D, Hkv, Tk, B), positions 0..pos0-1 from the exec, pos0.. written here
     struct ggml_tensor *kc = ggml_new_tensor_4d(t->s->ctx_in, ct, D, Hkv, Tk, B);
     struct ggml_tensor *vc = ggml_new_tensor_4d(t->s->ctx_in, ct, D, Hkv, Tk, B);
@@ -358,8 +376,28 @@ static void fill(tr *t, const struct pending *p) {
             }
         break;
     }
+    case 7: {  // the output rows of an exec value
+        size_t row = ggml_row_size(GGML_TYPE_F32, x->ne[0]);
+        for (int b = 0; b < t->B; b++)
+            memcpy((char *)x->data + (size_t)b * row, (const char *)p->data + ((size_t)b * t->Tq + t->Tq - 1) * row, row);
+        break;
+    }
+    case 8: {
+        int32_t *ids = (int32_t *)x->data;
+        for (int b = 0; b < t->B; b++) ids[b] = b * t->Tq + t->Tq - 1;
+        break;
+    }
     default: MXP_ASSERT(0);
     }
+}
+
+int mxp_ggml_output_cut(const mxp_graph *g) {
+    int att = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == MXP_OP_ATTENTION) att = i;
+    for (int i = att + 1; att >= 0 && i < g->n_nodes; i++)
+        if (g->nodes[i].op == MXP_OP_LINEAR && g->nodes[i].in[0] == att) return i;
+    return -1;
 }
 
 static struct ggml_context *new_ctx(size_t n_tensors, size_t extra) {
@@ -368,25 +406,27 @@ static struct ggml_context *new_ctx(size_t n_tensors, size_t extra) {
 }
 
 mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, mxp_qcache *qc, int first, int last,
-                             mxp_ggml_kv kv, mxp_err *err) {
+                             unsigned flags, mxp_err *err) {
     memset(s, 0, sizeof *s);
     const mxp_graph *g = ex->g;
     MXP_ASSERT(0 <= first && first < last && last <= g->n_nodes);
     s->first = first;
     s->last = last;
     s->be = gg->be;
-    tr t = {.gg = gg, .ex = ex, .g = g, .s = s, .B = ex->B, .Tq = ex->Tq, .pos0 = ex->pos0, .kv = kv};
+    tr t = {.gg = gg, .ex = ex, .g = g, .s = s, .B = ex->B, .Tq = ex->Tq, .pos0 = ex->pos0, .flags = flags,
+            .cut = flags & MXP_GGML_ALL_ROWS ? -1 : mxp_ggml_output_cut(g)};
     t.Tk = t.pos0 + t.Tq;
     mxp_status st = MXP_OK;
     size_t n_range = (size_t)(last - first);
     size_t graph_size = 16 * n_range + 64;
     t.val = calloc((size_t)g->n_nodes, sizeof *t.val);
     t.wt = calloc((size_t)g->n_params + 1, sizeof *t.wt);
+    t.sel = calloc((size_t)g->n_nodes, sizeof *t.sel);
     s->ctx_w = new_ctx(4 * n_range + 8, 0);
     s->ctx_x = new_ctx(n_range + 8, 0);
     s->ctx_in = new_ctx((size_t)g->n_nodes + 3 * n_range + 8, 0);
     s->ctx_g = new_ctx(graph_size + 16, ggml_graph_overhead_custom(graph_size, false));
-    if (!t.val || !t.wt || !s->ctx_w || !s->ctx_x || !s->ctx_in || !s->ctx_g) {
+    if (!t.val || !t.wt || !t.sel || !s->ctx_w || !s->ctx_x || !s->ctx_in || !s->ctx_g) {
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -394,7 +434,7 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
     struct ggml_context *c = s->ctx_g;
     for (int i = first; i < last && !st; i++) {
         const mxp_node *nd = &g->nodes[i];
-        struct ggml_tensor *x = nd->n_in ? value(&t, nd->in[0]) : NULL, *y = NULL;
+        struct ggml_tensor *x = nd->n_in ? value_for(&t, nd->in[0], i) : NULL, *y = NULL;
         if (nd->n_in && !x) {
             st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
             break;
@@ -430,13 +470,13 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
         case MXP_OP_ROPE: st = rope(&t, i, &y, err); break;
         case MXP_OP_ATTENTION: st = attention(&t, i, &y, err); break;
         case MXP_OP_SWIGLU: {
-            struct ggml_tensor *u = value(&t, nd->in[1]);
+            struct ggml_tensor *u = value_for(&t, nd->in[1], i);
             if (u) y = ggml_swiglu_split(c, x, u);
             break;
         }
         case MXP_OP_GELU: y = ggml_gelu(c, x); break;
         case MXP_OP_ADD: {
-            struct ggml_tensor *b = value(&t, nd->in[1]);
+            struct ggml_tensor *b = value_for(&t, nd->in[1], i);
             if (b) y = ggml_add(c, x, b);
             break;
         }
@@ -447,6 +487,7 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
     }
     if (st) goto out;
     s->out = t.val[last - 1];
+    s->rows = (int)s->out->ne[1];
     if (!ggml_is_contiguous(s->out)) s->out = ggml_cont(c, s->out);
     ggml_set_output(s->out);
     ggml_build_forward_expand(s->gf, s->out);
@@ -477,6 +518,7 @@ out:
     free(t.pend);
     free(t.val);
     free(t.wt);
+    free(t.sel);
     return st;
 }
 

@@ -63,7 +63,18 @@ int mxp_ggml_default_threads(void);
 mxp_status mxp_ggml_init(mxp_ggml *gg, int threads, int no_extra, mxp_err *err);
 void mxp_ggml_free(mxp_ggml *gg);
 
-typedef enum mxp_ggml_kv { MXP_GGML_KV_F16, MXP_GGML_KV_F32 } mxp_ggml_kv;
+// Flags of mxp_ggml_sub_init. Without any, the graph is llama.cpp's: an f16 KV cache, and after
+// the last attention block's output projection only the rows whose logits are wanted go on
+// (get_rows: the last position of each sequence, as llama_batch_get_one asks for), so the last
+// MLP, the final norm and the head run on B rows, not B*Tq.
+enum {
+    MXP_GGML_KV_F32 = 1,    // KV cache in f32 (tests: the executor's numerics)
+    MXP_GGML_ALL_ROWS = 2,  // every position goes through to the logits (as for a loss)
+};
+
+// llama.cpp's output cut: the output projection of the last attention (the LINEAR reading the
+// last ATTENTION node), after which only the output rows go on; -1 when there is no attention.
+int mxp_ggml_output_cut(const mxp_graph *g);
 
 typedef struct mxp_ggml_sub {
     int first, last;
@@ -71,7 +82,9 @@ typedef struct mxp_ggml_sub {
     struct ggml_backend_buffer *buf_w, *buf_x, *buf_in;
     struct ggml_gallocr *galloc;
     struct ggml_cgraph *gf;
-    struct ggml_tensor *out;          // (cols of node last-1, N)
+    struct ggml_tensor *out;          // (cols of node last-1, rows)
+    int rows;                         // rows of the output: N, or B when only the last
+                                      // position of each sequence is output (see flags)
     struct ggml_tensor **inputs;      // tensors holding data read by the graph (n_inputs)
     int n_inputs;
     struct ggml_backend *be;          // borrowed from the mxp_ggml
@@ -79,16 +92,17 @@ typedef struct mxp_ggml_sub {
 } mxp_ggml_sub;
 
 // Translate nodes [first, last) of ex->g with every LINEAR in the format of its slot (node->fmt)
-// for ex's current pass. Copies of quantized weights are made in qc (MXP_QMODE_REAL) when
+// for ex's current pass; flags: MXP_GGML_* above. Copies of quantized weights are made in qc (MXP_QMODE_REAL) when
 // missing. Errors: a format without a ggml type (f8_e4m3) or anything ggml cannot run
 // (MXP_ERR_UNSUPPORTED, naming the node), MXP_ERR_NOMEM.
 mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, mxp_qcache *qc, int first, int last,
-                             mxp_ggml_kv kv, mxp_err *err);
+                             unsigned flags, mxp_err *err);
 // Run the graph (ggml_backend_graph_compute, nothing else). MXP_ERR_INTERNAL if ggml fails.
 mxp_status mxp_ggml_sub_compute(mxp_ggml_sub *s, mxp_err *err);
 // Read every input tensor once (cache preparation before a timed run); returns a sum.
 float mxp_ggml_sub_touch(const mxp_ggml_sub *s);
-// Copy the output (value of node last-1) to y (N, cols), row-major like exec values.
+// Copy the output (value of node last-1) to y (s->rows, cols), row-major like exec values: all
+// N rows, or row b*Tq + Tq-1 of each sequence b.
 void mxp_ggml_sub_output(const mxp_ggml_sub *s, float *y);
 void mxp_ggml_sub_free(mxp_ggml_sub *s);
 
