@@ -46,6 +46,8 @@ int cmd_profile(int argc, char **argv) {
             o.backend = argv[++i];
             if (strcmp(o.backend, "ggml") && strcmp(o.backend, "native"))
                 return cli_usage_error("profile: --backend must be ggml or native, not ", o.backend);
+        } else if (!strcmp(a, "--threads") && has_val) {
+            if (!cli_parse_pos_int(a, argv[++i], &o.threads)) return 2;
         } else if (!strcmp(a, "--no-pin")) {
             o.no_pin = 1;
         } else if (!strcmp(a, "--quiet")) {

@@ -22,7 +22,7 @@ static const char *const usage_text =
     "       [--formats f32,bf16,...] [--tie q_proj,k_proj,v_proj]... [--data FILE] [--seed S]\n"
     "       [--rel-ci X] [--budget S] [--check K [--check-budget S]] [--cache-dir D]\n"
     "       [--no-cache] [--no-pin] [--quiet] [--check-llama [--llama-bench PATH]]\n"
-    "       [--backend ggml|native]\n"
+    "       [--backend ggml|native] [--threads N]\n"
     "                                 partition into sequential sub-graphs and time every\n"
     "                                 configuration of each, as ggml graphs on llama.cpp's CPU\n"
     "                                 backend (default) or with mixprec's kernels; --check K\n"

@@ -295,6 +295,8 @@ typedef struct mxp_profile_opts {
                                 // variant, llama.cpp's default thread count, f16 KV cache,
                                 // flash attention, repacked weights); or "native", mixprec's
                                 // own executor and kernels (OpenMP threads)
+    int threads;                // ggml: the thread pool's size (0: llama.cpp's default, the
+                                // physical cores; match llama.cpp's -t when you deploy with one)
 } mxp_profile_opts;
 
 typedef struct mxp_profile_check_row {

@@ -965,6 +965,11 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     int use_ggml = !o->backend || !strcmp(o->backend, "ggml");
     mxp_ggml *gg = NULL;
     pin_state *ps = NULL;
+    if (o->threads < 0 || o->threads > 512 || (o->threads && !use_ggml)) {
+        st = mxp_fail(err, MXP_ERR_ARG, "--threads %d: a ggml thread count in [1, 512] (native: OMP_NUM_THREADS)",
+                      o->threads);
+        goto done;
+    }
     if (!use_ggml && strcmp(o->backend, "native")) {
         st = mxp_fail(err, MXP_ERR_ARG, "--backend '%s': expected ggml or native", o->backend);
         goto done;
@@ -981,7 +986,7 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
             st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
             goto done;
         }
-        if ((st = mxp_ggml_init(gg, 0, 0, err))) goto done;
+        if ((st = mxp_ggml_init(gg, o->threads, 0, err))) goto done;
     }
     describe_machine(&t, gg);
     ps = malloc(sizeof *ps);

@@ -80,7 +80,9 @@ static mxp_status gt_ready(mxp_timer *tm, int first, int last, mxp_err *err) {
 static float gt_touch(mxp_timer *tm, int first, int last) {
     ggml_timer *t = (ggml_timer *)tm;
     MXP_ASSERT(t->cur && t->cur->first == first && t->cur->last == last);
-    return mxp_ggml_sub_touch(&t->cur->sub);
+    float acc = mxp_ggml_sub_touch(&t->cur->sub);
+    mxp_ggml_wake(t->gg);  // the pool polls for work when the timed compute starts
+    return acc;
 }
 
 static double gt_run(mxp_timer *tm, int first, int last) {

@@ -111,21 +111,37 @@ mxp_status mxp_ggml_init(mxp_ggml *gg, int threads, int no_extra, mxp_err *err) 
         used += (size_t)w;
         if (used >= sizeof gg->features) used = sizeof gg->features - 1;
     }
+    // the wake graph: y = a + b on a few rows, split over every thread
+    struct ggml_init_params wp = {.mem_size = 8 * ggml_tensor_overhead() + ggml_graph_overhead_custom(8, false),
+                                  .no_alloc = true};
+    if (!(gg->wake_ctx = ggml_init(wp))) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    struct ggml_tensor *a = ggml_new_tensor_2d(gg->wake_ctx, GGML_TYPE_F32, 64, 64);
+    struct ggml_tensor *b = ggml_new_tensor_2d(gg->wake_ctx, GGML_TYPE_F32, 64, 64);
+    struct ggml_tensor *y = ggml_add(gg->wake_ctx, a, b);
+    gg->wake_gf = ggml_new_graph_custom(gg->wake_ctx, 8, false);
+    ggml_build_forward_expand(gg->wake_gf, y);
+    if (!(gg->wake_buf = ggml_backend_alloc_ctx_tensors_from_buft(gg->wake_ctx, ggml_backend_dev_buffer_type(gg->dev))))
+        return mxp_fail(err, MXP_ERR_NOMEM, "ggml: out of memory");
+    ggml_backend_buffer_clear(gg->wake_buf, 0);
     if (!no_extra) {
         ggml_backend_dev_get_extra_bufts_t ge =
             (ggml_backend_dev_get_extra_bufts_t)ggml_backend_reg_get_proc_address(reg, "ggml_backend_dev_get_extra_bufts");
-        for (ggml_backend_buffer_type_t *b = ge ? ge(gg->dev) : NULL; b && *b && gg->n_extra < 8; b++)
-            gg->extra[gg->n_extra++] = *b;
+        for (ggml_backend_buffer_type_t *bt = ge ? ge(gg->dev) : NULL; bt && *bt && gg->n_extra < 8; bt++)
+            gg->extra[gg->n_extra++] = *bt;
     }
     return MXP_OK;
 }
 
 void mxp_ggml_free(mxp_ggml *gg) {
     if (!gg) return;
+    if (gg->wake_buf) ggml_backend_buffer_free(gg->wake_buf);
+    if (gg->wake_ctx) ggml_free(gg->wake_ctx);
     if (gg->be) ggml_backend_free(gg->be);
     if (gg->tp && gg->tp_free) gg->tp_free(gg->tp);
     memset(gg, 0, sizeof *gg);
 }
+
+void mxp_ggml_wake(mxp_ggml *gg) { ggml_backend_graph_compute(gg->be, gg->wake_gf); }
 
 // ---- translation ----
 

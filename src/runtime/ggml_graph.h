@@ -49,6 +49,9 @@ typedef struct mxp_ggml {
     struct ggml_threadpool *tp;                  // owned
     void (*tp_free)(struct ggml_threadpool *);
     int threads;
+    struct ggml_context *wake_ctx;               // a one-op graph that wakes the pool (owned)
+    struct ggml_backend_buffer *wake_buf;
+    struct ggml_cgraph *wake_gf;
     char variant[64];    // the CPU library loaded, e.g. "zen4" (libggml-cpu-zen4.so)
     char features[512];  // the backend's feature list ("AVX2 AVX512 ...")
 } mxp_ggml;
@@ -59,9 +62,14 @@ int mxp_ggml_default_threads(void);
 
 // Load the CPU backend (once per process; from $MXP_GGML_BACKEND_DIR, else the folder fixed at
 // build time) and start it with `threads` threads (0: mxp_ggml_default_threads()). Errors
-// name the folder. no_extra: keep every weight in plain CPU memory (no repacking).
+// name the folder; after an error mxp_ggml_free releases what was made. no_extra: keep every
+// weight in plain CPU memory (no repacking).
 mxp_status mxp_ggml_init(mxp_ggml *gg, int threads, int no_extra, mxp_err *err);
 void mxp_ggml_free(mxp_ggml *gg);
+// Compute a one-op graph on every thread of the pool, so that its workers are awake (polling for
+// work, as between llama.cpp's tokens) when the next graph starts rather than asleep after the
+// cache flush that precedes a timed run.
+void mxp_ggml_wake(mxp_ggml *gg);
 
 // Flags of mxp_ggml_sub_init. Without any, the graph is llama.cpp's: an f16 KV cache, and after
 // the last attention block's output projection only the rows whose logits are wanted go on
