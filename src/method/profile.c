@@ -2,6 +2,9 @@
 // prediction on whole-model configurations.
 //
 // How a time is measured (every figure in the latency table):
+//  - A timer (profile.h) runs a node range in the configuration of the graph's slots: the ggml
+//    timer (default, profile_ggml.c: the range as a ggml graph on llama.cpp's CPU backend) or
+//    the native one (below: mixprec's executor in real mode). Everything else here is shared.
 //  - The executor holds realistic activations: the reference (f32) model has run once on the
 //    workload's tokens (calibration text, or seeded random ids), so every sub-graph reads the
 //    real input it would see. Decode: the KV cache holds `tokens` positions and the pass is
@@ -18,8 +21,9 @@
 //    or the configuration's share of the time budget is spent (at least MIN_ROUNDS rounds).
 //    The CI is the normal approximation of the median's: 1.96 * 1.2533 * sigma / sqrt(n)
 //    with sigma = IQR / 1.349 (robust to the outliers a shared machine produces).
-//  - Threads: unless OMP_PROC_BIND is set or pinning is disabled, each OpenMP thread of the
-//    pool (which OpenBLAS's OpenMP build shares) is pinned with sched_setaffinity to one CPU
+//  - Threads (native timer; ggml's pool places its own threads as in llama.cpp, and the flush
+//    is then read by the calling thread alone): unless OMP_PROC_BIND is set or pinning is
+//    disabled, each OpenMP thread of the pool (which OpenBLAS's OpenMP build shares) is pinned with sched_setaffinity to one CPU
 //    of the process's allowed set, thread k on the k-th allowed CPU, while mxp_profile runs;
 //    the threads' previous affinity is restored before it returns.
 #include "method/profile.h"
