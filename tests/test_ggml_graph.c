@@ -14,10 +14,10 @@
 //  - quantized (every op q8_0, then q4_0, then q4_K where the width allows), against the
 //    executor's fake-quant mode (the same weight values and the same activation rounding as
 //    llama.cpp's CPU kernels): each linear op alone on the executor's input within 2e-5 (the
-//    quantized product is exact but for float summation order); the whole model in decode
-//    within 2e-5 (Llama family); the whole model in prefill (and GPT-2's decode) within 2e-2:
-//    with many rows an upstream 1-ulp difference now and then moves an activation across a
-//    q8 rounding boundary, and the layers after amplify it.
+//    quantized product is exact but for float summation order); the whole model within 2e-2:
+//    an upstream 1-ulp difference now and then moves an activation across a q8 rounding
+//    boundary (often in prefill's many rows, sometimes in decode, depending on the compiler's
+//    float contraction), and the layers after amplify it.
 //  - GPT-2 in f32 within 1e-3: ggml's CPU gelu reads an f16 table (GGML_GELU_FP16).
 //  - one sub-graph alone (a middle range, fed the executor's values of the nodes before it)
 //    gives the executor's value of its last node.
@@ -112,9 +112,9 @@ static void check_model(const char *label, mxp_model *m, mxp_ggml *gg) {
         const char *fname = mxp_format_get(qf[fi])->name;
         // f32: float summation order only (gelu: ggml's f16 table). Quantized, whole model: an
         // upstream 1-ulp difference moves an activation across a q8 rounding boundary now and
-        // then (many rows in prefill), which the layers after amplify; each op alone is exact.
+        // then, which the layers after amplify; each op alone is exact.
         double tol = qf[fi] == MXP_FMT_F32 ? (has_gelu(g) ? 1e-3 : 2e-5) : 2e-2;
-        double tol_dec = qf[fi] == MXP_FMT_F32 || !has_gelu(g) ? (has_gelu(g) ? 1e-3 : 2e-5) : 2e-2;
+
         // prefill
         mxp_exec ex;
         CHECK(mxp_exec_init(&ex, g, B, T, 0, &err) == MXP_OK, "%s", err.msg);
@@ -167,7 +167,7 @@ static void check_model(const char *label, mxp_model *m, mxp_ggml *gg) {
         CHECK(mxp_exec_step(&ex, next, 1, &err) == MXP_OK, "%s", err.msg);
         d = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_KV_F32 | MXP_GGML_ALL_ROWS);
         printf("%-22s %-5s decode L=%d       kv f32: %.2e\n", label, fname, L, d);
-        CHECK(d <= tol_dec, "%s %s decode: %.3e > %.1e", label, fname, d, tol_dec);
+        CHECK(d <= tol, "%s %s decode: %.3e > %.1e", label, fname, d, tol);
         if (qf[fi] == MXP_FMT_F32) {
             double d16 = compare(gg, &ex, &qc, 0, g->n_nodes, MXP_GGML_ALL_ROWS);
             printf("%-22s %-5s decode L=%d       kv f16: %.2e\n", label, fname, L, d16);
