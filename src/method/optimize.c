@@ -1031,7 +1031,8 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     mxp_run_stamp rs;
     mxp_run_stamp_now(&rs);
     stage_s[ST_REPORT] = mxp_now() - t;
-    mxp_report rep = {.tool = rs.tool, .ggml = rs.ggml, .model = o->model_path, .data = o->data_path, .workload = o->workload,
+    const cJSON *eng = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->latency, "machine"), "engine");
+    mxp_report rep = {.profile_engine = cJSON_IsString(eng) ? eng->valuestring : NULL, .tool = rs.tool, .ggml = rs.ggml, .model = o->model_path, .data = o->data_path, .workload = o->workload,
                       .machine = rs.machine, .kernels = mxp_kernel_impl_name(), .created = rs.created, .decode = c->wl.decode,
                       .unit_tokens = c->wl.decode ? 1 : c->wl.tokens, .tau = c->tau, .ppl_increase = o->max_ppl_increase,
                       .calib_samples = c->calib_samples, .seq_len = c->seq_len, .eval_samples = c->eval_samples,
