@@ -785,9 +785,9 @@ static void describe_machine(mxp_profile_table *t, const mxp_ggml *gg) {
     snprintf(t->blas, sizeof t->blas, "%s (core %s)", cfg ? cfg : "OpenBLAS", openblas_get_corename());
     if (gg)
         snprintf(t->engine, sizeof t->engine,
-                 "ggml %s (commit %s), CPU backend libggml-cpu-%s (%s), %d threads, KV cache f16, flash attention%s",
+                 "ggml %s (commit %s), CPU backend libggml-cpu-%s (%s), %d threads%s, KV cache f16, flash attention%s",
                  mxp_ggml_version(), mxp_ggml_commit(), gg->variant, gg->features, gg->threads,
-                 gg->n_extra ? ", repacked weights" : "");
+                 gg->tp ? "" : " (no thread pool)", gg->n_extra ? ", repacked weights" : "");
     else
         snprintf(t->engine, sizeof t->engine, "mixprec executor, %s kernels, %s, %d OpenMP threads", t->isa, t->blas,
                  t->threads);

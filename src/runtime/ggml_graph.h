@@ -105,7 +105,7 @@ typedef struct mxp_ggml_sub {
 // (MXP_ERR_UNSUPPORTED, naming the node), MXP_ERR_NOMEM.
 mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, mxp_qcache *qc, int first, int last,
                              unsigned flags, mxp_err *err);
-// Run the graph (ggml_backend_graph_compute, nothing else). MXP_ERR_INTERNAL if ggml fails.
+// Run the graph (ggml_backend_graph_compute, nothing else). MXP_ERR_UNSUPPORTED if ggml fails.
 mxp_status mxp_ggml_sub_compute(mxp_ggml_sub *s, mxp_err *err);
 // Read every input tensor once (cache preparation before a timed run); returns a sum.
 float mxp_ggml_sub_touch(const mxp_ggml_sub *s);
