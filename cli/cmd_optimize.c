@@ -56,6 +56,11 @@ int cmd_optimize(int argc, char **argv) {
         else if (!strcmp(a, "--llama-bench") && has_val) o.llama_bench = argv[++i];
         else if (!strcmp(a, "--no-llama-bench")) o.no_llama_bench = 1;
         else if (!strcmp(a, "--no-pin")) o.no_pin = 1;
+        else if (!strcmp(a, "--profile-backend") && has_val) {
+            o.profile_backend = argv[++i];
+            if (strcmp(o.profile_backend, "ggml") && strcmp(o.profile_backend, "native"))
+                return cli_usage_error("optimize: --profile-backend must be ggml or native, not ", o.profile_backend);
+        }
         else if (!strcmp(a, "--quiet")) o.progress = 0;
         else if (a[0] == '-') return cli_usage_error("optimize: unknown option or missing value: ", a);
         else if (!o.model_path) o.model_path = a;

@@ -42,6 +42,12 @@ int cmd_profile(int argc, char **argv) {
             o.cache_dir = argv[++i];
         } else if (!strcmp(a, "--no-cache")) {
             o.no_cache = 1;
+        } else if (!strcmp(a, "--backend") && has_val) {
+            o.backend = argv[++i];
+            if (strcmp(o.backend, "ggml") && strcmp(o.backend, "native"))
+                return cli_usage_error("profile: --backend must be ggml or native, not ", o.backend);
+        } else if (!strcmp(a, "--threads") && has_val) {
+            if (!cli_parse_pos_int(a, argv[++i], &o.threads)) return 2;
         } else if (!strcmp(a, "--no-pin")) {
             o.no_pin = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -67,6 +73,7 @@ int cmd_profile(int argc, char **argv) {
     mxp_status st = mxp_profile(m, &o, out, &r, &err);
     mxp_model_free(m);
     if (st) return cli_fail(&err);
+    printf("timed on: %s\n", r.engine);
     printf("%d sub-graphs, %d measured (shared signatures), %d configurations%s\n", r.n_subgraphs, r.n_classes,
            r.n_configs, r.from_cache ? " (from the cache)" : "");
     printf("sum of sub-graph reference times: %.4g s; worst gain CI: %.2f%% of its sub-graph; %d configurations "
@@ -107,9 +114,9 @@ int cmd_profile(int argc, char **argv) {
                "MAC %.2f%%\n",
                100 * r.llama_mae_subgraph, 100 * r.llama_mae_op, 100 * r.llama_mae_mac);
     }
-    printf("profile: subgraphs=%d classes=%d configs=%d seconds=%.1f cache=%s check=%d mae_subgraph=%.4f mae_op=%.4f "
-           "mae_mac=%.4f",
-           r.n_subgraphs, r.n_classes, r.n_configs, r.seconds, r.from_cache ? "hit" : "miss", r.n_check, r.mae_subgraph,
+    printf("profile: backend=%s threads=%d subgraphs=%d classes=%d configs=%d seconds=%.1f cache=%s check=%d "
+           "mae_subgraph=%.4f mae_op=%.4f mae_mac=%.4f",
+           o.backend ? o.backend : "ggml", r.threads, r.n_subgraphs, r.n_classes, r.n_configs, r.seconds, r.from_cache ? "hit" : "miss", r.n_check, r.mae_subgraph,
            r.mae_op, r.mae_mac);
     if (r.n_llama)
         printf(" llama_check=%d llama_mae_subgraph=%.4f llama_mae_op=%.4f llama_mae_mac=%.4f", r.n_llama,

@@ -291,6 +291,13 @@ typedef struct mxp_profile_opts {
                                 // OMP_PROC_BIND is set, OpenMP threads are pinned one per CPU
                                 // while profiling; their affinity is restored on return)
     int progress;               // 1: progress with ETA on stderr
+    const char *backend;        // what runs the timed graphs: "ggml" (NULL: the default),
+                                // ggml's CPU backend as llama.cpp runs the model (its best CPU
+                                // variant, llama.cpp's default thread count, f16 KV cache,
+                                // flash attention, repacked weights); or "native", mixprec's
+                                // own executor and kernels (OpenMP threads)
+    int threads;                // ggml: the thread pool's size (0: llama.cpp's default, the
+                                // physical cores; match llama.cpp's -t when you deploy with one)
 } mxp_profile_opts;
 
 typedef struct mxp_profile_check_row {
@@ -314,6 +321,9 @@ typedef struct mxp_profile_result {
     int n_configs;              // configurations measured (over the classes)
     int from_cache;             // 1: the table came from the cache (cache_path)
     char cache_path[1024];      // the cache file used or written ("" without a cache)
+    char engine[640];           // what ran the timed graphs (backend, ggml version and CPU
+                                // variant, threads; or mixprec's kernels)
+    int threads;                // threads of that engine
     double seconds;             // wall time of the call
     double ref_time_s;          // sum over sub-graphs of their reference times
     double max_rel_ci;          // largest CI half-width of a gain / its sub-graph's reference
@@ -362,6 +372,8 @@ typedef struct mxp_optimize_opts {
     int eval_samples;           // held-out windows per measured configuration
                                 // (0: MXP_CHECK_DEFAULT_SAMPLES, fewer as for calib_samples)
     double profile_budget_s;    // time budget of the latency measurements (0: 90)
+    const char *profile_backend;// what the profile times on (mxp_profile_opts.backend; NULL: ggml,
+                                // then formats without a ggml type are not profiled)
     int pareto;                 // budgets of the measured sweep (0: 7)
     int no_baselines;           // 1: skip the uniform / MAC / memory / fisher baselines and
                                 //    the comparison with llama.cpp's mixes

@@ -1020,9 +1020,29 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     double budget = o->profile_budget_s > 0 ? o->profile_budget_s : 90;
     say(c, "[2/6] profile: %s, time budget %.0f s", o->workload, budget);
     int llama = c->m->config.arch == MXP_ARCH_LLAMA;
-    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = o->formats, .ties = llama ? default_ties : NULL,
+    // ggml cannot run a format without a ggml type (f8_e4m3): such a candidate stays a measured
+    // uniform baseline, "not profiled"
+    char prof_formats[512] = "";
+    const char *pf = o->formats;
+    if (o->formats && (!o->profile_backend || !strcmp(o->profile_backend, "ggml"))) {
+        size_t used = 0;
+        for (const char *p = o->formats; *p;) {
+            size_t len = strcspn(p, ",");
+            char name[32];
+            mxp_format_id f;
+            snprintf(name, sizeof name, "%.*s", (int)(len < 31 ? len : 31), p);
+            if (len && (mxp_format_parse(name, &f, NULL) || mxp_format_get(f)->has_ggml_type) &&
+                used + len + 2 < sizeof prof_formats)
+                used += (size_t)snprintf(prof_formats + used, sizeof prof_formats - used, "%s%s", used ? "," : "", name);
+            p += len;
+            if (*p == ',') p++;
+        }
+        pf = prof_formats;
+    }
+    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = pf, .ties = llama ? default_ties : NULL,
                            .n_ties = llama ? 2 : 0, .data_path = o->data_path, .seed = o->seed, .budget_s = budget,
-                           .no_cache = o->no_cache, .no_pin = o->no_pin, .progress = o->progress};
+                           .no_cache = o->no_cache, .no_pin = o->no_pin, .progress = o->progress,
+                           .backend = o->profile_backend};
     mxp_profile_result pr;
     st = mxp_profile(c->m, &po, lat, &pr, err);
     if (st) return mxp_fail_prefix(err, "profile: ");
@@ -1082,7 +1102,8 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     mxp_run_stamp rs;
     mxp_run_stamp_now(&rs);
     stage_s[ST_REPORT] = mxp_now() - t;
-    mxp_report rep = {.tool = rs.tool, .ggml = rs.ggml, .model = o->model_path, .data = o->data_path, .workload = o->workload,
+    const cJSON *eng = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->latency, "machine"), "engine");
+    mxp_report rep = {.profile_engine = cJSON_IsString(eng) ? eng->valuestring : NULL, .tool = rs.tool, .ggml = rs.ggml, .model = o->model_path, .data = o->data_path, .workload = o->workload,
                       .machine = rs.machine, .kernels = mxp_kernel_impl_name(), .created = rs.created, .decode = c->wl.decode,
                       .unit_tokens = c->wl.decode ? 1 : c->wl.tokens, .tau = c->tau, .ppl_increase = o->max_ppl_increase,
                       .calib_samples = c->calib_samples, .seq_len = c->seq_len, .eval_samples = c->eval_samples,

@@ -2,6 +2,9 @@
 // prediction on whole-model configurations.
 //
 // How a time is measured (every figure in the latency table):
+//  - A timer (profile.h) runs a node range in the configuration of the graph's slots: the ggml
+//    timer (default, profile_ggml.c: the range as a ggml graph on llama.cpp's CPU backend) or
+//    the native one (below: mixprec's executor in real mode). Everything else here is shared.
 //  - The executor holds realistic activations: the reference (f32) model has run once on the
 //    workload's tokens (calibration text, or seeded random ids), so every sub-graph reads the
 //    real input it would see. Decode: the KV cache holds `tokens` positions and the pass is
@@ -18,8 +21,9 @@
 //    or the configuration's share of the time budget is spent (at least MIN_ROUNDS rounds).
 //    The CI is the normal approximation of the median's: 1.96 * 1.2533 * sigma / sqrt(n)
 //    with sigma = IQR / 1.349 (robust to the outliers a shared machine produces).
-//  - Threads: unless OMP_PROC_BIND is set or pinning is disabled, each OpenMP thread of the
-//    pool (which OpenBLAS's OpenMP build shares) is pinned with sched_setaffinity to one CPU
+//  - Threads (native timer; ggml's pool places its own threads as in llama.cpp, and the flush
+//    is then read by the calling thread alone): unless OMP_PROC_BIND is set or pinning is
+//    disabled, each OpenMP thread of the pool (which OpenBLAS's OpenMP build shares) is pinned with sched_setaffinity to one CPU
 //    of the process's allowed set, thread k on the k-th allowed CPU, while mxp_profile runs;
 //    the threads' previous affinity is restored before it returns.
 #include "method/profile.h"
@@ -207,13 +211,18 @@ mxp_status mxp_profile_table_init(mxp_profile_table *t, const mxp_graph *g, cons
         t->n_ties = i + 1;
     }
     int tie_used[64] = {0};
+    // prefill: past llama.cpp's output cut only the last position of each sequence goes on, so
+    // a sub-graph there does not share the measurement of its twin earlier in the model
+    int cut = wl->decode ? -1 : mxp_ggml_output_cut(g);
     for (int k = 0; k < n; k++) {
         st = build_space(t, g, k, tie_used, err);
         if (st) return st;
         t->cls[k] = -1;
+        int tail = cut >= 0 && t->part.sg[k].last - 1 > cut;
         for (int c = 0; c < t->n_cls && t->cls[k] < 0; c++) {
-            int r = t->meas[c].rep;
-            if (t->part.sg[r].sig == t->part.sg[k].sig && same_grouping(&t->space[r], &t->space[k])) t->cls[k] = c;
+            int r = t->meas[c].rep, r_tail = cut >= 0 && t->part.sg[r].last - 1 > cut;
+            if (t->part.sg[r].sig == t->part.sg[k].sig && r_tail == tail && same_grouping(&t->space[r], &t->space[k]))
+                t->cls[k] = c;
         }
         if (t->cls[k] < 0) {
             mxp_class_meas *cm = &t->meas[t->n_cls];
@@ -303,13 +312,15 @@ static double median_ci(const double *x, int n, double *tmp) {
 
 typedef struct runner {
     mxp_graph *g;
-    mxp_exec *ex;
+    mxp_timer *tm;          // runs a range: native or ggml
     mxp_qcache *qc;
     float *flush;           // (flush_max / 4) read before each timed run
     size_t flush_max;
     double linear_bytes;    // f32 bytes of every linear weight
     volatile float sink;
     // progress
+    int flush_one_thread;   // read the flush buffer on this thread only (the ggml engine: no
+                            // OpenMP workers left spinning while its own pool computes)
     int progress;
     double t0, budget_end;
     int units_done, units_total;
@@ -330,22 +341,13 @@ static void progress(runner *r) {
 static void prepare_caches(runner *r, int first, int last, size_t bytes) {
     size_t nf = bytes / sizeof(float);
     float acc = 0;
-    if (nf) {
+    if (nf && r->flush_one_thread) {
+        for (size_t i = 0; i < nf; i += 16) acc += r->flush[i];
+    } else if (nf) {
 #pragma omp parallel for reduction(+ : acc) schedule(static)
         for (size_t i = 0; i < nf; i += 16) acc += r->flush[i];
     }
-    const mxp_exec *ex = r->ex;
-    size_t rows = (size_t)ex->B * ex->Tq;
-    for (int i = first; i < last; i++) {
-        const mxp_node *nd = &r->g->nodes[i];
-        for (int k = 0; k < nd->n_in; k++) {
-            int j = nd->in[k];
-            if (j >= first) continue;
-            const float *v = ex->val[j];
-            size_t cells = rows * (size_t)r->g->nodes[j].cols;
-            for (size_t c = 0; c < cells; c += 16) acc += v[c];
-        }
-    }
+    acc += r->tm->touch(r->tm, first, last);
     r->sink = acc;
 }
 
@@ -360,18 +362,56 @@ static size_t flush_bytes(const runner *r, int first, int last) {
     return rest <= 0 ? 0 : rest >= (double)r->flush_max ? r->flush_max : (size_t)rest;
 }
 
+// One timed run of [first, last) as made ready last (apply).
 static double run_range(runner *r, int first, int last, size_t fb) {
     prepare_caches(r, first, last, fb);
+    return r->tm->run(r->tm, first, last);
+}
+
+// Set the slots of nodes[0..n) to fmts (NULL: f32) and make [first, last) ready to run so.
+static mxp_status apply(runner *r, int first, int last, const int *nodes, const mxp_format_id *fmts, int n,
+                        mxp_err *err) {
+    for (int k = 0; k < n; k++) r->g->nodes[nodes[k]].fmt = fmts ? (int)fmts[k] : MXP_FMT_F32;
+    return r->tm->ready(r->tm, first, last, err);
+}
+
+// ---- the native timer: mixprec's executor in real mode ----
+
+typedef struct native_timer {
+    mxp_timer base;
+    mxp_exec *ex;
+    mxp_qcache *qc;
+} native_timer;
+
+static mxp_status native_ready(mxp_timer *tm, int first, int last, mxp_err *err) {
+    native_timer *t = (native_timer *)tm;
+    return mxp_exec_use_formats(t->ex, t->qc, MXP_QMODE_REAL, err);
+}
+
+static float native_touch(mxp_timer *tm, int first, int last) {
+    const mxp_exec *ex = ((native_timer *)tm)->ex;
+    size_t rows = (size_t)ex->B * ex->Tq;
+    float acc = 0;
+    for (int i = first; i < last; i++) {
+        const mxp_node *nd = &ex->g->nodes[i];
+        for (int k = 0; k < nd->n_in; k++) {
+            int j = nd->in[k];
+            if (j >= first) continue;
+            const float *v = ex->val[j];
+            size_t cells = rows * (size_t)ex->g->nodes[j].cols;
+            for (size_t c = 0; c < cells; c += 16) acc += v[c];
+        }
+    }
+    return acc;
+}
+
+static double native_run(mxp_timer *tm, int first, int last) {
     double t0 = mxp_now();
-    mxp_exec_forward(r->ex, first, last);
+    mxp_exec_forward(((native_timer *)tm)->ex, first, last);
     return mxp_now() - t0;
 }
 
-// Set the slots of nodes[0..n) to fmts (NULL: f32) and let the executor pick the copies up.
-static mxp_status apply(runner *r, const int *nodes, const mxp_format_id *fmts, int n, mxp_err *err) {
-    for (int k = 0; k < n; k++) r->g->nodes[nodes[k]].fmt = fmts ? (int)fmts[k] : MXP_FMT_F32;
-    return mxp_exec_use_formats(r->ex, r->qc, MXP_QMODE_REAL, err);
-}
+static void native_free(mxp_timer *tm) { (void)tm; }  // lives on the caller's stack
 
 // Samples of one comparison (reference vs configuration).
 typedef struct samples {
@@ -386,10 +426,10 @@ static mxp_status measure(runner *r, int first, int last, const int *nodes, cons
                           double rel_ci, double cap_s, int min_rounds, samples *sm, mxp_cfg_stat *out, mxp_err *err) {
     size_t fb = flush_bytes(r, first, last);
     memset(out, 0, sizeof *out);
-    mxp_status st = apply(r, nodes, fmts, n, err);  // quantizes on first use (untimed)
+    mxp_status st = apply(r, first, last, nodes, fmts, n, err);  // quantizes, builds (untimed)
     if (st) return st;
     run_range(r, first, last, fb);  // warm-up
-    st = apply(r, nodes, NULL, n, err);
+    st = apply(r, first, last, nodes, NULL, n, err);
     if (st) return st;
     run_range(r, first, last, fb);
     double start = mxp_now();
@@ -398,7 +438,7 @@ static mxp_status measure(runner *r, int first, int last, const int *nodes, cons
         for (int half = 0; half < 2; half++) {
             int is_cfg = (rounds & 1) ? half == 0 : half == 1;  // ABBA
             if (fmts) {
-                st = apply(r, nodes, is_cfg ? fmts : NULL, n, err);
+                st = apply(r, first, last, nodes, is_cfg ? fmts : NULL, n, err);
                 if (st) return st;
             } else if (is_cfg) {
                 continue;
@@ -421,7 +461,7 @@ static mxp_status measure(runner *r, int first, int last, const int *nodes, cons
         }
     }
     if (fmts) {
-        st = apply(r, nodes, NULL, n, err);
+        st = apply(r, first, last, nodes, NULL, n, err);
         if (st) return st;
     }
     double ref_med = quantile(sm->ref, rounds, 0.5, sm->tmp);
@@ -488,6 +528,7 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
     for (int c = 0; c < t->n_cls; c++) {
         const mxp_subgraph *sg = &t->part.sg[t->meas[c].rep];
         size_t fb = flush_bytes(r, sg->first, sg->last);
+        if ((st = r->tm->ready(r->tm, sg->first, sg->last, err))) goto out;
         run_range(r, sg->first, sg->last, fb);
         est[c] = run_range(r, sg->first, sg->last, fb);
         int nc = t->space[t->meas[c].rep].n_configs;
@@ -496,6 +537,7 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
     }
     for (int s = 0; s < t->n_shapes; s++) {
         int rep = t->shapes[s].rep;
+        if ((st = r->tm->ready(r->tm, rep, rep + 1, err))) goto out;
         run_range(r, rep, rep + 1, flush_bytes(r, rep, rep + 1));
         est[t->n_cls + s] = run_range(r, rep, rep + 1, flush_bytes(r, rep, rep + 1));
         for (int fi = 1; fi < t->n_formats; fi++)
@@ -578,6 +620,7 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
                 }
         }
     }
+out:
     if (r->progress) fprintf(stderr, "\n");
     free(refs.x);
     free(est);
@@ -594,7 +637,7 @@ static mxp_status prepare_whole(runner *r, mxp_err *err) {
         if (nd->op != MXP_OP_LINEAR || nd->fmt == MXP_FMT_F32) continue;
         if (!r->qc->real[(size_t)i * MXP_FMT_COUNT + (size_t)nd->fmt]) mxp_qcache_drop(r->qc, i);
     }
-    return mxp_exec_use_formats(r->ex, r->qc, MXP_QMODE_REAL, err);
+    return r->tm->ready(r->tm, 0, r->g->n_nodes, err);
 }
 
 static mxp_status run_check(runner *r, mxp_profile_table *t, int K, uint64_t seed, double budget, samples *sm,
@@ -732,12 +775,22 @@ static void unpin_threads(pin_state *ps) {
     ps->active = 0;
 }
 
-static void describe_machine(mxp_profile_table *t) {
+// gg: the ggml engine, or NULL for the native one.
+static void describe_machine(mxp_profile_table *t, const mxp_ggml *gg) {
     mxp_machine_description(t->cpu, sizeof t->cpu);
     t->isa = mxp_kernel_impl_name();
-    t->threads = omp_get_max_threads();
+    t->threads = gg ? gg->threads : omp_get_max_threads();
+    t->backend = gg ? "ggml" : "native";
     char *cfg = openblas_get_config();
     snprintf(t->blas, sizeof t->blas, "%s (core %s)", cfg ? cfg : "OpenBLAS", openblas_get_corename());
+    if (gg)
+        snprintf(t->engine, sizeof t->engine,
+                 "ggml %s (commit %s), CPU backend libggml-cpu-%s (%s), %d threads%s, KV cache f16, flash attention%s",
+                 mxp_ggml_version(), mxp_ggml_commit(), gg->variant, gg->features, gg->threads,
+                 gg->tp ? "" : " (no thread pool)", gg->n_extra ? ", repacked weights" : "");
+    else
+        snprintf(t->engine, sizeof t->engine, "mixprec executor, %s kernels, %s, %d OpenMP threads", t->isa, t->blas,
+                 t->threads);
     long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
     t->llc_bytes = l3 > 0 ? (size_t)l3 : 0;
 }
@@ -913,13 +966,44 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     }
     t.rel_ci = o->rel_ci > 0 ? o->rel_ci : 0.01;
     t.budget_s = o->budget_s > 0 ? o->budget_s : 480;
-    describe_machine(&t);
-    pin_state *ps = malloc(sizeof *ps);
+    int use_ggml = !o->backend || !strcmp(o->backend, "ggml");
+    mxp_ggml *gg = NULL;
+    pin_state *ps = NULL;
+    if (o->threads < 0 || o->threads > 512 || (o->threads && !use_ggml)) {
+        st = mxp_fail(err, MXP_ERR_ARG, "--threads %d: a ggml thread count in [1, 512] (native: OMP_NUM_THREADS)",
+                      o->threads);
+        goto done;
+    }
+    if (!use_ggml && strcmp(o->backend, "native")) {
+        st = mxp_fail(err, MXP_ERR_ARG, "--backend '%s': expected ggml or native", o->backend);
+        goto done;
+    }
+    for (int i = 0; use_ggml && i < t.n_formats; i++)
+        if (!mxp_format_get(t.formats[i])->has_ggml_type) {
+            st = mxp_fail(err, MXP_ERR_ARG,
+                          "--formats %s: no ggml type, so ggml (llama.cpp) cannot run it; leave it out or use --backend native",
+                          mxp_format_get(t.formats[i])->name);
+            goto done;
+        }
+    if (use_ggml) {
+        if (!(gg = calloc(1, sizeof *gg))) {
+            st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if ((st = mxp_ggml_init(gg, o->threads, 0, err))) goto done;
+    }
+    describe_machine(&t, gg);
+    ps = malloc(sizeof *ps);
     if (!ps) {
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
         goto done;
     }
-    pin_threads(ps, t.pinning, sizeof t.pinning, o->no_pin);
+    if (gg) {
+        ps->active = 0;  // ggml's pool places its own threads, as in llama.cpp (no CPU mask)
+        snprintf(t.pinning, sizeof t.pinning, "ggml thread pool with llama.cpp's defaults (no CPU mask, poll 50)");
+    } else {
+        pin_threads(ps, t.pinning, sizeof t.pinning, o->no_pin);
+    }
     char key[32];
     mxp_profile_cache_key(&t, g, key);
     char cpath[1024] = "";
@@ -941,7 +1025,10 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     mxp_qcache qc = {0};
     int32_t *seq = NULL;
     samples sm = {0};
-    runner r = {.g = g, .ex = &ex, .qc = &qc, .progress = o->progress, .t0 = mxp_now()};
+    native_timer nt = {.base = {.ready = native_ready, .touch = native_touch, .run = native_run, .free = native_free},
+                       .ex = &ex, .qc = &qc};
+    mxp_timer *tm = &nt.base;
+    runner r = {.g = g, .tm = tm, .qc = &qc, .progress = o->progress, .t0 = mxp_now(), .flush_one_thread = gg != NULL};
     if (!t.from_cache || o->check) {
         sm.ref = malloc(4 * MAX_ROUNDS * sizeof(double));
         if (!sm.ref) {
@@ -963,6 +1050,8 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
         if (!st) st = workload_tokens(m, &wl, o->data_path, o->seed, &seq, err);
         if (o->progress && !st) fprintf(stderr, "profile: running the reference model on the workload...\n");
         if (!st) st = prepare_exec(m, &wl, seq, &ex, &qc, err);
+        if (!st && gg) st = mxp_timer_ggml_new(gg, &ex, &qc, &tm, err);
+        r.tm = tm;
     }
     if (!st && !t.from_cache) {
         t.load_start = load1();
@@ -979,6 +1068,8 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
         res->n_classes = t.n_cls;
         res->from_cache = t.from_cache;
         snprintf(res->cache_path, sizeof res->cache_path, "%s", cpath);
+        snprintf(res->engine, sizeof res->engine, "%s", t.engine);
+        res->threads = t.threads;
         for (int k = 0; k < t.part.n; k++) res->ref_time_s += t.meas[t.cls[k]].ref_time_s;
         for (int c = 0; c < t.n_cls; c++) {
             const mxp_class_meas *cm = &t.meas[c];
@@ -1014,12 +1105,13 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
             if (o->check_llama) {
                 unpin_threads(ps);  // llama-bench inherits the calling thread's CPU affinity
                 if (o->progress) fprintf(stderr, "profile: timing the check's configurations in llama.cpp (%s)\n", bench);
-                st = mxp_profile_check_llama(m, &t, bench, omp_get_max_threads(), res, err);
+                st = mxp_profile_check_llama(m, &t, bench, t.threads, res, err);
                 if (st) goto done_exec;
             }
         }
     }
 done_exec:
+    if (tm) tm->free(tm);
     mxp_exec_free(&ex);
     mxp_qcache_free(&qc);
     free(seq);
@@ -1028,6 +1120,8 @@ done_exec:
 done:
     if (ps) unpin_threads(ps);
     free(ps);
+    mxp_ggml_free(gg);
+    free(gg);
     mxp_formats_reset(g);
     mxp_profile_table_free(&t);
     res->seconds = mxp_now() - t_start;

@@ -1,6 +1,8 @@
 // profile.h: the hardware-aware time gain of docs/DESIGN.md 1.2, internal side. The public entry
 // point is mxp_profile (include/mixprec.h); this header is what its parts share:
-//  - profile.c       configuration spaces, the measurement loop, the whole-model check
+//  - profile.c       configuration spaces, the measurement loop, the whole-model check, the
+//                    native timer (mixprec's executor)
+//  - profile_ggml.c  the ggml timer (ggml's CPU backend, the engine llama.cpp runs)
 //  - profile_json.c  the latency table as JSON (docs/FILES.md), its cache, reading it back
 //
 // A *configuration* of a sub-graph gives a format to each of its quantizable ops. Ops tied by
@@ -20,6 +22,8 @@
 #include "arch/model.h"
 #include "method/partition.h"
 #include "quant/format.h"
+#include "runtime/exec.h"
+#include "runtime/ggml_graph.h"
 
 typedef struct mxp_workload {
     int decode;   // 0: prefill of `tokens` tokens; 1: one token after `tokens` cached ones
@@ -99,7 +103,10 @@ typedef struct mxp_profile_table {
     char cpu[320];                         // CPU model and thread count
     char blas[256];                        // OpenBLAS build description
     const char *isa;                       // kernel set: "avx2" or "ref" (static string)
-    int threads;                           // OpenMP threads
+    int threads;                           // threads of the timed engine (OpenMP / ggml's pool)
+    const char *backend;                   // "ggml" or "native" (static string)
+    char engine[640];                      // what ran the graphs: ggml's version, commit, CPU
+                                           // variant and features; or mixprec's kernels
     size_t llc_bytes;                      // last-level cache size as the system reports it
     int from_cache;                        // measurements read from a cached table
     double load_start, load_end;           // 1-minute load averages
@@ -121,8 +128,33 @@ double mxp_profile_mem_gain(const mxp_profile_table *t, const mxp_graph *g, int 
 // Theoretical gain of configuration j of sub-graph k from MACs and t->rate (seconds).
 double mxp_profile_mac_gain(const mxp_profile_table *t, const mxp_graph *g, int k, int j);
 
+// ---- timers: what runs a node range of the model (the seam between the measurement loop and
+// an engine) ----
+// A timer runs nodes [first, last) of the model's graph in the formats of the graph's slots, on
+// the activations of the workload (an mxp_exec that has run the reference model once). Two
+// implementations: native (mixprec's executor in real mode, profile.c) and ggml (ggml's CPU
+// backend, profile_ggml.c).
+typedef struct mxp_timer mxp_timer;
+struct mxp_timer {
+    // Make [first, last) runnable with the slots as they are now: quantize, build (untimed).
+    // Errors name the op or the format.
+    mxp_status (*ready)(mxp_timer *tm, int first, int last, mxp_err *err);
+    // Read the range's inputs from outside it once (cache preparation); returns a sum.
+    float (*touch)(mxp_timer *tm, int first, int last);
+    // Run the range once (after ready for the same range and slots); seconds of the compute alone.
+    double (*run)(mxp_timer *tm, int first, int last);
+    void (*free)(mxp_timer *tm);
+};
+
+// The ggml timer: ranges translated by mxp_ggml_sub_init as llama.cpp builds them (f16 KV cache,
+// the logits of the last position of each sequence only), the two
+// most recently used translations kept (a configuration and its reference). gg, ex and qc are
+// borrowed and must outlive it. Errors: MXP_ERR_NOMEM.
+mxp_status mxp_timer_ggml_new(mxp_ggml *gg, const mxp_exec *ex, mxp_qcache *qc, mxp_timer **out, mxp_err *err);
+
 // ---- profile_json.c ----
-// Key of the cache: machine, kernels, threads, workload, formats, ties, the partition's
+// Key of the cache: machine, backend and engine (ggml version, commit, CPU variant and features;
+// or kernels and BLAS), threads, workload, formats, ties, the partition's
 // signatures and op names, and the measurement settings. "fnv1a64:<hex>".
 void mxp_profile_cache_key(const mxp_profile_table *t, const mxp_graph *g, char out[32]);
 // The latency table (docs/FILES.md). provenance is adopted (deleted with the result).

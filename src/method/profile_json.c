@@ -27,6 +27,8 @@ void mxp_profile_cache_key(const mxp_profile_table *t, const mxp_graph *g, char 
     h = fnv_str(h, t->cpu);
     h = fnv_str(h, t->blas);
     h = fnv_str(h, t->isa);
+    h = fnv_str(h, t->backend ? t->backend : "native");
+    h = fnv_str(h, t->engine);
     h = fnv_int(h, t->threads);
     h = fnv_int(h, t->wl.decode);
     h = fnv_int(h, t->wl.tokens);
@@ -128,6 +130,8 @@ cJSON *mxp_profile_to_json(const mxp_profile_table *t, const mxp_graph *g, cJSON
     cJSON *mc = cJSON_CreateObject();
     if (mc) {
         add_str(mc, "cpu", t->cpu, &ok);
+        add_str(mc, "backend", t->backend ? t->backend : "native", &ok);
+        add_str(mc, "engine", t->engine, &ok);
         add_str(mc, "isa", t->isa, &ok);
         add_num(mc, "threads", t->threads, &ok);
         add_str(mc, "blas", t->blas, &ok);

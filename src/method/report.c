@@ -589,7 +589,9 @@ static void llama_table(sb *b, const mxp_report *r) {
                  "are for the workload <code>",
               r->llama_threads, r->llama_prefill_tokens, r->llama_decode_tokens, r->llama_rounds);
     sb_esc(b, r->workload);
-    sb_puts(b, "</code> on mixprec's own kernels.</p>\n<table><tr><th>configuration</th><th>llama.cpp prefill tok/s</th>"
+    sb_puts(b, "</code>: measured on mixprec's own kernels, predicted by the latency table (timed on ");
+    sb_esc(b, r->profile_engine ? r->profile_engine : "unknown");
+    sb_puts(b, ").</p>\n<table><tr><th>configuration</th><th>llama.cpp prefill tok/s</th>"
                "<th>vs f32</th><th>llama.cpp decode tok/s</th><th>vs f32</th><th>mixprec measured gain</th>"
                "<th>mixprec predicted gain</th><th>weights MB</th></tr>\n");
     sb_printf(b, "<tr><td>f32 (reference)</td><td>%s</td><td>1.00x</td><td>%s</td><td>1.00x</td><td>0</td><td>0</td>"
@@ -737,10 +739,12 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
                   "kernels, one %s, timed in %d rounds that run f32 and every configuration once each (order rotating "
                   "per round); the gain is the median over rounds of the paired difference with the f32 run of the same "
                   "round, &plusmn; a 95%% interval. Predicted gains are the latency table's sub-graph gains over its "
-                  "sum of sub-graph f32 times.</p>\n",
+                  "sum of sub-graph f32 times; the table was timed on ",
               r->eval_samples, r->seq_len,
               r->decode ? "decoded token after the workload's cached positions" : "prefill pass of the workload",
               r->time_rounds);
+    sb_esc(&b, r->profile_engine ? r->profile_engine : "an engine the table does not name");
+    sb_puts(&b, ".</p>\n");
     sb_puts(&b, "<h2>Deployed speed: llama.cpp</h2>\n");
     if (r->has_llama) llama_table(&b, r);
     else sb_puts(&b, "<p>Not measured (see the notes).</p>\n");
