@@ -252,19 +252,33 @@ static struct ggml_tensor *as4d(struct ggml_context *c, struct ggml_tensor *x, i
     return ggml_view_4d(c, x, D, H, Tq, B, (size_t)D * x->nb[0], x->nb[1], x->nb[1] * (size_t)Tq, 0);
 }
 
+// The bytes of node i's weight in the format its plan op gives it (a tied embedding reads the
+// head's choice), from the qcache's real copies; f32 reads the parameter itself.
+static mxp_status weight_bytes(tr *t, int i, mxp_qcache *qc, const mxp_format **f, const void **data, mxp_err *err) {
+    const mxp_node *nd = &t->g->nodes[i];
+    mxp_format_id id = (mxp_format_id)mxp_graph_format(t->g, i);
+    *f = mxp_format_get(id);
+    if (!(*f)->has_ggml_type) {
+        const int op = mxp_graph_op_of(t->g, i);
+        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "ggml backend: %s in %s: the format has no ggml type",
+                        op >= 0 ? t->g->nodes[op].name : "?", (*f)->name);
+    }
+    *data = t->g->params[nd->w].data;
+    if (id == MXP_FMT_F32) return MXP_OK;
+    mxp_status st = mxp_qcache_prepare(qc, i, id, MXP_QMODE_REAL, err);
+    if (st) return st;
+    *data = mxp_qcache_real(qc, i, id);
+    return MXP_OK;
+}
+
 static mxp_status linear(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out, mxp_err *err) {
     const mxp_node *nd = &t->g->nodes[i];
     const mxp_param *pw = &t->g->params[nd->w];
     int O = nd->cols, I = (int)pw->shape[1];
-    const mxp_format *f = mxp_format_get((mxp_format_id)nd->fmt);
-    if (!f->has_ggml_type)
-        return mxp_fail(err, MXP_ERR_UNSUPPORTED, "ggml backend: %s in %s: the format has no ggml type", nd->name, f->name);
-    const void *data = pw->data;
-    if (nd->fmt != MXP_FMT_F32) {
-        mxp_status st = mxp_qcache_prepare(qc, i, (mxp_format_id)nd->fmt, MXP_QMODE_REAL, err);
-        if (st) return st;
-        data = mxp_qcache_real(qc, i, (mxp_format_id)nd->fmt);
-    }
+    const mxp_format *f;
+    const void *data;
+    mxp_status st = weight_bytes(t, i, qc, &f, &data, err);
+    if (st) return st;
     // where llama.cpp's loader puts it: the first extra buffer type whose supports_op accepts
     // the product, else the CPU buffer. Only the first extra type (CPU_REPACK) has a buffer here;
     // a weight another extra type would take stays on the CPU buffer.
@@ -286,6 +300,22 @@ static mxp_status linear(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out,
     }
     *out = y;
     return MXP_OK;
+}
+
+// The token embedding: get_rows on the table in its format (llama.cpp keeps token_embd in the
+// CPU buffer, never repacked: get_rows reads the plain blocks).
+static mxp_status embed(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out, mxp_err *err) {
+    const mxp_node *nd = &t->g->nodes[i];
+    const mxp_param *pw = &t->g->params[nd->w];
+    const mxp_format *f;
+    const void *data;
+    mxp_status st = weight_bytes(t, i, qc, &f, &data, err);
+    if (st) return st;
+    struct ggml_tensor *w = ggml_new_tensor_2d(t->s->ctx_w, (enum ggml_type)f->ggml_type, pw->shape[1], pw->shape[0]);
+    if (!w || !push_pending(t, w, data, 0, -1)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    t->s->weight_bytes += ggml_nbytes(w);
+    *out = ggml_get_rows(t->s->ctx_g, w, t->tokens);
+    return *out ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
 }
 
 // RoPE base and whether inv_freq is base^(-2i/D) for it; otherwise (llama3 scaling) rope_ext
@@ -461,8 +491,7 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
                 t.tokens = ggml_new_tensor_1d(s->ctx_in, GGML_TYPE_I32, (int64_t)t.B * t.Tq);
                 if (!t.tokens || !push_pending(&t, t.tokens, NULL, 1, -1)) break;
             }
-            y = param_f32(&t, nd->w);
-            if (y) y = ggml_get_rows(c, y, t.tokens);
+            st = embed(&t, i, qc, &y, err);
             break;
         case MXP_OP_POSEMBED: {
             struct ggml_tensor *w = param_f32(&t, nd->w), *p = positions(&t);
