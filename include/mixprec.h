@@ -123,12 +123,15 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 
 // ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
 #define MXP_CALIB_DEFAULT_SAMPLES 32  // calibration windows when none are asked for
-// The candidate formats of calibrate, profile and optimize when --formats is not given: the
-// GGUF formats llama.cpp users deploy most (the k-quants q4_K, q5_K, q6_K: llama.cpp's
-// Q4_K_M/Q5_K_M/Q6_K mixes are made of them) beside f32, bf16, f16, q8_0 and q4_0. An op whose
-// width a format's block does not divide is never offered it. f8_e4m3 (no GGUF type) is never
-// a default; the other ggml formats (q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K) are there on request.
-#define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0,q4_K,q5_K,q6_K"
+// The candidate formats of calibrate, profile and optimize when --formats is not given: GGUF
+// formats that mixprec's executor runs with kernels of its own (format.h), so that its
+// timings and optimize's measured gains mean what llama.cpp would do. The other ggml formats
+// (the k-quants q2_K ... q6_K, q4_1, q5_0, q5_1, iq4_nl) are there on request: their values are
+// llama.cpp's, but the executor runs them by dequantizing, far slower than llama.cpp (with
+// q4_K, q5_K, q6_K in this list optimize's memory-objective and size-matched plans measured
+// 35-100% slower than f32 in the executor on models/default, and its run took 248 s instead
+// of 144 s; see BENCHMARKS.md). f8_e4m3 (no GGUF type) is never a default.
+#define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0"
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)

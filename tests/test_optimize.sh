@@ -15,8 +15,8 @@ fail() { echo "FAIL test_optimize: $*" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export MIXPREC_CACHE_DIR="$tmp/cache"  # a fresh latency cache: the test measures
-# --formats: the default list's k-quants fit no op of models/tiny (width 128); f8_e4m3 (no GGUF
-# type) is calibrated and measured, never profiled
+# --formats: the default list and f8_e4m3 (no GGUF type: in no default list), which is
+# calibrated and measured as a uniform baseline, never profiled
 small=(--samples 4 --seq 64 --eval-samples 4 --profile-budget 6 --pareto 3 --formats f32,bf16,f16,q8_0,q4_0,f8_e4m3)
 
 # ---- refusals: clear message, non-zero status, nothing written ----
