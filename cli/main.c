@@ -65,7 +65,9 @@ static const char *const usage_text =
     "\n"
     "MODEL is a Hugging Face folder (config.json + *.safetensors) or a GGUF file.\n"
     "FILE is text (tokenized with the model's tokenizer) or a token-id file (first line\n"
-    "\"mixprec-tokens 1\", then ids). FMT: f32 bf16 f16 q8_0 q4_0 f8_e4m3.\n"
+    "\"mixprec-tokens 1\", then ids). FMT: f32 bf16 f16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl\n"
+    "q2_K q3_K q4_K q5_K q6_K (GGUF's types, quantized by ggml); f8_e4m3 (no GGUF type:\n"
+    "scored and evaluated, never exported nor in a default list).\n"
     "  --version                      print the version\n";
 
 

@@ -123,6 +123,15 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 
 // ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
 #define MXP_CALIB_DEFAULT_SAMPLES 32  // calibration windows when none are asked for
+// The candidate formats of calibrate, profile and optimize when --formats is not given: GGUF
+// formats that mixprec's executor runs with kernels of its own (format.h), so that its
+// timings and optimize's measured gains mean what llama.cpp would do. The other ggml formats
+// (the k-quants q2_K ... q6_K, q4_1, q5_0, q5_1, iq4_nl) are there on request: their values are
+// llama.cpp's, but the executor runs them by dequantizing, far slower than llama.cpp (with
+// q4_K, q5_K, q6_K in this list optimize's memory-objective and size-matched plans measured
+// 35-100% slower than f32 in the executor on models/default, and its run took 248 s instead
+// of 144 s; see BENCHMARKS.md). f8_e4m3 (no GGUF type) is never a default.
+#define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0"
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)
@@ -131,7 +140,7 @@ typedef struct mxp_calib_opts {
     int seq_len;            // T (0: min(256, model maximum))
     int batch;              // samples per forward/backward pass (0: 1)
     uint64_t seed;          // which windows are drawn
-    const char *formats;    // comma-separated (NULL: "f32,bf16,f16,q8_0,q4_0,f8_e4m3")
+    const char *formats;    // comma-separated (NULL: MXP_DEFAULT_FORMATS)
     const char *metric;     // primary metric written as "s": "taylor" (NULL), "fisher", "noise"
     int fisher;             // also accumulate the fisher metric (implied by metric fisher or check)
     const char *out_path;   // sens.json (written atomically; a partial table while running)
@@ -266,7 +275,7 @@ typedef struct mxp_profile_opts {
     const char *workload;       // "prefill:T" (one pass of T tokens) or "decode:L" (one token
                                 // after L cached ones)
     int batch;                  // sequences per pass (0: 1)
-    const char *formats;        // comma-separated candidates (NULL: "f32,bf16,f16,q8_0,q4_0");
+    const char *formats;        // comma-separated candidates (NULL: MXP_DEFAULT_FORMATS);
                                 // f32, the reference, is always measured
     const char *const *ties;    // (n_ties) comma lists of module-name endings ("q_proj,k_proj")
     int n_ties;                 // ops of one sub-graph matching one list share a format
@@ -363,8 +372,9 @@ typedef struct mxp_optimize_opts {
                                 // report.json, sens.json, latency.json, each moved into place
                                 // only once everything succeeded (an error or Ctrl-C leaves
                                 // no new file there)
-    const char *formats;        // plan candidates (NULL: "f32,bf16,f16,q8_0,q4_0"; f8_e4m3 has
-                                // no GGUF type: it is measured as a uniform baseline only)
+    const char *formats;        // calibrated formats, each also measured as a uniform baseline
+                                // (NULL: MXP_DEFAULT_FORMATS); those with a GGUF type are the
+                                // plan candidates (profiled); f8_e4m3 has none: baseline only
     int calib_samples;          // calibration windows (0: MXP_CALIB_DEFAULT_SAMPLES, or every
                                 // window of the calibration half when it holds fewer, at least 4)
     int seq_len;                // window length for calibration and the check (0: T of a

@@ -20,18 +20,47 @@
 # purpose (da's sign, the total q/k/v input gradient, q8 blocks along T, a sum loss) fail by
 # 50-10000x the tolerance.
 # FLOOR = 1e-6: values a million times below the column's largest are not compared relatively.
+#
+# The ggml formats (SENS_GGML, llama-quantize's type names; models/tiny: q4_1, q5_0, q5_1,
+# iq4_nl, whose blocks of 32 divide its 128 and 352 wide rows; models/default: those and the
+# k-quants q2_K ... q6_K, whose 256 divides every row but down_proj's 704) are not quantized by
+# the reference itself: their weights come from llama.cpp's own quantizer, `llama-quantize
+# --pure` of the f32 GGUF `mixprec apply` writes, read back and dequantized by llama.cpp's
+# gguf-py (the f32 GGUF's weights must equal the model's: name map and q/k row order). The
+# reference rounds their activations itself (q8_0 values for q4_1/q5_1/q5_0/iq4_nl, q8_K in
+# blocks of 256 for the k-quants) and the same tolerance applies. Measured on models/default
+# (N=3, T=32): weight terms within 1.5e-5 relative (0.09 of the tolerance); s and s_act within
+# 0.33 of the tolerance (s_act up to 17% relative on small values, all inside 1 spread).
+# Planted bugs: q8_0 blocks of 32 in place of q8_K for the k-quants' activations (68 values
+# fail, by up to 50x the tolerance), or the q/k rows left permuted (the f32 check), fail.
+# Cost: the whole test 37 s instead of 20 s without the ggml formats (busy 2-core machine).
+# A missing llama-quantize or gguf-py (scripts/deps.sh installs both) is a failure, never a skip.
 set -euo pipefail
 build=$1
 if [ -z "${SENS_MODEL:-}" ]; then  # both models, the second smaller
-  SENS_MODEL=models/tiny bash "$0" "$build"
-  SENS_MODEL=models/default SENS_N=${SENS_N:-3} SENS_T=${SENS_T:-32} exec bash "$0" "$build"
+  SENS_MODEL=models/tiny SENS_GGML=${SENS_GGML:-Q4_1 Q5_0 Q5_1 IQ4_NL} bash "$0" "$build"
+  SENS_MODEL=models/default SENS_N=${SENS_N:-3} SENS_T=${SENS_T:-32} \
+    SENS_GGML=${SENS_GGML:-Q4_1 Q5_0 Q5_1 IQ4_NL Q2_K Q3_K Q4_K Q5_K Q6_K} exec bash "$0" "$build"
 fi
 model=$SENS_MODEL
 N=${SENS_N:-6}
 T=${SENS_T:-64}
 SEED=${SENS_SEED:-20240531}
+deps=${MXP_DEPS_DIR:-build-deps}
 work=$build/sens_torch/$(basename "$model")
 mkdir -p "$work"
+[ -x "$deps/bin/llama-quantize" ] || { echo "FAIL: $deps/bin/llama-quantize not found (run scripts/deps.sh)"; exit 1; }
+[ -d "$deps/llama.cpp/gguf-py/gguf" ] || { echo "FAIL: $deps/llama.cpp/gguf-py not found (run scripts/deps.sh)"; exit 1; }
+# the ggml formats, quantized by llama.cpp
+"$build/mixprec" apply "$model" uniform:f32 -o "$work/f32.gguf" > "$work/apply.log" 2>&1 || { cat "$work/apply.log"; exit 1; }
+ggufs=(--gguf "$work/f32.gguf")
+formats=f32,bf16,f16,q8_0,q4_0,f8_e4m3
+for t in ${SENS_GGML:-}; do
+  "$deps/bin/llama-quantize" --pure "$work/f32.gguf" "$work/$t.gguf" "$t" > "$work/quantize_$t.log" 2>&1 ||
+    { tail -n 5 "$work/quantize_$t.log"; echo "FAIL: llama-quantize --pure $t"; exit 1; }
+  ggufs+=(--gguf "$work/$t.gguf")
+  formats+=,$(echo "$t" | tr A-Z a-z | sed "s/_k$/_K/")
+done
 /usr/bin/python3 - "$work/tokens.txt" "$N" "$T" "$SEED" "$model" <<'EOF'
 import json, random, sys
 path, N, T = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -45,9 +74,10 @@ start=$(date +%s%N)
 # passive OpenMP waiting: results do not depend on it, but spinning threads slow this test ~5x
 # when ctest runs others beside it
 OMP_WAIT_POLICY=PASSIVE "$build/mixprec" calibrate "$model" --data "$work/tokens.txt" --samples "$N" --seq "$T" \
-  -o "$work/mixprec.json" > "$work/mixprec.log" 2>&1 || { cat "$work/mixprec.log"; exit 1; }
+  --formats "$formats" -o "$work/mixprec.json" > "$work/mixprec.log" 2>&1 || { cat "$work/mixprec.log"; exit 1; }
 mid=$(date +%s%N)
-OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/torch_sens.py "$model" "$work/tokens.txt" "$work/torch.json" --seq "$T" --samples "$N"
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/torch_sens.py "$model" "$work/tokens.txt" "$work/torch.json" --seq "$T" --samples "$N" \
+  --gguf-py "$deps/llama.cpp/gguf-py" "${ggufs[@]}"
 end=$(date +%s%N)
 echo "test_sens_torch ($model): mixprec calibrate $(( (mid - start) / 1000000 )) ms, torch_sens.py $(( (end - mid) / 1000000 )) ms (N=$N T=$T)"
 /usr/bin/python3 - "$work/mixprec.json" "$work/torch.json" <<'EOF'
@@ -65,10 +95,11 @@ check(abs(a["reference_loss"] - b["reference_loss"]) <= 1e-5 * abs(b["reference_
 names_a = [o["name"] for o in a["ops"]]
 names_b = [o["name"] for o in b["ops"]]
 check(names_a == names_b, "op lists differ: %s vs %s" % (names_a, names_b))
+check(a["formats"] == b["formats"], "format lists differ: %s vs %s" % (a["formats"], b["formats"]))
 bo = {o["name"]: o for o in b["ops"]}
 compared = 0
 for key, spread_key in (("s", "s_spread"), ("s_weight", None), ("s_act", "s_act_spread")):
-    for f in ("bf16", "f16", "q8_0", "q4_0", "f8_e4m3"):
+    for f in b["formats"][1:]:  # all but f32 (0 on both sides)
         col = max(o[key].get(f, 0.0) for o in b["ops"])
         worst = None  # (ratio of |diff| to the tolerance, op, a, b, rel)
         for o in a["ops"]:

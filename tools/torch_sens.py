@@ -49,8 +49,18 @@ the input dimension) for q8_0 and q4_0: d = amax/127 (f32), v = x * (127/amax) (
 q = round-half-to-EVEN(v), value q * f16(d); f16 rounding for f16 weights, bf16 rounding for bf16
 weights; identity for f8_e4m3. A format whose block does not divide `in` is left out for that
 op (as mixprec does). The activation is rounded to f32 before it is quantized (mixprec's
-activations are f32); Ea = fq(f32(A)) - f32(A). (The ggml formats beyond these, q4_1 ... q6_K,
-are not re-implemented here: tests/test_quant_ggml.c checks their values against ggml.)
+activations are f32); Ea = fq(f32(A)) - f32(A).
+
+The ggml formats beyond these (q4_1, q5_0, q5_1, iq4_nl, q2_K ... q6_K) are not re-implemented:
+their weights come from GGUF files of the model that llama.cpp's own quantizer wrote (--gguf:
+`mixprec apply MODEL uniform:f32`, then `llama-quantize --pure f32.gguf q.gguf Q4_K`), read and
+dequantized by llama.cpp's Python package gguf-py (its numpy dequantizers of ggml-common.h's
+block layouts), with the q/k row permutation of llama.cpp's converter undone. The f32 GGUF
+itself may be passed too: its weights must equal the model's bit for bit (checks the name map
+and the row order). Their activations, written here from format.h and ggml's reference code:
+q8_1 (q4_1, q5_1 weights) has the values of q8_0 above; q5_0 and iq4_nl use q8_0; the k-quants
+use q8_K: blocks of 256, m = the first element of largest |x| (signed), iscale = -127/m (f32),
+q = min(127, round-half-to-even(iscale * x)) (f32 product), d = 1/iscale (f32), value f32(q * d).
 
 Rounding sensitivity: mixprec's f32 activations differ from these by rounding noise (PyTorch f32
 vs f64 on models/tiny: median 4e-8 of the block's amax, 99th percentile 4e-7, max ~5e-6), and
@@ -71,6 +81,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -146,7 +157,89 @@ def fq_act_q8(x, near=None):
     return (q * dh.astype(np.float64)[:, None]).reshape(rows, n)
 
 
-ACT_FQ = {"q8": fq_act_q8, "f16": fq_f16, "bf16": fq_bf16}
+def fq_act_q8K(x, near=None):
+    """q8_K activations (the k-quants; ggml's quantize_row_q8_K_ref, which llama.cpp's x86 CPU
+    backend uses as is): blocks of 256, m = the first element of largest |x| (signed),
+    iscale = -127/m (f32), q = min(127, nearest-even(iscale * x)) (f32 product), d = 1/iscale
+    (f32), value f32(q * d); a block of zeros stays zeros."""
+    rows, n = x.shape
+    assert n % 256 == 0
+    b = x.reshape(-1, 256)
+    idx = np.argmax(np.abs(b), axis=1)                 # first of equal magnitudes
+    m = b[np.arange(b.shape[0]), idx]
+    iscale = np.zeros_like(m)
+    np.divide(F32(-127), m, out=iscale, where=m != 0)  # f32 division
+    v = (b * iscale[:, None]).astype(F32)              # f32 product
+    q = np.minimum(np.rint(v.astype(np.float64)), 127.0)  # exact in f64: half to even
+    assert q.min(initial=0) >= -128
+    if near is not None:
+        av = np.abs(v).astype(np.float64)
+        near[0] += int(np.count_nonzero(np.abs(av - np.floor(av) - 0.5) < 1e-4))
+    d = np.zeros_like(m)
+    np.divide(F32(1), iscale, out=d, where=iscale != 0)  # f32 division
+    return (q.astype(F32) * d[:, None]).astype(F32).astype(np.float64).reshape(rows, n)  # f32 product
+
+
+ACT_FQ = {"q8": fq_act_q8, "q8K": fq_act_q8K, "f16": fq_f16, "bf16": fq_bf16}
+ACT_BLOCK = {"q8": 32, "q8K": 256}  # rounding-sensitivity noise: sigma scales with the block's amax
+
+# The ggml formats whose weights come from GGUF files written by llama.cpp's llama-quantize
+# (--gguf), dequantized by llama.cpp's own Python package gguf-py (gguf.quants): block size and
+# activation rounding (format.h: q8_1 has the values of q8_0).
+GGML_BLOCK = {"q4_1": 32, "q5_0": 32, "q5_1": 32, "iq4_nl": 32,
+              "q2_K": 256, "q3_K": 256, "q4_K": 256, "q5_K": 256, "q6_K": 256}
+GGML_ACT = {"q4_1": "q8", "q5_0": "q8", "q5_1": "q8", "iq4_nl": "q8",
+            "q2_K": "q8K", "q3_K": "q8K", "q4_K": "q8K", "q5_K": "q8K", "q6_K": "q8K"}
+
+
+def gguf_op(name):
+    """HF op name of a GGUF weight tensor (llama names), or None for a tensor that is no op."""
+    if name == "token_embd.weight":
+        return "model.embed_tokens"
+    if name == "output.weight":
+        return "lm_head"
+    mm = re.fullmatch(r"blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight", name)
+    if not mm:
+        return None
+    return "model.layers.%s.%s" % (mm.group(1), {
+        "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+        "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+        "ffn_down": "mlp.down_proj"}[mm.group(2)])
+
+
+def read_gguf_weights(path, M, gguf_py):
+    """{(op, fmt): dequantized weight (out, in) float32} of one GGUF written by llama.cpp.
+    fmt is ggml's type name as mixprec spells it ("q4_K", "f32"). llama.cpp's converter (and
+    mixprec's export, which follows it) permutes the rows of the llama q and k projections for
+    its rope layout: (heads, 2, hd/2) -> (heads, hd/2, 2); undone here. The tied head reads
+    token_embd as its op "lm_head"."""
+    if gguf_py:
+        sys.path.insert(0, gguf_py)
+    try:
+        from gguf import GGUFReader, GGMLQuantizationType
+        from gguf.quants import dequantize
+    except ImportError as e:
+        raise SystemExit("--gguf needs llama.cpp's gguf-py (--gguf-py DIR): %s" % e)
+    out = {}
+    for t in GGUFReader(path).tensors:
+        op = gguf_op(t.name)
+        if op is None:
+            continue
+        if op == "model.embed_tokens" and M.tied:
+            op = "lm_head"
+        ne = [int(v) for v in t.shape]  # ggml order: (in, out)
+        if len(ne) != 2:
+            raise SystemExit("%s: tensor %s is not 2-D" % (path, t.name))
+        qt = GGMLQuantizationType(t.tensor_type)
+        W = np.asarray(dequantize(t.data, qt), dtype=F32).reshape(ne[1], ne[0])
+        heads = {"self_attn.q_proj": M.H, "self_attn.k_proj": M.Hkv}.get(op.split(".", 3)[-1])
+        if heads:
+            W = W.reshape(heads, M.hd // 2, 2, ne[0]).swapaxes(1, 2).reshape(ne[1], ne[0])
+        fmt = qt.name.lower()
+        if fmt.endswith("_k"):
+            fmt = fmt[:-2] + "_K"
+        out[op, fmt] = W
+    return out
 
 
 def fq_q4_0(x):
@@ -212,6 +305,13 @@ def check_quantizers():
     # q4_0: m = -8 -> d = 1; floor(x + 8.5) - 8 rounds half up; 8 clips to 7
     x = [-8.0, 0.5, -0.5, 1.49, 7.9] + [0.0] * 27
     assert list(one(fq_q4_0, x)[:5]) == [-8.0, 1.0, 0.0, 1.0, 7.0]
+    # q8_K activations: m = -127 -> iscale 1, d 1: halves to even; m = 127 -> iscale -1,
+    # d = -1: the same values; m = 63.5 -> iscale -2, d = -0.5
+    x = [-127.0, 0.5, -0.5, 1.5, -2.5] + [0.0] * 251
+    assert list(one(fq_act_q8K, x)[:5]) == [-127.0, 0.0, -0.0, 2.0, -2.0]
+    assert list(one(fq_act_q8K, [-v for v in x])[:5]) == [127.0, 0.0, 0.0, -2.0, 2.0]
+    x = [63.5, -63.5, 0.25] + [0.0] * 253
+    assert list(one(fq_act_q8K, x)[:3]) == [63.5, -63.5, 0.0]
     # bf16: 1 + 2^-8 is a tie -> even (1.0); 1 + 3*2^-8 -> 1 + 2^-6
     assert list(one(fq_bf16, [1 + 2**-8, 1 + 3 * 2**-8])) == [1.0, 1 + 2**-6]
     # f8: amax 448 -> s 1; 17 is a tie between 16 and 18 -> 16 (even code); 2^-10 -> 0 or 2^-9
@@ -323,6 +423,13 @@ def main():
     ap.add_argument("--act-noise", type=float, default=5e-7,
                     help="relative noise (x block amax, Gaussian sigma) of the rounding-sensitivity trials")
     ap.add_argument("--act-trials", type=int, default=16, help="rounding-sensitivity trials (0: none)")
+    ap.add_argument("--gguf", action="append", default=[],
+                    help="a GGUF of the model written by llama.cpp (llama-quantize --pure): its ggml-format "
+                         "weights (q4_1 ... q6_K) become formats here; its f32 weights are checked equal to "
+                         "the model's (name map, q/k row order); repeatable")
+    ap.add_argument("--gguf-py", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                      "build-deps", "llama.cpp", "gguf-py"),
+                    help="llama.cpp's gguf-py folder (when the gguf package is not installed)")
     ap.add_argument("--per-sample", default="model.layers.0.self_attn.q_proj,model.layers.0.mlp.down_proj,lm_head",
                     help="ops whose per-sample d, dw, da are written")
     a = ap.parse_args()
@@ -336,13 +443,44 @@ def main():
     if N * (T + 1) > len(ids):
         raise SystemExit("%s: %d ids hold fewer than %d windows of %d+1" % (a.tokens, len(ids), N, T))
 
+    # the ggml formats, as llama.cpp's llama-quantize wrote them
+    G, f32_checked = {}, 0
+    for path in a.gguf:
+        got = read_gguf_weights(path, M, a.gguf_py)
+        kinds = [f for (_, f) in got if f in GGML_BLOCK]
+        main_fmt = max(set(kinds), key=kinds.count) if kinds else None  # the file's --pure type
+        for (op, f), Wq in got.items():
+            if op not in M.ops:
+                raise SystemExit("%s: tensor of op %s, which the model does not have" % (path, op))
+            W = M.weight(op).numpy().astype(F32)
+            if Wq.shape != W.shape:
+                raise SystemExit("%s: %s is %s, the model's %s" % (path, op, Wq.shape, W.shape))
+            if f == "f32":
+                if not np.array_equal(Wq, W):
+                    raise SystemExit("%s: f32 %s differs from the model's (name map or q/k row order)" % (path, op))
+                f32_checked += 1
+            elif f == main_fmt:
+                G[op, f] = Wq
+            # other types (llama-quantize's fallback for rows the block does not divide, e.g.
+            # q5_0 for q4_K) are not formats of that op here, as in mixprec
+    for f in GGML_BLOCK:
+        if any(k[1] == f for k in G):
+            FORMATS.append(f)
+            BLOCK[f] = GGML_BLOCK[f]
+            ACT[f] = GGML_ACT[f]
+
     # weight errors per op and format (f64, exact: every value is an f32)
     Ew, fmts_ok = {}, {}
     for op in M.ops:
         W = M.weight(op).numpy().astype(F32)
         fmts_ok[op] = [f for f in FORMATS if W.shape[1] % BLOCK[f] == 0]
         for f in fmts_ok[op]:
-            if f != "f32":
+            if f in GGML_BLOCK:
+                if (op, f) not in G:
+                    raise SystemExit("%s: no %s tensor in the GGUF files although its block divides %d"
+                                     % (op, f, W.shape[1]))
+                Ew[op, f] = torch.from_numpy(G[op, f].astype(np.float64) - W.astype(np.float64))
+            elif f != "f32":
                 Ew[op, f] = torch.from_numpy(WEIGHT_FQ[f](W) - W.astype(np.float64))
 
     acc = {op: {k: {f: 0.0 for f in fmts_ok[op]} for k in ("s", "w", "a")} for op in M.ops}
@@ -395,12 +533,12 @@ def main():
             da, da_trial = {}, {}  # per activation rounding: the term and its K trials
             for kind in sorted({ACT[f] for f in fmts_ok[op] if f in ACT}):
                 fq = ACT_FQ[kind]
-                ea = torch.from_numpy(fq(A32, near[op]) if kind == "q8" else fq(A32)) - torch.from_numpy(A64)
+                ea = torch.from_numpy(fq(A32, near[op]) if kind in ACT_BLOCK else fq(A32)) - torch.from_numpy(A64)
                 da[kind] = float((gA * ea).sum())
                 da_trial[kind] = np.zeros(K)
                 if K:
-                    if kind == "q8":  # noise scaled by each block's amax
-                        B64 = A64.reshape(1, -1, 32)
+                    if kind in ACT_BLOCK:  # noise scaled by each block's amax
+                        B64 = A64.reshape(1, -1, ACT_BLOCK[kind])
                         sig = np.abs(B64).max(axis=2, keepdims=True) * a.act_noise
                         Ak = (B64 + rng.standard_normal((K,) + B64.shape[1:]) * sig).astype(F32)
                     else:             # noise of an f32 rounding of each element
@@ -447,8 +585,9 @@ def main():
     with open(tmp, "w") as f:
         json.dump(out, f, indent=1)
     os.replace(tmp, a.out)
-    print("torch_sens: samples=%d seq=%d dtype=%s reference_loss=%.6f ops=%d seconds=%.1f out=%s" % (
-        N, T, a.dtype, out["reference_loss"], len(M.ops), time.time() - t0, a.out))
+    print("torch_sens: samples=%d seq=%d dtype=%s reference_loss=%.6f ops=%d formats=%s (f32 GGUF tensors "
+          "checked: %d) seconds=%.1f out=%s" % (N, T, a.dtype, out["reference_loss"], len(M.ops), ",".join(FORMATS),
+                                                f32_checked, time.time() - t0, a.out))
 
 
 if __name__ == "__main__":

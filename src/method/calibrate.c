@@ -79,7 +79,7 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     if (root && mxp_check_writable(o->out_path, err)) return err ? err->code : MXP_ERR_IO;
     mxp_format_id fmts[MXP_FMT_COUNT];
     int n_fmts = 0;
-    mxp_status st = parse_formats(o->formats ? o->formats : "f32,bf16,f16,q8_0,q4_0,f8_e4m3", fmts, &n_fmts, err);
+    mxp_status st = parse_formats(o->formats ? o->formats : MXP_DEFAULT_FORMATS, fmts, &n_fmts, err);
     if (st) return st;
     mxp_metric primary = MXP_METRIC_TAYLOR;
     if (o->metric && (st = mxp_metric_parse(o->metric, &primary, err))) return mxp_fail_prefix(err, "--metric: ");

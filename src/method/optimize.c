@@ -100,6 +100,31 @@ static void note(opt_ctx *c, const char *fmt, ...) {
     if (s) c->notes[c->n_notes++] = s;
 }
 
+// The formats profiled, i.e. the plan candidates: `list` without those that have no GGUF type
+// (f8_e4m3), which are calibrated and measured as uniform baselines only. Names are checked.
+static mxp_status gguf_formats(const char *list, char *out, size_t cap, mxp_err *err) {
+    size_t n = 0;
+    out[0] = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[32];
+        if (len == 0 || len >= sizeof name) return mxp_fail(err, MXP_ERR_ARG, "--formats '%s': empty or long name", list);
+        memcpy(name, p, len);
+        name[len] = 0;
+        mxp_format_id f;
+        if (mxp_format_parse(name, &f, err)) return mxp_fail_prefix(err, "--formats: ");
+        if (mxp_format_get(f)->has_ggml_type) {
+            int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", name);
+            if (w < 0 || (size_t)w >= cap - n) return mxp_fail(err, MXP_ERR_ARG, "--formats '%s': list too long", list);
+            n += (size_t)w;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (!n) snprintf(out, cap, "f32");  // the reference is profiled anyway
+    return MXP_OK;
+}
+
 static mxp_status work_path(const opt_ctx *c, const char *name, char *out, mxp_err *err) {
     if (snprintf(out, PATH_CAP, "%s/%s", c->work, name) >= PATH_CAP)
         return mxp_fail(err, MXP_ERR_ARG, "output folder path too long: %s", c->work);
@@ -1007,7 +1032,7 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     double t = mxp_now();
     say(c, "[1/6] calibrate: %d samples x %d tokens", c->calib_samples, c->seq_len);
     mxp_calib_opts co = {.data_path = o->data_path, .samples = c->calib_samples, .seq_len = c->seq_len, .batch = 1,
-                         .seed = o->seed, .fisher = !o->no_baselines, .out_path = sens, .progress = o->progress,
+                         .seed = o->seed, .formats = o->formats, .fisher = !o->no_baselines, .out_path = sens, .progress = o->progress,
                          .stop = o->stop};
     mxp_calib_result cr;
     if ((st = mxp_calibrate(c->m, &co, &cr, err))) return mxp_fail_prefix(err, "calibrate: ");
@@ -1020,26 +1045,10 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     double budget = o->profile_budget_s > 0 ? o->profile_budget_s : 90;
     say(c, "[2/6] profile: %s, time budget %.0f s", o->workload, budget);
     int llama = c->m->config.arch == MXP_ARCH_LLAMA;
-    // ggml cannot run a format without a ggml type (f8_e4m3): such a candidate stays a measured
-    // uniform baseline, "not profiled"
-    char prof_formats[512] = "";
-    const char *pf = o->formats;
-    if (o->formats && (!o->profile_backend || !strcmp(o->profile_backend, "ggml"))) {
-        size_t used = 0;
-        for (const char *p = o->formats; *p;) {
-            size_t len = strcspn(p, ",");
-            char name[32];
-            mxp_format_id f;
-            snprintf(name, sizeof name, "%.*s", (int)(len < 31 ? len : 31), p);
-            if (len && (mxp_format_parse(name, &f, NULL) || mxp_format_get(f)->has_ggml_type) &&
-                used + len + 2 < sizeof prof_formats)
-                used += (size_t)snprintf(prof_formats + used, sizeof prof_formats - used, "%s%s", used ? "," : "", name);
-            p += len;
-            if (*p == ',') p++;
-        }
-        pf = prof_formats;
-    }
-    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = pf, .ties = llama ? default_ties : NULL,
+    char prof_formats[512];
+    if ((st = gguf_formats(o->formats ? o->formats : MXP_DEFAULT_FORMATS, prof_formats, sizeof prof_formats, err)))
+        return st;
+    mxp_profile_opts po = {.workload = o->workload, .batch = 1, .formats = prof_formats, .ties = llama ? default_ties : NULL,
                            .n_ties = llama ? 2 : 0, .data_path = o->data_path, .seed = o->seed, .budget_s = budget,
                            .no_cache = o->no_cache, .no_pin = o->no_pin, .progress = o->progress,
                            .backend = o->profile_backend};

@@ -942,7 +942,7 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     // formats
     mxp_format_id fmts[MXP_FMT_COUNT];
     int nf = 0;
-    const char *list = o->formats ? o->formats : "f32,bf16,f16,q8_0,q4_0";
+    const char *list = o->formats ? o->formats : MXP_DEFAULT_FORMATS;
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
         char name[32];

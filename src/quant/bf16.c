@@ -1,4 +1,5 @@
-// bf16.c: bfloat16 weights (GGML type 30), f32 activations. The conversion rounds to
+// bf16.c: bfloat16 weights (GGML type 30); the dot takes f32 activations that matmul.c has
+// already rounded to bf16 values (format.h's `act`). The conversion rounds to
 // nearest even; NaN stays NaN (quiet bit set, sign and top payload kept). Reference kernels.
 #include "quant/quant_internal.h"
 

@@ -1,4 +1,5 @@
-// f16.c: IEEE binary16 weights (GGML type 1), f32 activations. Scalar conversions that
+// f16.c: IEEE binary16 weights (GGML type 1); the dot takes f32 activations that matmul.c has
+// already rounded to f16 values (format.h's `act`). Scalar conversions that
 // define the rounding (round-to-nearest-even, identical to F16C's vcvtps2ph, NaN quieted with
 // its top payload bits kept) and the reference kernels.
 #include "quant/quant_internal.h"

@@ -1,7 +1,8 @@
 // f8_e4m3.c: OCP FP8 E4M3FN weights with one f32 scale per row, f32 activations; reference
 // kernels. Row layout: f32 scale s = amax/448 (4 bytes, little-endian, read with memcpy),
 // then n codes. Encoding: v = x * (1/s), |v| clamped to 448, round to nearest even (see
-// mxp_e4m3_encode). Values read back as s * e4m3(code). Not a GGUF type.
+// mxp_e4m3_encode). Values read back as s * e4m3(code). Not a GGUF type: the weight format of
+// FP8 accelerators, scored and evaluated here, never exported (format.h).
 #include "quant/quant_internal.h"
 
 float mxp_e4m3_to_f32(uint8_t c) {

@@ -1,6 +1,9 @@
 // format.c: the format table (ref and AVX2 variants), run-time dispatch, name parsing, row
 // sizes, whole-matrix quantization and the fake-quant helpers. No state: the tables are
 // const and dispatch is a pure function of the CPU and MXP_FORCE_REF, evaluated per call.
+// Which kernels are mixprec's own and what each serves that ggml's base library does not:
+// format.h ("Why mixprec has kernels of its own"). Rows OWN and GGQ_OWN below are those;
+// f8_e4m3 is the one row of a non-GGUF target (FP8 accelerators), never exported.
 #include "quant/quant_internal.h"
 
 #include "mixprec.h"

@@ -23,7 +23,12 @@
 //               read with memcpy), then I bytes, each an OCP FP8 E4M3FN code (1 sign, 4
 //               exponent bits with bias 7, 3 mantissa bits, subnormals, max 448, no inf);
 //               x ~ s * e4m3(code). Codes 0x7F/0xFF (NaN) are never written; decoders read
-//               them as +-480. No GGML type: mixprec-internal only.  (8 + 32/I bpw)
+//               them as +-480.  (8 + 32/I bpw)
+//               NOT A GGUF FORMAT: no GGML type, `apply` refuses it and llama.cpp cannot
+//               run it. It is the weight format of another target, FP8 accelerators
+//               (per-channel-scaled E4M3 weights, as FP8 serving stacks run them), kept so
+//               that `calibrate --formats f8_e4m3` and `eval` can say what such a target
+//               would lose, beside the GGUF formats. Never in a default format list.
 //      q4_1, q5_0, q5_1 (blocks of 32), iq4_nl (blocks of 32), q2_K, q3_K, q4_K, q5_K, q6_K
 //               (super-blocks of 256): ggml's layouts (ggml-common.h), 5.0, 5.5, 6.0, 4.5,
 //               2.625, 3.4375, 4.5, 5.5 and 6.5625 bpw. Rows need I % 256 == 0 for the k-quants.
@@ -47,9 +52,11 @@
 //      q8_1     the same values as q8_0 (q4_1, q5_1 weights). llama.cpp also stores the block
 //               sum s = f16(d * sum(q)) for the min term of the dot; its f16 rounding of s
 //               is not modelled here.
-//      q8_K     blocks of 256: f32 d = m/-127 (m: the signed element of largest magnitude),
-//               q = min(127, nearest(x * (-127/m))), ggml's quantize_row_q8_K_ref, which the x86
-//               CPU backend uses as is (the k-quants).
+//      q8_K     blocks of 256: m = the first signed element of largest magnitude, f32
+//               iscale = -127/m, q = min(127, nearest-even(x * iscale)) (f32 product), f32
+//               d = 1/iscale, values f32(q * d) (all zeros when m is 0): ggml's
+//               quantize_row_q8_K_ref and dequantize_row_q8_K, which the x86 CPU backend uses
+//               as is (the k-quants).
 //    q8_0 and q4_0 use integer dots on the unpacked q8 activation (`int_dot`); every other
 //    format multiplies the rounded activations in f32. The fake-quant helpers reproduce
 //    exactly the values the kernels use.
@@ -61,6 +68,26 @@
 //    dots and matmuls match within float-summation rounding (see tests/test_quant*.c).
 //    mxp_format_get picks the AVX2 table when the CPU has avx2, fma and f16c, unless the
 //    environment variable MXP_FORCE_REF=1 is set; decided once, at the first call.
+//  - Why mixprec has kernels of its own beside ggml's. mixprec links ggml's base library
+//    (libggml-base: quantizers, to_float; no dot or matrix product, those live in the CPU
+//    backend llama.cpp loads at run time). Each own piece serves what that library does not:
+//      f32      the f32 products (OpenBLAS) of mixprec's executor: every forward pass,
+//               calibration's gradients, eval.
+//      bf16, f16  the scalar conversions (the definitions every kernel and the f16/bf16
+//               activation rounding use; bytes equal to ggml's) and dots that convert inside
+//               the dot: the real kernels of the executor (eval, generate, profile's timings).
+//      q8_0, q4_0  the integer dot on q8_0 activations, the arithmetic of llama.cpp's CPU
+//               vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 (integer block sums scaled by
+//               d_w * d_x), for the executor's decode path; AVX2 dequantizers for its sgemm
+//               tiles (ggml-base's to_float is scalar); and the x86 q8_0 activation rounding
+//               (127/amax, ties to even), which is in the CPU backend, not in ggml-base (its
+//               quantize_row_q8_0_ref takes 1/d and rounds half away from zero).
+//      f8_e4m3  the one non-GGUF format (see above).
+//      `_ref` / `_avx2`  `_ref` defines each result, `_avx2` is the executor's speed;
+//               MXP_FORCE_REF=1 runs `_ref` (the tests check that they agree).
+//    The other formats take ggml's quantizer and to_float; their dot dequantizes a block at
+//    a time (ggml_formats.c): their values are llama.cpp's, their speed is not (llama-bench
+//    times them).
 //  - No state but the once-per-process dispatch decision: the tables are const; every
 //    function is reentrant.
 #ifndef MXP_QUANT_FORMAT_H
