@@ -150,7 +150,7 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
         mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .progress = root && o->progress, .stop = o->stop,
                             .stop_after = o->stop_after ? (size_t)o->stop_after - (size_t)start : 0,
                             .every = every, .checkpoint = checkpoint, .ctx = &sc, .dist = dist};
-        st = mxp_sens_accumulate(&s, m, &qc, seq + (size_t)start * (size_t)(T + 1), got - (size_t)start, &run, err);
+        st = mxp_sens_accumulate(&s, m, seq + (size_t)start * (size_t)(T + 1), got - (size_t)start, &run, err);
     }
     if (st == MXP_ERR_INTERRUPTED) {
         // every rank stopped at the same round; the other ranks wait until the partial table is saved

@@ -151,12 +151,16 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
             for (int mt = 0; mt < MXP_METRIC_COUNT; mt++) pred[mt][n_single + k] += mxp_sens_mean(s, i, f, (mxp_metric)mt);
         }
     }
+    // the configurations may put any op in any of its candidates: the fake-quantized copy of
+    // every (op, format) pair, made once here (4 bytes per weight per format: the check's memory
+    // grows with the number of formats, the calibration's does not)
+    for (size_t q = 0; !st && q < n_single; q++)
+        st = mxp_qcache_prepare(qc, s->ops[pair_op[q]].node, pair_fmt[q], MXP_QMODE_FAKE, err);
     if (!st) st = mxp_exec_init(&ex, g, 1, T, 0, err);
     if (!st) {
         set_f32(g);
         st = mxp_exec_use_formats(&ex, qc, MXP_QMODE_FAKE, err);
     }
-    // configurations may use formats the calibration prepared only: they all are (FAKE cache)
     double t0 = mxp_now();
     for (size_t n = 0; !st && n < n_held; n++) {
         if (stop && *stop) {

@@ -11,14 +11,17 @@
 //           (costs one extra product per format and op: only with want_fisher)
 //   noise:  mean_n (var_w(p) ||dL_n/dW||^2 + var_a(p, n) ||dL_n/dA||^2), the errors replaced
 //           by white noise of each format's measured mean squared error.
-// Memory: the model, one forward's activations, the fake-quantized copy of every op in every
-// format (a cache; 4 bytes per weight per format) and one weight-sized scratch.
+// Memory: the model, one forward's activations and the largest op's weight gradient (one per
+// sample held at once: up to the batch, within 512 MiB); with want_fisher one more weight-sized
+// buffer. Nothing per format: the weight errors fq_w(W) - W are formed chunk by chunk where
+// they are used (a few tens of KiB per thread) and dropped, so the memory does not grow with
+// the number of formats; the time of the quantizers does (each batch quantizes every weight
+// in every format once).
 #ifndef MXP_SENSITIVITY_H
 #define MXP_SENSITIVITY_H
 
 #include "arch/model.h"
 #include "quant/format.h"
-#include "runtime/qcache.h"
 
 typedef enum mxp_metric { MXP_METRIC_TAYLOR, MXP_METRIC_FISHER, MXP_METRIC_NOISE, MXP_METRIC_COUNT } mxp_metric;
 const char *mxp_metric_name(mxp_metric m);  // "taylor", "fisher", "noise"
@@ -71,7 +74,7 @@ typedef struct mxp_sens_run {
 // tables stay as they were). A stop (*stop on any rank, or stop_after) is agreed on by all
 // ranks between rounds: MXP_ERR_INTERRUPTED on every rank, with the whole rounds done so far
 // in rank 0's table.
-mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n,
+mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, const int32_t *seq, size_t n,
                                const mxp_sens_run *run, mxp_err *err);
 
 // Mean over samples of metric `mt` for op i and format f (0 for f32).
