@@ -57,15 +57,16 @@ int main(int argc, char **argv) {
     mxp_rng_seed(&rng, 1);
     for (int i = 0; i < N * (T + 1); i++) seq[i] = (int32_t)mxp_rng_below(&rng, (uint64_t)g->vocab);
     mxp_sens s;
+    mxp_qcache qc;
     mxp_exec ex;
-    if (mxp_sens_init(&s, g, fmts, n_fmts, T, &err) || mxp_exec_init(&ex, g, 1, T, MXP_EXEC_WGRAD_SCRATCH, &err)) {
+    if (mxp_sens_init(&s, g, fmts, n_fmts, T, &err) || mxp_qcache_init(&qc, g, &err) || mxp_exec_init(&ex, g, 1, T, MXP_EXEC_WGRAD_SCRATCH, &err)) {
         fprintf(stderr, "bench_calibrate: %s\n", err.msg);
         return 1;
     }
-    const mxp_sens_run run = {.batch = 1};
+    const mxp_sens_run run = {.batch = 1, .cache_bytes = (size_t)MXP_CALIB_DEFAULT_CACHE_MB << 20};
     // warm-up (the first sample also checks the weights and measures var_w: reported apart)
     double tc0 = mxp_now();
-    if (mxp_sens_accumulate(&s, m, seq, 1, &run, &err)) {
+    if (mxp_sens_accumulate(&s, m, &qc, seq, 1, &run, &err)) {
         fprintf(stderr, "bench_calibrate: %s\n", err.msg);
         return 1;
     }
@@ -87,7 +88,7 @@ int main(int argc, char **argv) {
         }
         tp[r] = (mxp_now() - t0) / N;
         t0 = mxp_now();
-        if (mxp_sens_accumulate(&s, m, seq, (size_t)N, &run, &err)) {
+        if (mxp_sens_accumulate(&s, m, &qc, seq, (size_t)N, &run, &err)) {
             fprintf(stderr, "bench_calibrate: %s\n", err.msg);
             return 1;
         }
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
     printf("ratio calibration / forward+backward:   %.2fx (goal <= 1.3x)\n", tc[R / 2] / tp[R / 2]);
     printf("first sample (with its one-time work):  %.3f s\n", t_cache);
     mxp_exec_free(&ex);
+    mxp_qcache_free(&qc);
     mxp_sens_free(&s);
     free(seq);
     mxp_model_free(m);

@@ -123,6 +123,7 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 
 // ---- sensitivity calibration (docs/DESIGN.md 1.1) ----
 #define MXP_CALIB_DEFAULT_SAMPLES 32  // calibration windows when none are asked for
+#define MXP_CALIB_DEFAULT_CACHE_MB 1024  // quantized weight copies calibration may keep
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)
@@ -130,6 +131,9 @@ typedef struct mxp_calib_opts {
                             // split when it holds fewer, at least 4; a warning says so)
     int seq_len;            // T (0: min(256, model maximum))
     int batch;              // samples per forward/backward pass (0: 1)
+    long long cache_mb;     // MiB of quantized weight copies kept so that the slow quantizers
+                            // run once, not once per batch (0: MXP_CALIB_DEFAULT_CACHE_MB,
+                            // < 0: none); the sensitivity table does not depend on it
     uint64_t seed;          // which windows are drawn
     const char *formats;    // comma-separated (NULL: "f32,bf16,f16,q8_0,q4_0,f8_e4m3")
     const char *metric;     // primary metric written as "s": "taylor" (NULL), "fisher", "noise"

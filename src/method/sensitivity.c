@@ -162,11 +162,16 @@ static wt_scratch wt_scratch_at(void *base, size_t widest_in, int t) {
     return w;
 }
 
-// ts->fq = W[lo, hi) fake-quantized in format ft (rows of I elements; k: ft's index in the job).
-static void fake_chunk(const mxp_format *ft, int k, const float *W, int I, size_t lo, size_t hi, wt_scratch *ts) {
+// ts->fq = W[lo, hi) fake-quantized in format ft (rows of I elements; k: ft's index in the
+// job): dequantized from wq, W's bytes in ft, when given (no row prefix), else quantized here.
+static void fake_chunk(const mxp_format *ft, int k, const float *W, const uint8_t *wq, int I, size_t lo, size_t hi,
+                       wt_scratch *ts) {
     for (size_t p = lo; p < hi;) {
         size_t r = p / (size_t)I, rs = r * (size_t)I, e = rs + (size_t)I < hi ? rs + (size_t)I : hi;
-        if (ft->row_prefix_bytes) {  // a per-row scale: the whole row
+        if (wq) {
+            size_t at = r * mxp_row_bytes(ft, I) + (p - rs) / (size_t)ft->block_size * (size_t)ft->block_bytes;
+            ft->dequantize_row(wq + at, ts->fq + (p - lo), (int)(e - p));
+        } else if (ft->row_prefix_bytes) {  // a per-row scale: the whole row
             if (ts->row_id != (long)r || ts->row_fmt != k) {
                 mxp_fake_quant_weight_row(ft, W + rs, ts->row, I, ts->qb);
                 ts->row_id = (long)r;
@@ -209,6 +214,7 @@ typedef struct wt_job {
     const float *const *dw;               // (G) gradients, (O, I) each
     int G;
     const mxp_format *fm[MXP_FMT_COUNT];  // the formats (never f32)
+    const uint8_t *wq[MXP_FMT_COUNT];     // W quantized in each (from the cache), or NULL
     int nf;
     int want_var;                         // also sq and bad
 } wt_job;
@@ -233,7 +239,7 @@ static void weight_terms(const wt_job *j, void *scratch, size_t widest_in, doubl
             const float *w = j->W + lo;
             for (int g = 0; g < G; g++) pc[g * (nf + 1)] = block_dot(j->dw[g] + lo, j->dw[g] + lo, NULL, len);
             for (int k = 0; k < nf; k++) {
-                fake_chunk(j->fm[k], k, j->W, j->I, lo, hi, &ts);
+                fake_chunk(j->fm[k], k, j->W, j->wq[k], j->I, lo, hi, &ts);
                 for (int g = 0; g < G; g++) pc[g * (nf + 1) + 1 + k] = block_dot(j->dw[g] + lo, ts.fq, w, len);
                 if (!j->want_var) continue;
                 double acc = 0, first_bad = -1;
@@ -279,6 +285,7 @@ static double sq_prod_sum(const float *a, const float *b, size_t n) {
 typedef struct calib_ctx {
     mxp_sens *s;
     mxp_exec *ex;
+    mxp_qcache *qc;        // the quantized weights kept (MXP_QMODE_REAL copies), if any
     const mxp_graph *g;
     int B, T, want_fisher;
     int G;                 // per-sample weight gradients formed at once (<= B)
@@ -362,6 +369,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
             for (int b = 0; b < c->B; b++) c->dw_dot[b * MXP_FMT_COUNT + f] = 0;
             if (f == MXP_FMT_F32 || !op->ok[f]) continue;
             which[j.nf] = f;
+            j.wq[j.nf] = c->qc->real[(size_t)e->node * MXP_FMT_COUNT + (size_t)f];
             j.fm[j.nf++] = mxp_format_get(f);
         }
         // G samples at a time: form their weight gradients, then one pass over W that
@@ -454,12 +462,16 @@ static void hook(void *vctx, const mxp_linear_event *e) {
             xin = c->xq;
         }
         const mxp_format *ft = mxp_format_get(f);
+        const uint8_t *wq = c->qc->real[(size_t)e->node * MXP_FMT_COUNT + (size_t)f];
+        const size_t rb = mxp_row_bytes(ft, I);
 #pragma omp parallel
         {
             wt_scratch ts = wt_scratch_at(c->wscr, c->widest_in, omp_get_thread_num());
 #pragma omp for schedule(static)
-            for (int o = 0; o < O; o++)
-                mxp_fake_quant_weight_row(ft, W + (size_t)o * I, c->fqw + (size_t)o * I, I, ts.qb);
+            for (int o = 0; o < O; o++) {
+                if (wq) ft->dequantize_row(wq + (size_t)o * rb, c->fqw + (size_t)o * I, I);
+                else mxp_fake_quant_weight_row(ft, W + (size_t)o * I, c->fqw + (size_t)o * I, I, ts.qb);
+            }
         }
         mxp_linear_fwd(c->yq, xin, c->fqw, bias, c->B * T, I, O);
         for (int b = 0; b < c->B; b++) {
@@ -470,13 +482,20 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     }
 }
 
+// Drop the quantized copies the pass kept (MXP_QMODE_REAL; the check that may follow uses
+// fake-quantized ones).
+static void drop_cached(const mxp_sens *s, mxp_qcache *qc) {
+    for (int i = 0; i < s->n_ops; i++)
+        for (int k = 0; k < s->n_formats; k++) mxp_qcache_drop_one(qc, s->ops[i].node, s->formats[k], MXP_QMODE_REAL);
+}
+
 static void progress_line(size_t done, size_t total, double t0, double loss) {
     double el = mxp_now() - t0, eta = done ? el * (double)(total - done) / (double)done : 0;
     fprintf(stderr, "\rcalibrate: %zu/%zu samples  loss %.4f  %.1fs elapsed, ETA %.1fs   ", done, total, loss, el, eta);
     if (done == total) fprintf(stderr, "\n");
 }
 
-mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, const int32_t *seq, size_t n,
+mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n,
                                const mxp_sens_run *run, mxp_err *err) {
     const mxp_graph *g = &m->graph;
     const mxp_dist *dist = run->dist;
@@ -498,7 +517,30 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, const int32_t *seq, si
             if (st) return st;
         }
     }
-    calib_ctx c = {.s = s, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher, .rec_len = record_len(s),
+    // The quantized bytes of the (op, format) pairs whose quantizers are slow, kept within
+    // run->cache_bytes so that they run once instead of once per batch: ggml's block formats
+    // without a row prefix, the super-block ones (k-quants: their quantizers search scales)
+    // first, ops in graph order. Chunks then dequantize a piece of the bytes (the same values).
+    size_t cached = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < s->n_ops; i++)
+            for (int k = 0; k < s->n_formats; k++) {
+                mxp_format_id f = s->formats[k];
+                const mxp_format *ft = mxp_format_get(f);
+                size_t bytes;
+                if (f == MXP_FMT_F32 || !s->ops[i].ok[f] || ft->block_size == 1 || ft->row_prefix_bytes ||
+                    (ft->block_size >= 256) != (pass == 0) ||
+                    mxp_format_matrix_bytes(f, s->ops[i].out, s->ops[i].in, &bytes, NULL) ||
+                    cached + bytes > run->cache_bytes || qc->real[(size_t)s->ops[i].node * MXP_FMT_COUNT + (size_t)f])
+                    continue;
+                mxp_status st = mxp_qcache_prepare(qc, s->ops[i].node, f, MXP_QMODE_REAL, err);
+                if (st) {
+                    drop_cached(s, qc);
+                    return st;
+                }
+                cached += bytes;
+            }
+    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher, .rec_len = record_len(s),
                    .err = err};
     size_t widest_in = 1, widest_out = 1, biggest = 1;
     for (int i = 0; i < s->n_ops; i++) {
@@ -597,6 +639,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, const int32_t *seq, si
             st = run->checkpoint(run->ctx, s, err);
     }
     mxp_exec_free(&ex);
+    drop_cached(s, qc);
     free(c.op_of_node);
     free(c.dw);
     free(c.fqw);
