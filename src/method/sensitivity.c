@@ -1,7 +1,8 @@
 // sensitivity.c: the calibration pass of docs/DESIGN.md 1.1 (see sensitivity.h for the math).
 // Runs the executor forward and backward (input gradients only) and does all of its work in
 // the linear hook: the per-sample weight gradient of one op is formed in a scratch buffer,
-// dotted with every format's weight error, and dropped; the input gradient through the op
+// dotted with every format's weight error (formed chunk by chunk, never stored whole: see
+// weight_terms), and dropped; the input gradient through the op
 // alone is the difference of the input gradient around the op's backward. The hook writes
 // each sample's terms to a record; records are added to the table in sample order, after they
 // are gathered from the processes of an MPI job (runtime/dist.h) when there are several.
