@@ -52,6 +52,12 @@ int cmd_calibrate(int argc, char **argv) {
         else if (!strcmp(a, "--check") && has_val) { if (!cli_parse_pos_int(a, argv[++i], &o.check)) return 2; }
         else if (!strcmp(a, "--check-samples") && has_val) { if (!cli_parse_pos_int(a, argv[++i], &o.check_samples)) return 2; }
         else if (!strcmp(a, "--seed") && has_val) { if (!cli_parse_u64(a, argv[++i], &o.seed)) return 2; }
+        else if (!strcmp(a, "--cache-mb") && has_val) {
+            uint64_t mb;
+            if (!cli_parse_u64(a, argv[++i], &mb)) return 2;
+            if (mb > (1ull << 30)) return cli_usage_error("calibrate: --cache-mb is larger than 2^30: ", argv[i]);
+            o.cache_mb = mb ? (long long)mb : -1;
+        }
         else if (!strcmp(a, "--stop-after") && has_val) { if (!cli_parse_pos_int(a, argv[++i], &o.stop_after)) return 2; }
         else if (a[0] == '-') return cli_usage_error("calibrate: unknown option or missing value: ", a);
         else if (!model) model = a;

@@ -132,6 +132,7 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 // 35-100% slower than f32 in the executor on models/default, and its run took 248 s instead
 // of 144 s; see BENCHMARKS.md). f8_e4m3 (no GGUF type) is never a default.
 #define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0"
+#define MXP_CALIB_DEFAULT_CACHE_MB 1024  // quantized weight copies calibration may keep
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)
@@ -139,6 +140,9 @@ typedef struct mxp_calib_opts {
                             // split when it holds fewer, at least 4; a warning says so)
     int seq_len;            // T (0: min(256, model maximum))
     int batch;              // samples per forward/backward pass (0: 1)
+    long long cache_mb;     // MiB of quantized weight copies kept so that the slow quantizers
+                            // run once, not once per batch (0: MXP_CALIB_DEFAULT_CACHE_MB,
+                            // < 0: none); the sensitivity table does not depend on it
     uint64_t seed;          // which windows are drawn
     const char *formats;    // comma-separated (NULL: MXP_DEFAULT_FORMATS)
     const char *metric;     // primary metric written as "s": "taylor" (NULL), "fisher", "noise"

@@ -379,6 +379,31 @@ static void test_dispatch(void) {
     CHECK(strcmp(mxp_format_get_impl(MXP_FMT_F16, MXP_IMPL_REF)->impl, "ref") == 0, "explicit ref");
 }
 
+// The calibration pass (src/method/sensitivity.c) fake-quantizes weights in pieces of whole
+// blocks, 256-aligned, cut wherever a chunk of the matrix ends inside a row: every format
+// whose rows carry no per-row prefix must give a piece exactly the values the whole row
+// gives there (blocks are quantized independently), for every kernel set.
+static void test_pieces(void) {
+    enum { N = 5632 };  // 22 k-quant super-blocks, not a divisor of the pass's chunks
+    static float x[N], whole[N], piece[N];
+    static uint8_t q[N * 4 + 64];
+    tq_rng r = {23};
+    tq_fill(&r, x, N, 0.05f);
+    const int cuts[] = {0, 256, 1024, 2816, 4096, 5376, N};  // pieces of 1 to 7 super-blocks
+    for (int impl = MXP_IMPL_REF; impl <= MXP_IMPL_AVX2; impl++) {
+        if (impl == MXP_IMPL_AVX2 && !mxp_cpu_has_avx2()) break;
+        for (int fi = 0; fi < MXP_FMT_COUNT; fi++) {
+            const mxp_format *f = mxp_format_get_impl((mxp_format_id)fi, (mxp_impl)impl);
+            if (f->row_prefix_bytes) continue;  // f8_e4m3: a scale per row, quantized as whole rows
+            mxp_fake_quant_weight_row(f, x, whole, N, q);
+            for (size_t c = 0; c + 1 < sizeof cuts / sizeof *cuts; c++)
+                mxp_fake_quant_weight_row(f, x + cuts[c], piece + cuts[c], cuts[c + 1] - cuts[c], q);
+            CHECK(!memcmp(whole, piece, sizeof whole), "%s (%s): pieces of a row differ from the whole row",
+                  f->name, f->impl);
+        }
+    }
+}
+
 int main(void) {
     test_dispatch();
     test_table();
@@ -389,5 +414,6 @@ int main(void) {
     test_roundtrip();
     test_quantize_matrix();
     test_fake_act();
+    test_pieces();
     CHECK_DONE();
 }

@@ -108,6 +108,10 @@ mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const i
             free(raw);
             return mxp_fail_prefix(err, "%s: ", m->path);
         }
+        // the file's bytes were read once, into the f32 copy: their pages need not stay resident
+        // beside it (a bf16 model's file would otherwise add half its f32 size to the memory)
+        if (m->is_gguf) mxp_map_release(&m->gguf.map, t->data, t->nbytes);
+        else mxp_tensor_set_release(&m->files, t);
         float *w = raw;
         if (transpose_2d || permute_heads) {
             w = malloc(t->nelem * sizeof(float));

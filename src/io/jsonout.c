@@ -58,7 +58,14 @@ static mxp_status hash_file(uint64_t *h, const char *path, mxp_err *err) {
     mxp_mapping map;
     mxp_status st = mxp_map_file(&map, path, err);
     if (st) return st;
-    *h = fnv1a(*h, map.base, map.size);
+    // in pieces, each dropped from the resident set once hashed: hashing a model file does not
+    // hold the whole file in memory beside the model's weights
+    const size_t piece = (size_t)64 << 20;
+    for (size_t at = 0; at < map.size; at += piece) {
+        size_t n = map.size - at < piece ? map.size - at : piece;
+        *h = fnv1a(*h, map.base + at, n);
+        mxp_map_release(&map, map.base + at, n);
+    }
     mxp_unmap(&map);
     return MXP_OK;
 }

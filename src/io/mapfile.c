@@ -54,6 +54,15 @@ mxp_status mxp_map_file(mxp_mapping *m, const char *path, mxp_err *err) {
     return MXP_OK;
 }
 
+int mxp_map_release(const mxp_mapping *m, const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)m->base;
+    if (!m->base || a < base || n > m->size || a - base > m->size - n) return 0;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);  // advice: a failure changes nothing
+    return 1;
+}
+
 void mxp_unmap(mxp_mapping *m) {
     if (!m) return;
     if (m->base && m->size) munmap((void *)(uintptr_t)m->base, m->size);

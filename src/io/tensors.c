@@ -64,6 +64,11 @@ int mxp_dtype_block(mxp_dtype dt, size_t *block_elems, size_t *block_bytes) {
     return 1;
 }
 
+void mxp_tensor_set_release(const mxp_tensor_set *ts, const mxp_tensor_info *t) {
+    for (int i = 0; i < ts->n_maps; i++)
+        if (mxp_map_release(&ts->maps[i], t->data, t->nbytes)) return;
+}
+
 void mxp_tensor_set_free(mxp_tensor_set *ts) {
     if (!ts) return;
     for (int i = 0; i < ts->n; i++) free(ts->tensors[i].name);

@@ -65,6 +65,10 @@ typedef struct mxp_mapping {
 // Map `path` read-only (PROT_READ, MAP_PRIVATE). Empty files map to base=NULL,size=0.
 mxp_status mxp_map_file(mxp_mapping *m, const char *path, mxp_err *err);
 void mxp_unmap(mxp_mapping *m);
+// Done with [p, p + n) for now: when the range lies in m, the whole pages inside it leave the
+// process's resident set (madvise MADV_DONTNEED; the mapping is read-only, so a later read gets
+// the file's bytes again). Returns 1 if the range was in m (even when no whole page was).
+int mxp_map_release(const mxp_mapping *m, const void *p, size_t n);
 
 // A set of tensors from one or several files. Owns the names and the mappings it made;
 // the tensor data pointers borrow from those mappings (or from a caller buffer for _parse).
@@ -76,6 +80,8 @@ typedef struct mxp_tensor_set {
 } mxp_tensor_set;
 
 void mxp_tensor_set_free(mxp_tensor_set *ts);  // releases everything; ts is zeroed
+// mxp_map_release of t's bytes, when they lie in one of ts's mappings (not a caller buffer).
+void mxp_tensor_set_release(const mxp_tensor_set *ts, const mxp_tensor_info *t);
 // Lookup by exact name; NULL if absent.
 const mxp_tensor_info *mxp_tensor_find(const mxp_tensor_set *ts, const char *name);
 // Convert any float dtype (F32/F16/BF16, and the block formats by dequantization) to f32.

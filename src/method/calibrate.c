@@ -147,7 +147,8 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     if (!st && o->stop_after && start >= (uint64_t)o->stop_after && start < got)
         st = mxp_fail(err, MXP_ERR_INTERRUPTED, "stopped after %zu samples (--stop-after)", (size_t)start);
     if (!st && start < got) {
-        mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .progress = root && o->progress, .stop = o->stop,
+        long long mb = o->cache_mb ? o->cache_mb : MXP_CALIB_DEFAULT_CACHE_MB;
+        mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .cache_bytes = mb > 0 ? (size_t)mb << 20 : 0, .progress = root && o->progress, .stop = o->stop,
                             .stop_after = o->stop_after ? (size_t)o->stop_after - (size_t)start : 0,
                             .every = every, .checkpoint = checkpoint, .ctx = &sc, .dist = dist};
         st = mxp_sens_accumulate(&s, m, &qc, seq + (size_t)start * (size_t)(T + 1), got - (size_t)start, &run, err);

@@ -151,13 +151,18 @@ mxp_status mxp_check_predictions(const mxp_sens *s, mxp_model *m, mxp_qcache *qc
             for (int mt = 0; mt < MXP_METRIC_COUNT; mt++) pred[mt][n_single + k] += mxp_sens_mean(s, i, f, (mxp_metric)mt);
         }
     }
+    // the configurations may put any op in any of its candidates: the fake-quantized copy of
+    // every (op, format) pair, made once here (4 bytes per weight per format: the check's memory
+    // grows with the number of formats, the calibration's does not)
+    for (size_t q = 0; !st && q < n_single; q++)
+        st = mxp_qcache_prepare(qc, s->ops[pair_op[q]].node, pair_fmt[q], MXP_QMODE_FAKE, err);
     if (!st) st = mxp_exec_init(&ex, g, 1, T, 0, err);
     if (!st) {
         set_f32(g);
         st = mxp_exec_use_formats(&ex, qc, MXP_QMODE_FAKE, err);
     }
-    // configurations may use formats the calibration prepared only: they all are (FAKE cache),
-    // except the embedding's, read as rows of the quantized table (exec.c): prepared here
+    // configurations may use formats the calibration prepared only: the FAKE copies above,
+    // and the embedding's, read as rows of the quantized table (exec.c): prepared here
     for (int i = 0; !st && i < n_ops; i++)
         for (int q = 0; !st && s->ops[i].embed >= 0 && q < s->n_formats; q++)
             if (s->formats[q] != MXP_FMT_F32 && s->ops[i].ok[s->formats[q]])

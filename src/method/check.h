@@ -10,6 +10,7 @@
 
 #include "mixprec.h"
 #include "method/sensitivity.h"
+#include "runtime/qcache.h"
 
 // held: (n_held, s->seq_len + 1) windows. Prints a report to `out`; writes every pair to csv
 // when not NULL; fills the check fields of r.

@@ -1,15 +1,17 @@
 // sensitivity.c: the calibration pass of docs/DESIGN.md 1.1 (see sensitivity.h for the math).
 // Runs the executor forward and backward (input gradients only) and does all of its work in
 // the linear hook: the per-sample weight gradient of one op is formed in a scratch buffer,
-// dotted with every format's weight error, and dropped; the input gradient through the op
-// alone is the difference of the input gradient around the op's backward. The embedding's
-// term (a lookup: weight term only) is formed from its output gradient and the rows of the
-// batch's tokens (embed_terms). The hook adds each use of an op's weight to the sample's
-// record (a tied head and embedding: both), squared once the backward is done; records are added to the table in sample order, after they
+// dotted with every format's weight error (formed chunk by chunk, never stored whole: see
+// weight_terms), and dropped; the input gradient through the op alone is the difference of
+// the input gradient around the op's backward. The embedding's term (a lookup: weight term
+// only) is formed from its output gradient and the rows of the batch's tokens (embed_terms).
+// The hook adds each use of an op's weight to the sample's record (a tied head and embedding:
+// both), squared once the backward is done; records are added to the table in sample order, after they
 // are gathered from the processes of an MPI job (runtime/dist.h) when there are several.
 #include "method/sensitivity.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -121,48 +123,155 @@ static double dot(const float *a, const float *b, size_t n) {
     return total;
 }
 
-// out[0] = <a, w>, out[1] = <a, a>, out[k] = <a, q[k] - w> for 2 <= k < nb: the weight term
-// needs the dot of the gradient with the weight error fq(W) - W directly (the difference of two
-// nearly equal dots would cancel). Float products in 8 lanes over blocks of 512 elements
-// (vectorizable without reassociation), each block's lanes summed into double; blocks in a
-// fixed order: the same result for any thread count.
+// ---- the weight terms, chunk by chunk ----
+// For one op W (O, I) and G samples' weight gradients dW_g: <dW_g, dW_g> and, for every
+// candidate format f, <dW_g, fq_f(W) - W> (the weight term needs the dot with the weight error
+// directly: the difference of two nearly equal dots would cancel); on request also the sum of
+// (fq_f(W) - W)^2 (var_w). No copy of fq_f(W) is kept: W is cut into chunks of CHUNK elements,
+// each chunk is fake-quantized in one format at a time into a thread-local buffer, dotted with
+// every sample's gradient and dropped. A chunk is whole blocks of every candidate (CHUNK is a
+// multiple of 256, rows are multiples of the block size: format.h's block-size rule), and the
+// quantizers of the block formats treat blocks independently, so the pieces are exactly the
+// values of quantizing whole rows. f8_e4m3 scales whole rows: its pieces are cut from the
+// fake-quantized whole row (a thread keeps the last row it quantized; a row that straddles
+// two threads' chunks is quantized by each). Float products in 8 lanes over blocks of 512
+// elements (vectorizable without reassociation), each block's lanes summed into double;
+// chunks in a fixed order: the same result for any thread count.
 #define LANES 8
 #define BLOCK 512
-// part: work space of multi_dot_parts(n) doubles.
-static size_t multi_dot_parts(size_t n) { return (n + CHUNK - 1) / CHUNK * (MXP_FMT_COUNT + 2); }
-static void multi_dot(const float *a, const float *w, const float *const *q, int nb, size_t n, double *out,
-                      double *part) {
-    size_t nc = (n + CHUNK - 1) / CHUNK;
-    MXP_ASSERT(nb >= 2 && nb <= MXP_FMT_COUNT + 2);
-#pragma omp parallel for schedule(static) if (nc >= 8)
-    for (size_t c = 0; c < nc; c++) {
-        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-        double tot[MXP_FMT_COUNT + 2] = {0};
-        for (size_t b0 = lo; b0 < hi; b0 += BLOCK) {
-            size_t b1 = b0 + BLOCK < hi ? b0 + BLOCK : hi;
-            size_t m = (b1 - b0) / LANES * LANES;
-            for (int k = 0; k < nb; k++) {
-                const float *x = a + b0, *y = k == 0 ? w + b0 : k == 1 ? a + b0 : q[k] + b0, *z = w + b0;
-                float acc[LANES] = {0};
-                if (k < 2) {
-                    for (size_t i = 0; i < m; i += LANES)
-                        for (int l = 0; l < LANES; l++) acc[l] += x[i + l] * y[i + l];
-                } else {
-                    for (size_t i = 0; i < m; i += LANES)
-                        for (int l = 0; l < LANES; l++) acc[l] += x[i + l] * (y[i + l] - z[i + l]);
+// Samples whose weight gradients are held at once: at most MXP_SENS_MAX_G, and at most
+// DW_BUDGET bytes of them (at least one).
+#define MXP_SENS_MAX_G 64
+#define DW_BUDGET ((size_t)512 << 20)
+
+// One thread's buffers (see wt_scratch_bytes).
+typedef struct wt_scratch {
+    float *fq;        // (CHUNK) the current chunk in the current format
+    float *row;       // (widest input) f8_e4m3: the last whole row fake-quantized
+    void *qb;         // quantized bytes of one piece or one whole row
+    long row_id;      // the row in `row`, or -1
+    int row_fmt;      // the format (index into the job's list) of `row`
+} wt_scratch;
+
+static size_t wt_qb_bytes(size_t widest_in) {
+    size_t n = widest_in > CHUNK ? widest_in : CHUNK;
+    return (n * sizeof(float) + 64 + 63) / 64 * 64;  // every format's row of n elements fits in 4n + 64
+}
+static size_t wt_scratch_bytes(size_t widest_in) {
+    return (CHUNK + widest_in) * sizeof(float) / 64 * 64 + 64 + wt_qb_bytes(widest_in);
+}
+static wt_scratch wt_scratch_at(void *base, size_t widest_in, int t) {
+    uint8_t *p = (uint8_t *)base + (size_t)t * wt_scratch_bytes(widest_in);
+    wt_scratch w = {.fq = (float *)p, .row = (float *)p + CHUNK, .row_id = -1, .row_fmt = -1};
+    w.qb = p + (CHUNK + widest_in) * sizeof(float) / 64 * 64 + 64;
+    return w;
+}
+
+// ts->fq = W[lo, hi) fake-quantized in format ft (rows of I elements; k: ft's index in the
+// job): dequantized from wq, W's bytes in ft, when given (no row prefix), else quantized here.
+static void fake_chunk(const mxp_format *ft, int k, const float *W, const uint8_t *wq, int I, size_t lo, size_t hi,
+                       wt_scratch *ts) {
+    for (size_t p = lo; p < hi;) {
+        size_t r = p / (size_t)I, rs = r * (size_t)I, e = rs + (size_t)I < hi ? rs + (size_t)I : hi;
+        if (wq) {
+            size_t at = r * mxp_row_bytes(ft, I) + (p - rs) / (size_t)ft->block_size * (size_t)ft->block_bytes;
+            ft->dequantize_row(wq + at, ts->fq + (p - lo), (int)(e - p));
+        } else if (ft->row_prefix_bytes) {  // a per-row scale: the whole row
+            if (ts->row_id != (long)r || ts->row_fmt != k) {
+                mxp_fake_quant_weight_row(ft, W + rs, ts->row, I, ts->qb);
+                ts->row_id = (long)r;
+                ts->row_fmt = k;
+            }
+            memcpy(ts->fq + (p - lo), ts->row + (p - rs), (e - p) * sizeof(float));
+        } else {
+            mxp_fake_quant_weight_row(ft, W + p, ts->fq + (p - lo), (int)(e - p), ts->qb);
+        }
+        p = e;
+    }
+}
+
+// <x, y> (sub = NULL) or <x, y - sub> over n elements, in the lane/block order above.
+static double block_dot(const float *x, const float *y, const float *sub, size_t n) {
+    double tot = 0;
+    for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
+        size_t len = b0 + BLOCK < n ? BLOCK : n - b0, m = len / LANES * LANES;
+        const float *xb = x + b0, *yb = y + b0, *zb = sub ? sub + b0 : NULL;
+        float acc[LANES] = {0};
+        double t = 0;
+        if (!zb) {
+            for (size_t i = 0; i < m; i += LANES)
+                for (int l = 0; l < LANES; l++) acc[l] += xb[i + l] * yb[i + l];
+            for (size_t i = m; i < len; i++) t += (double)xb[i] * yb[i];
+        } else {
+            for (size_t i = 0; i < m; i += LANES)
+                for (int l = 0; l < LANES; l++) acc[l] += xb[i + l] * (yb[i + l] - zb[i + l]);
+            for (size_t i = m; i < len; i++) t += (double)xb[i] * (yb[i] - zb[i]);
+        }
+        for (int l = 0; l < LANES; l++) t += acc[l];
+        tot += t;
+    }
+    return tot;
+}
+
+typedef struct wt_job {
+    const float *W;                       // (O, I)
+    int O, I;
+    const float *const *dw;               // (G) gradients, (O, I) each
+    int G;
+    const mxp_format *fm[MXP_FMT_COUNT];  // the formats (never f32)
+    const uint8_t *wq[MXP_FMT_COUNT];     // W quantized in each (from the cache), or NULL
+    int nf;
+    int want_var;                         // also sq and bad
+} wt_job;
+
+// Doubles of work space weight_terms needs for n weights and G gradients.
+static size_t wt_parts(size_t n, int G) { return (n + CHUNK - 1) / CHUNK * ((size_t)G * (MXP_FMT_COUNT + 1) + 2 * MXP_FMT_COUNT); }
+
+// dots (G, nf + 1): [g (nf + 1)] = <dW_g, dW_g>, [g (nf + 1) + 1 + k] = <dW_g, fq_k(W) - W>.
+// With want_var: sq[k] = sum of (fq_k(W) - W)^2, bad[k] = the first row whose fq_k is not
+// finite (a block scale that overflows f16), else -1.
+static void weight_terms(const wt_job *j, void *scratch, size_t widest_in, double *part, double *dots,
+                         double *sq, long *bad) {
+    const size_t n = (size_t)j->O * (size_t)j->I, nc = (n + CHUNK - 1) / CHUNK;
+    const int nf = j->nf, G = j->G, stride = G * (nf + 1) + 2 * nf;
+#pragma omp parallel if (nc >= 8)
+    {
+        wt_scratch ts = wt_scratch_at(scratch, widest_in, omp_get_thread_num());
+#pragma omp for schedule(static)
+        for (size_t c = 0; c < nc; c++) {
+            size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n, len = hi - lo;
+            double *pc = part + c * (size_t)stride;
+            const float *w = j->W + lo;
+            for (int g = 0; g < G; g++) pc[g * (nf + 1)] = block_dot(j->dw[g] + lo, j->dw[g] + lo, NULL, len);
+            for (int k = 0; k < nf; k++) {
+                fake_chunk(j->fm[k], k, j->W, j->wq[k], j->I, lo, hi, &ts);
+                for (int g = 0; g < G; g++) pc[g * (nf + 1) + 1 + k] = block_dot(j->dw[g] + lo, ts.fq, w, len);
+                if (!j->want_var) continue;
+                double acc = 0, first_bad = -1;
+                for (size_t i = 0; i < len; i++) {
+                    double d = (double)ts.fq[i] - w[i];
+                    acc += d * d;
+                    if (first_bad < 0 && !isfinite(ts.fq[i])) first_bad = (double)((lo + i) / (size_t)j->I);
                 }
-                double t = 0;
-                for (size_t i = m; i < b1 - b0; i++) t += (double)x[i] * (k < 2 ? y[i] : y[i] - z[i]);
-                for (int l = 0; l < LANES; l++) t += acc[l];
-                tot[k] += t;
+                pc[G * (nf + 1) + k] = acc;
+                pc[G * (nf + 1) + nf + k] = first_bad;
             }
         }
-        for (int k = 0; k < nb; k++) part[c * (size_t)nb + (size_t)k] = tot[k];
     }
-    for (int k = 0; k < nb; k++) {
+    for (int q = 0; q < G * (nf + 1); q++) {
         double t = 0;
-        for (size_t c = 0; c < nc; c++) t += part[c * (size_t)nb + (size_t)k];
-        out[k] = t;
+        for (size_t c = 0; c < nc; c++) t += part[c * (size_t)stride + (size_t)q];
+        dots[q] = t;
+    }
+    for (int k = 0; j->want_var && k < nf; k++) {
+        double t = 0;
+        bad[k] = -1;
+        for (size_t c = 0; c < nc; c++) {
+            const double *pc = part + c * (size_t)stride + (size_t)(G * (nf + 1));
+            t += pc[k];
+            if (bad[k] < 0 && pc[nf + k] >= 0) bad[k] = (long)pc[nf + k];
+        }
+        sq[k] = t;
     }
 }
 
@@ -181,21 +290,26 @@ static double sq_prod_sum(const float *a, const float *b, size_t n) {
 typedef struct calib_ctx {
     mxp_sens *s;
     mxp_exec *ex;
-    mxp_qcache *qc;
+    mxp_qcache *qc;        // the quantized weights kept (MXP_QMODE_REAL copies), if any
     const mxp_graph *g;
     int B, T, want_fisher;
+    int G;                 // per-sample weight gradients formed at once (<= B)
     int *op_of_node;       // (n_nodes) index into s->ops
-    float *dw;             // (largest weight) per-sample weight gradient
+    float *dw;             // (G, largest weight) per-sample weight gradients
+    float *fqw;            // (largest weight) fisher: one op's weight fake-quantized in a format
     float *pre;            // (N, widest input) input gradient before the op's backward
     float *ea;             // (N, widest input) activation error of one activation rounding
     float *xq;             // (N, widest input) fisher: fake-quantized input
     float *yq;             // (N, widest output) fisher: the op's output in a format
+    void *wscr;            // (threads) weight_terms' buffers (wt_scratch_bytes each)
+    size_t widest_in;
+    unsigned char *have_var_w;       // (n_ops) var_w computed
     double (*var_w)[MXP_FMT_COUNT];  // (n_ops) mean squared weight error per format
     double *dw_dot;        // (B * MXP_FMT_COUNT) per-sample weight terms of the current op
     double *dw_norm2;      // (B)
     double *da;            // (B * MXP_ACT_COUNT) per-sample activation terms of the current op
     double *va;            // (B * MXP_ACT_COUNT) per-sample mean squared activation error
-    double *parts;         // (multi_dot_parts(largest weight)) multi_dot's work space
+    double *parts;         // (wt_parts(largest weight, G)) weight_terms' work space
     float *erow;           // (N, embedding width) embedding: fake-quantized rows of the batch
     unsigned char *escratch;  // (N, erow_bytes) the quantizer's scratch of each row
     size_t erow_bytes;
@@ -205,6 +319,8 @@ typedef struct calib_ctx {
     double *gsum;          // (embedding width) one token's summed gradient row
     double *rec;           // (B, rec_len) every sample's terms (see record layout)
     size_t rec_len;
+    mxp_status st;         // the first error the hook met (it then does nothing more)
+    mxp_err *err;
 } calib_ctx;
 
 // ---- one sample's terms: the record ----
@@ -265,26 +381,48 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     const int T = c->T, I = op->in, O = op->out;
     const size_t rows_in = (size_t)T * I, rows_out = (size_t)T * O;
     const float *W = g->params[n->w].data;
+    if (c->st) return;
     if (e->phase == MXP_HOOK_PRE) {
-        for (int b = 0; b < c->B; b++) {
-            const float *xb = e->x + (size_t)b * rows_in, *gb = e->dy + (size_t)b * rows_out;
-            memset(c->dw, 0, (size_t)O * I * sizeof(float));
-            mxp_linear_bwd(NULL, c->dw, NULL, gb, xb, NULL, T, I, O);
-            // <dW, W>, <dW, dW> and <dW, fq_p(W) - W> for every format, in one pass over dW
-            const float *streams[MXP_FMT_COUNT + 2] = {W, c->dw};
-            mxp_format_id which[MXP_FMT_COUNT];
-            int ns = 2;
-            for (int k = 0; k < c->s->n_formats; k++) {
-                mxp_format_id f = c->s->formats[k];
-                c->dw_dot[b * MXP_FMT_COUNT + f] = 0;
-                if (f == MXP_FMT_F32 || !op->ok[f]) continue;
-                which[ns - 2] = f;
-                streams[ns++] = mxp_qcache_fake(c->qc, e->node, f);
+        wt_job j = {.W = W, .O = O, .I = I, .want_var = !c->have_var_w[opi]};
+        mxp_format_id which[MXP_FMT_COUNT];
+        for (int k = 0; k < c->s->n_formats; k++) {
+            mxp_format_id f = c->s->formats[k];
+            for (int b = 0; b < c->B; b++) c->dw_dot[b * MXP_FMT_COUNT + f] = 0;
+            if (f == MXP_FMT_F32 || !op->ok[f]) continue;
+            which[j.nf] = f;
+            j.wq[j.nf] = c->qc->real[(size_t)e->node * MXP_FMT_COUNT + (size_t)f];
+            j.fm[j.nf++] = mxp_format_get(f);
+        }
+        // G samples at a time: form their weight gradients, then one pass over W that
+        // fake-quantizes each chunk once for all of them
+        for (int b0 = 0; b0 < c->B; b0 += c->G) {
+            const float *dws[MXP_SENS_MAX_G];
+            j.G = c->B - b0 < c->G ? c->B - b0 : c->G;
+            for (int q = 0; q < j.G; q++) {
+                float *d = c->dw + (size_t)q * O * I;
+                const float *xb = e->x + (size_t)(b0 + q) * rows_in, *gb = e->dy + (size_t)(b0 + q) * rows_out;
+                memset(d, 0, (size_t)O * I * sizeof(float));
+                mxp_linear_bwd(NULL, d, NULL, gb, xb, NULL, T, I, O);
+                dws[q] = d;
             }
-            double dots[MXP_FMT_COUNT + 2];
-            multi_dot(c->dw, W, streams, ns, (size_t)O * I, dots, c->parts);
-            for (int k = 2; k < ns; k++) c->dw_dot[b * MXP_FMT_COUNT + which[k - 2]] = dots[k];
-            c->dw_norm2[b] = dots[1];
+            j.dw = dws;
+            double dots[MXP_SENS_MAX_G * (MXP_FMT_COUNT + 1)], sq[MXP_FMT_COUNT];
+            long bad[MXP_FMT_COUNT];
+            weight_terms(&j, c->wscr, c->widest_in, c->parts, dots, sq, bad);
+            for (int q = 0; q < j.G; q++) {
+                c->dw_norm2[b0 + q] = dots[q * (j.nf + 1)];
+                for (int k = 0; k < j.nf; k++) c->dw_dot[(b0 + q) * MXP_FMT_COUNT + which[k]] = dots[q * (j.nf + 1) + 1 + k];
+            }
+            for (int k = 0; j.want_var && k < j.nf; k++) {
+                if (bad[k] >= 0) {
+                    c->st = mxp_fail(c->err, MXP_ERR_ARG, "tensor %s: a %s scale of row %ld overflows f16 (weights too large for %s)",
+                                     n->name, j.fm[k]->name, bad[k], j.fm[k]->name);
+                    return;
+                }
+                c->var_w[opi][which[k]] = sq[k] / ((double)O * I);
+            }
+            c->have_var_w[opi] = 1;
+            j.want_var = 0;
         }
         memcpy(c->pre, e->dx, (size_t)c->B * rows_in * sizeof(float));
         return;
@@ -341,7 +479,19 @@ static void hook(void *vctx, const mxp_linear_event *e) {
                 mxp_act_round_row(act_of(f), e->x + (size_t)r * I, c->xq + (size_t)r * I, I);
             xin = c->xq;
         }
-        mxp_linear_fwd(c->yq, xin, mxp_qcache_fake(c->qc, e->node, f), bias, c->B * T, I, O);
+        const mxp_format *ft = mxp_format_get(f);
+        const uint8_t *wq = c->qc->real[(size_t)e->node * MXP_FMT_COUNT + (size_t)f];
+        const size_t rb = mxp_row_bytes(ft, I);
+#pragma omp parallel
+        {
+            wt_scratch ts = wt_scratch_at(c->wscr, c->widest_in, omp_get_thread_num());
+#pragma omp for schedule(static)
+            for (int o = 0; o < O; o++) {
+                if (wq) ft->dequantize_row(wq + (size_t)o * rb, c->fqw + (size_t)o * I, I);
+                else mxp_fake_quant_weight_row(ft, W + (size_t)o * I, c->fqw + (size_t)o * I, I, ts.qb);
+            }
+        }
+        mxp_linear_fwd(c->yq, xin, c->fqw, bias, c->B * T, I, O);
         for (int b = 0; b < c->B; b++) {
             size_t off = (size_t)b * rows_out;
             for (size_t i = 0; i < rows_out; i++) c->yq[off + i] -= y[off + i];
@@ -430,19 +580,13 @@ static void finish_records(calib_ctx *c, int nb) {
             }
 }
 
-// Mean squared error of op i's weight in format f. An embedding op has no fake-quantized copy
-// (a vocabulary-sized table per format): its rows are rounded here one at a time.
-static mxp_status weight_var(const mxp_graph *g, const mxp_qcache *qc, const mxp_sens_op *o, mxp_format_id f,
-                             double *out, mxp_err *err) {
+// Mean squared error of an embedding op's table in format f (the linear ops' come out of
+// weight_terms' pass): its rows are rounded here one at a time, summed in row order.
+static mxp_status embed_weight_var(const mxp_graph *g, const mxp_sens_op *o, mxp_format_id f, double *out,
+                                   mxp_err *err) {
     const float *W = g->params[g->nodes[o->node].w].data;
     size_t nw = (size_t)o->in * o->out;
     double acc = 0;
-    if (g->nodes[o->node].op != MXP_OP_EMBED) {
-        const float *fq = mxp_qcache_fake(qc, o->node, f);
-        for (size_t j = 0; j < nw; j++) acc += ((double)fq[j] - W[j]) * ((double)fq[j] - W[j]);
-        *out = acc / (double)nw;
-        return MXP_OK;
-    }
     const mxp_format *ft = mxp_format_get(f);
     size_t rb = mxp_row_bytes(ft, o->in);
     double *row = malloc((size_t)o->out * sizeof *row);  // per-row sums, added in row order
@@ -473,6 +617,13 @@ static mxp_status weight_var(const mxp_graph *g, const mxp_qcache *qc, const mxp
     return MXP_OK;
 }
 
+// Drop the quantized copies the pass kept (MXP_QMODE_REAL; the check that may follow uses
+// fake-quantized ones).
+static void drop_cached(const mxp_sens *s, mxp_qcache *qc) {
+    for (int i = 0; i < s->n_ops; i++)
+        for (int k = 0; k < s->n_formats; k++) mxp_qcache_drop_one(qc, s->ops[i].node, s->formats[k], MXP_QMODE_REAL);
+}
+
 static void progress_line(size_t done, size_t total, double t0, double loss) {
     double el = mxp_now() - t0, eta = done ? el * (double)(total - done) / (double)done : 0;
     fprintf(stderr, "\rcalibrate: %zu/%zu samples  loss %.4f  %.1fs elapsed, ETA %.1fs   ", done, total, loss, el, eta);
@@ -487,16 +638,45 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     const int T = s->seq_len;
     int B = run->batch < 1 ? 1 : run->batch;
     if ((size_t)B > n) B = (int)(n ? n : 1);
-    // fake-quantized copies of every op in every format (exactly the kernels' values)
-    for (int i = 0; i < s->n_ops; i++)
+    // the weights every format will quantize: the checks of mxp_quantize_matrix up front (the
+    // f16 scales of the block formats are checked as the first batch quantizes them). A block
+    // format's check (finite weights) is part of f16's and bf16's; one of them is enough.
+    for (int i = 0; i < s->n_ops; i++) {
+        const mxp_node *nd = &g->nodes[s->ops[i].node];
+        int plain_done = 0;
         for (int k = 0; k < s->n_formats; k++) {
             mxp_format_id f = s->formats[k];
-            if (f == MXP_FMT_F32 || !s->ops[i].ok[f] || g->nodes[s->ops[i].node].op == MXP_OP_EMBED) continue;
-            mxp_status st = mxp_qcache_prepare(qc, s->ops[i].node, f, MXP_QMODE_FAKE, err);
+            if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
+            if (f != MXP_FMT_F16 && f != MXP_FMT_BF16 && plain_done++) continue;
+            mxp_status st = mxp_quantize_check_values(f, g->params[nd->w].data, s->ops[i].out, s->ops[i].in, nd->name, err);
             if (st) return st;
         }
-    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher,
-                   .rec_len = record_len(s)};
+    }
+    // The quantized bytes of the (op, format) pairs whose quantizers are slow, kept within
+    // run->cache_bytes so that they run once instead of once per batch: ggml's block formats
+    // without a row prefix, the super-block ones (k-quants: their quantizers search scales)
+    // first, ops in graph order. Chunks then dequantize a piece of the bytes (the same values).
+    size_t cached = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < s->n_ops; i++)
+            for (int k = 0; k < s->n_formats; k++) {
+                mxp_format_id f = s->formats[k];
+                const mxp_format *ft = mxp_format_get(f);
+                size_t bytes;
+                if (f == MXP_FMT_F32 || !s->ops[i].ok[f] || s->ops[i].node == s->ops[i].embed || ft->block_size == 1 || ft->row_prefix_bytes ||
+                    (ft->block_size >= 256) != (pass == 0) ||
+                    mxp_format_matrix_bytes(f, s->ops[i].out, s->ops[i].in, &bytes, NULL) ||
+                    cached + bytes > run->cache_bytes || qc->real[(size_t)s->ops[i].node * MXP_FMT_COUNT + (size_t)f])
+                    continue;
+                mxp_status st = mxp_qcache_prepare(qc, s->ops[i].node, f, MXP_QMODE_REAL, err);
+                if (st) {
+                    drop_cached(s, qc);
+                    return st;
+                }
+                cached += bytes;
+            }
+    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher, .rec_len = record_len(s),
+                   .err = err};
     size_t widest_in = 1, widest_out = 1, biggest = 1, embed_w = 0;
     for (int i = 0; i < s->n_ops; i++) {
         if (s->ops[i].embed >= 0) {
@@ -513,12 +693,19 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
         if (w > biggest) biggest = w;
     }
     size_t N = (size_t)B * T;
+    c.G = DW_BUDGET / (biggest * sizeof(float)) < (size_t)B ? (int)(DW_BUDGET / (biggest * sizeof(float))) : B;
+    if (c.G > MXP_SENS_MAX_G) c.G = MXP_SENS_MAX_G;
+    if (c.G < 1) c.G = 1;
+    c.widest_in = widest_in;
     // one round's records (P batches) must fit the int counts of a gather
     if (c.rec_len * (size_t)B * (size_t)P > (size_t)INT32_MAX)
         return mxp_fail(err, MXP_ERR_ARG, "--batch %d: %d processes' records of %zu terms per sample are too many",
                         B, P, c.rec_len);
     c.op_of_node = calloc((size_t)g->n_nodes, sizeof *c.op_of_node);
-    c.dw = malloc(biggest * sizeof(float));
+    c.dw = malloc((size_t)c.G * biggest * sizeof(float));
+    c.fqw = run->want_fisher ? malloc(biggest * sizeof(float)) : NULL;
+    c.wscr = mxp_aligned_alloc((size_t)omp_get_max_threads() * wt_scratch_bytes(widest_in));
+    c.have_var_w = calloc((size_t)s->n_ops, 1);
     c.pre = malloc(N * widest_in * sizeof(float));
     c.ea = calloc(N * widest_in, sizeof(float));
     c.xq = run->want_fisher ? malloc(N * widest_in * sizeof(float)) : NULL;
@@ -528,7 +715,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     c.dw_norm2 = calloc((size_t)B, sizeof *c.dw_norm2);
     c.da = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.da);
     c.va = calloc((size_t)B * MXP_ACT_COUNT, sizeof *c.va);
-    c.parts = calloc(multi_dot_parts(biggest), sizeof *c.parts);
+    c.parts = calloc(wt_parts(biggest, c.G), sizeof *c.parts);
     c.rec = malloc((size_t)B * c.rec_len * sizeof *c.rec);
     if (embed_w) {
         c.erow = malloc(N * embed_w * sizeof *c.erow);
@@ -544,18 +731,22 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     double *seq_loss = malloc((size_t)B * sizeof *seq_loss);
     mxp_exec ex = {0};
     mxp_status st = MXP_OK;
-    if (!c.op_of_node || !c.dw || !c.pre || !c.ea || (run->want_fisher && (!c.xq || !c.yq)) || !c.var_w ||
-        !c.dw_dot || !c.dw_norm2 || !c.da || !c.va || !c.parts || !c.rec || (embed_w && (!c.erow || !c.escratch || !c.row_dot || !c.row_fish || !c.keys || !c.gsum)) ||
+    if (!c.op_of_node || !c.dw || !c.wscr || !c.have_var_w || !c.pre || !c.ea ||
+        (run->want_fisher && (!c.xq || !c.yq || !c.fqw)) || !c.var_w || !c.dw_dot || !c.dw_norm2 || !c.da ||
+        !c.va || !c.parts || !c.rec ||
+        (embed_w && (!c.erow || !c.escratch || !c.row_dot || !c.row_fish || !c.keys || !c.gsum)) ||
         (rank == 0 && !all) || !counts || !batch || !seq_loss)
         st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory for the calibration buffers");
     for (int i = 0; !st && i < s->n_ops; i++) {
         c.op_of_node[s->ops[i].node] = i;
         if (s->ops[i].embed >= 0) c.op_of_node[s->ops[i].embed] = i;
+        if (s->ops[i].node != s->ops[i].embed) continue;  // a linear op: weight_terms' pass
         for (int k = 0; k < s->n_formats && !st; k++) {
             mxp_format_id f = s->formats[k];
             if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
-            st = weight_var(g, qc, &s->ops[i], f, &c.var_w[i][f], err);
+            st = embed_weight_var(g, &s->ops[i], f, &c.var_w[i][f], err);
         }
+        if (!st) c.have_var_w[i] = 1;
     }
     if (!st) st = mxp_exec_init(&ex, g, B, T, MXP_EXEC_BACKWARD, err);
     c.ex = &ex;
@@ -597,6 +788,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             mxp_exec_zero_grads(&ex);
             // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
             st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c, err);
+            if (!st) st = c.st;
             if (st) break;
             finish_records(&c, nb);
             for (int b = 0; b < nb; b++) c.rec[(size_t)b * c.rec_len] = seq_loss[b];
@@ -611,8 +803,12 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             st = run->checkpoint(run->ctx, s, err);
     }
     mxp_exec_free(&ex);
+    drop_cached(s, qc);
     free(c.op_of_node);
     free(c.dw);
+    free(c.fqw);
+    free(c.wscr);
+    free(c.have_var_w);
     free(c.pre);
     free(c.ea);
     free(c.xq);

@@ -14,9 +14,15 @@
 //           (costs one extra product per format and op: only with want_fisher)
 //   noise:  mean_n (var_w(p) ||dL_n/dW||^2 + var_a(p, n) ||dL_n/dA||^2), the errors replaced
 //           by white noise of each format's measured mean squared error.
-// Memory: the model, one forward's activations, the fake-quantized copy of every linear op in
-// every format (a cache; 4 bytes per weight per format; none for an untied embedding, whose
-// rows are rounded per batch) and one weight-sized scratch.
+// Memory: the model, one forward's activations (an untied embedding's error rows are rounded
+// per batch, for its tokens only) and the largest op's weight gradient (one per
+// sample held at once: up to the batch, within 512 MiB); with want_fisher one more weight-sized
+// buffer; and at most run->cache_bytes of quantized weights. Nothing else per format: the
+// weight errors fq_w(W) - W are formed chunk by chunk where they are used (a few tens of KiB
+// per thread) and dropped, so beyond that cap the memory does not grow with the number of
+// formats. Time: each batch quantizes every weight in every format once, except the
+// (op, format) pairs kept in the cache, which are dequantized (ggml's block quantizers, the
+// k-quants' above all, are slow; dequantizing is cheap).
 #ifndef MXP_SENSITIVITY_H
 #define MXP_SENSITIVITY_H
 
@@ -61,6 +67,7 @@ typedef mxp_status (*mxp_sens_checkpoint_fn)(void *ctx, const mxp_sens *s, mxp_e
 typedef struct mxp_sens_run {
     int batch;              // samples per forward/backward pass (B; < 1: 1)
     int want_fisher;        // also the fisher metric
+    size_t cache_bytes;     // at most this many bytes of quantized weights kept (0: none)
     int progress;           // progress with ETA on stderr
     volatile int *stop;     // checked between rounds (may be NULL)
     size_t stop_after;      // stop as *stop does once this many samples are done (0: never)
@@ -77,6 +84,9 @@ typedef struct mxp_sens_run {
 // tables stay as they were). A stop (*stop on any rank, or stop_after) is agreed on by all
 // ranks between rounds: MXP_ERR_INTERRUPTED on every rank, with the whole rounds done so far
 // in rank 0's table.
+// qc: where the pass keeps quantized weights (MXP_QMODE_REAL copies, within
+// run->cache_bytes) while it runs; it drops every MXP_QMODE_REAL copy of the ops before it
+// returns. The table does not depend on what was kept.
 mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n,
                                const mxp_sens_run *run, mxp_err *err);
 

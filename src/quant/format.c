@@ -185,17 +185,10 @@ mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_
     return MXP_OK;
 }
 
-mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, void *out,
-                               size_t out_bytes, const char *name, mxp_err *err) {
+mxp_status mxp_quantize_check_values(mxp_format_id id, const float *w, int O, int I, const char *name,
+                                     mxp_err *err) {
     if (!name) name = "(unnamed)";
-    size_t need;
-    mxp_status st = mxp_format_matrix_bytes(id, O, I, &need, err);
-    if (st) return mxp_fail_prefix(err, "tensor %s: ", name);
     const mxp_format *f = mxp_format_get(id);
-    if (out_bytes < need)
-        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
-                        name, out_bytes, need, f->name, O, I);
-    // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
     // Element formats with a smaller range than f32: values that would round to inf.
     const float lim = id == MXP_FMT_F16    ? 65520.0f  // half way from 65504 up: rounds to inf
                       : id == MXP_FMT_BF16 ? mxp_bits_f32(0x7F7F8000u)  // same for bf16
@@ -208,6 +201,22 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, v
             return mxp_fail(err, MXP_ERR_ARG, "tensor %s: weight %g at row %zu column %zu overflows %s",
                             name, (double)w[k], k / (size_t)I, k % (size_t)I, f->name);
     }
+    return MXP_OK;
+}
+
+mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, void *out,
+                               size_t out_bytes, const char *name, mxp_err *err) {
+    if (!name) name = "(unnamed)";
+    size_t need;
+    mxp_status st = mxp_format_matrix_bytes(id, O, I, &need, err);
+    if (st) return mxp_fail_prefix(err, "tensor %s: ", name);
+    const mxp_format *f = mxp_format_get(id);
+    if (out_bytes < need)
+        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
+                        name, out_bytes, need, f->name, O, I);
+    // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
+    st = mxp_quantize_check_values(id, w, O, I, name, err);
+    if (st) return st;
     const size_t rb = mxp_row_bytes(f, I);
     uint8_t *o8 = out;
 #pragma omp parallel for schedule(static)

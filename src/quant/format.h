@@ -233,6 +233,13 @@ mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_
 mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w /*(O, I)*/, int O, int I,
                                void *out, size_t out_bytes, const char *name, mxp_err *err);
 
+// The input checks of mxp_quantize_matrix alone (non-finite weights, weights that round to
+// inf in f16 / bf16), for callers that quantize a matrix piece by piece. The f16 scale
+// overflow of the block formats shows only after quantizing: such callers check the values
+// read back themselves.
+mxp_status mxp_quantize_check_values(mxp_format_id id, const float *w /*(O, I)*/, int O, int I,
+                                     const char *name, mxp_err *err);
+
 // ---- fake quantization: exactly the values the kernels use ----
 // Weight: y = dequantize(quantize(x)) for one whole weight row of n elements (f8_e4m3's
 // scale is per row, so pass whole rows). y may alias x. Asserts n % block_size == 0.

@@ -26,6 +26,19 @@ void mxp_qcache_drop(mxp_qcache *qc, int node) {
     }
 }
 
+void mxp_qcache_drop_one(mxp_qcache *qc, int node, mxp_format_id fmt, mxp_qmode mode) {
+    size_t k = (size_t)node * MXP_FMT_COUNT + (size_t)fmt;
+    const mxp_param *w = &qc->g->params[qc->g->nodes[node].w];
+    void **slot = mode == MXP_QMODE_REAL ? &qc->real[k] : (void **)&qc->fake[k];
+    if (!*slot) return;
+    size_t bytes = w->nelem * sizeof(float);
+    if (mode == MXP_QMODE_REAL)
+        mxp_format_matrix_bytes(fmt, w->shape[0], w->shape[1], &bytes, NULL);
+    qc->bytes -= bytes;
+    free(*slot);
+    *slot = NULL;
+}
+
 void mxp_qcache_free(mxp_qcache *qc) {
     if (qc->real && qc->fake)
         for (int i = 0; i < qc->g->n_nodes; i++) mxp_qcache_drop(qc, i);

@@ -31,5 +31,7 @@ const void *mxp_qcache_real(const mxp_qcache *qc, int node, mxp_format_id fmt);
 const float *mxp_qcache_fake(const mxp_qcache *qc, int node, mxp_format_id fmt);
 // Drop every copy of one node (to bound memory while sweeping configurations).
 void mxp_qcache_drop(mxp_qcache *qc, int node);
+// Drop one copy (if it is there).
+void mxp_qcache_drop_one(mxp_qcache *qc, int node, mxp_format_id fmt, mxp_qmode mode);
 
 #endif
