@@ -1,4 +1,5 @@
 // cmd_eval.c: mixprec eval MODEL --data FILE [--formats ...].
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,10 @@ int cmd_eval(int argc, char **argv) {
             if (!cli_parse_pos_int(a, argv[++i], &o.batch)) return 2;
         } else if (!strcmp(a, "--samples") && has_val) {
             if (!cli_parse_pos_int(a, argv[++i], &o.max_samples)) return 2;
+        } else if (!strcmp(a, "--backend") && has_val) {
+            o.backend = argv[++i];
+            if (strcmp(o.backend, "ggml") && strcmp(o.backend, "native"))
+                return cli_usage_error("eval: --backend must be ggml or native, not ", o.backend);
         } else if (!strcmp(a, "--formats") && has_val) {
             o.formats = argv[++i];
         } else if (!strcmp(a, "--decode-tokens") && has_val) {
@@ -45,6 +50,8 @@ int cmd_eval(int argc, char **argv) {
     mxp_model_free(m);
     if (st) return cli_fail(&err);
     printf("%zu samples x %d tokens (batch %d), %zu tokens scored\n", r.samples, r.seq_len, r.batch, r.tokens);
+    printf("speeds timed on: %s\n", r.speed_engine);
+    if (r.speed_note[0]) printf("formats: %s\n", r.speed_note);
     printf("%-10s %10s %10s %14s %14s %12s\n", "model", "loss", "ppl", "prefill tok/s", "decode tok/s", "weights MB");
     printf("%-10s %10.4f %10.3f %14.1f %14.1f %12.2f\n", "f32", r.ref.loss, r.ref.perplexity,
            r.ref.prefill_tokens_per_s, r.ref.decode_tokens_per_s, r.ref.weight_bytes / 1e6);

@@ -76,13 +76,18 @@ typedef struct mxp_eval_opts {
                             // "stored": also run the model with these formats (real kernels)
                             // and compare with the f32 reference
     int decode_tokens;      // tokens timed in the decode-speed run (0: 64; -1: skip it)
+    const char *backend;    // what the speeds are timed on: "ggml" (NULL too: the whole model as a
+                            // ggml graph, the engine llama.cpp runs) or "native" (mixprec's
+                            // executor). Losses, KL and top-1 always come from the executor.
 } mxp_eval_opts;
 
 typedef struct mxp_eval_side {
     double loss;            // mean next-token cross-entropy, nats
     double perplexity;      // exp(loss)
-    double prefill_tokens_per_s;  // scoring the samples (B x T tokens per forward pass)
-    double decode_tokens_per_s;   // one token at a time with a KV cache (0 if skipped)
+    double prefill_tokens_per_s;  // native: scoring the samples (B x T tokens per forward pass);
+                                  // ggml: one pass of T tokens (logits of the last only, as
+                                  // llama.cpp); NaN when the engine cannot run the formats
+    double decode_tokens_per_s;   // one token at a time with a KV cache (0 if skipped; NaN as above)
     double weight_bytes;    // bytes of the plan ops' weights (linear, token embedding) in their formats
 } mxp_eval_side;
 
@@ -96,6 +101,8 @@ typedef struct mxp_eval_result {
     double loss_mse_se;     // its standard error over samples
     double kl;              // mean over positions of KL(p_ref || p_quant), nats
     double top1;            // fraction of positions whose most likely next token agrees
+    char speed_engine[640]; // what timed the speeds, in words
+    char speed_note[200];   // why the formats' speeds are missing (NaN), or empty
 } mxp_eval_result;
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
