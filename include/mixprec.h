@@ -186,6 +186,9 @@ typedef struct mxp_generate_opts {
     // (possibly 0 bytes, or part of a UTF-8 character). ctx is passed through.
     void (*on_text)(void *ctx, const char *bytes, size_t len);
     void *ctx;
+    const char *backend;  // "ggml" (NULL too): the model as one ggml graph on llama.cpp's CPU
+                          // backend, decoding token by token with a KV cache; "native":
+                          // mixprec's executor, the full forward pass over the context per token
 } mxp_generate_opts;
 
 typedef struct mxp_generate_result {
@@ -195,13 +198,18 @@ typedef struct mxp_generate_result {
     int32_t *ids;         // (n_ids) the generated token ids, malloc'd
     size_t n_ids;
     size_t prompt_tokens; // tokens the prompt encoded to (BOS included)
-    double seconds;       // wall time of the forward passes
+    double seconds;       // wall time of the forward passes that produced the new tokens
+                          // (ggml: the prompt is fed token by token before the clock starts)
+    const char *backend;  // "ggml" or "native" (static string)
 } mxp_generate_result;
 
-// Continue `prompt` by n_tokens tokens. Each new token runs the full forward pass over the
-// context (no KV cache yet); once the context reaches the model's maximum positions, the
-// oldest tokens slide out of the window. Needs the model's tokenizer (a Hugging Face folder
-// with tokenizer.json): otherwise MXP_ERR_UNSUPPORTED. On success *res owns its arrays.
+// Continue `prompt` by n_tokens tokens. ggml (default): the prompt and then each new token go
+// through the model's ggml graph one at a time with a KV cache (f16, as llama.cpp); prompt +
+// n_tokens must fit the model's maximum positions (MXP_ERR_ARG otherwise). native: each new
+// token runs the executor's full forward pass over the context; once the context reaches the
+// model's maximum positions, the oldest tokens slide out of the window. Both run the weights
+// in the formats of the model's slots. Needs the model's tokenizer (a Hugging Face folder with
+// tokenizer.json): otherwise MXP_ERR_UNSUPPORTED. On success *res owns its arrays.
 mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *opts, mxp_generate_result *res, mxp_err *err);
 void mxp_generate_result_free(mxp_generate_result *res);
 
