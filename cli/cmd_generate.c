@@ -53,6 +53,7 @@ int cmd_generate(int argc, char **argv) {
     putchar('\n');
     fflush(stdout);
     if (st) return cli_fail(&err);
+    if (r.note) fprintf(stderr, "generate: note: %s\n", r.note);
     fprintf(stderr, "generate: prompt_tokens=%zu tokens=%zu seconds=%.3f tokens_per_s=%.1f backend=%s\n", r.prompt_tokens,
             r.n_ids, r.seconds, r.seconds > 0 ? (double)r.n_ids / r.seconds : 0, r.backend);
     mxp_generate_result_free(&r);

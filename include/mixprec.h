@@ -200,12 +200,14 @@ typedef struct mxp_generate_result {
     size_t prompt_tokens; // tokens the prompt encoded to (BOS included)
     double seconds;       // wall time of the forward passes that produced the new tokens
                           // (ggml: the prompt is fed token by token before the clock starts)
-    const char *backend;  // "ggml" or "native" (static string)
+    const char *backend;  // "ggml" or "native" (static string): what ran
+    const char *note;     // why the default ggml did not run (static string), or NULL
 } mxp_generate_result;
 
 // Continue `prompt` by n_tokens tokens. ggml (default): the prompt and then each new token go
 // through the model's ggml graph one at a time with a KV cache (f16, as llama.cpp); prompt +
-// n_tokens must fit the model's maximum positions (MXP_ERR_ARG otherwise). native: each new
+// n_tokens must fit the model's maximum positions (explicit "ggml": MXP_ERR_ARG otherwise;
+// NULL: such a run goes to the executor, res->note says so). native: each new
 // token runs the executor's full forward pass over the context; once the context reaches the
 // model's maximum positions, the oldest tokens slide out of the window. Both run the weights
 // in the formats of the model's slots. Needs the model's tokenizer (a Hugging Face folder with

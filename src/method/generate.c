@@ -152,6 +152,13 @@ mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *o, mxp_generate_r
         r->ids = malloc((size_t)o->n_tokens * sizeof *r->ids);
         if (!ctx || !win || !cands || !r->ids) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     }
+    if (!st && use_ggml && W < total && !o->backend) {
+        // the default: a context longer than the cache runs on the executor, whose window slides
+        use_ggml = 0;
+        r->backend = "native";
+        r->note = "the context exceeds the model's positions, so the executor ran it (its window slides; "
+                  "ggml's KV cache does not)";
+    }
     if (!st && use_ggml && W < total)
         st = mxp_fail(err, MXP_ERR_ARG,
                       "generate on ggml: %zu prompt tokens + %d new ones exceed the model's %d positions (fewer --tokens, "
