@@ -20,7 +20,9 @@ typedef struct mxp_e2e_time {
 // configuration is the whole graph translated to ggml (ggml_graph.h, as llama.cpp builds it:
 // f16 KV cache, repacked weights, logits of the last position), built once before the rounds;
 // a configuration with a format that has no ggml type (f8_e4m3) is not timed (timed = 0, why
-// names it). "native": mixprec's executor with its real kernels. Rounds run the f32 reference
+// names it); every graph holds its own copy of the weights (ggml's buffers, repacked), so the
+// timing needs about one model's weights per configuration on top of the qcache's copies.
+// "native": mixprec's executor with its real kernels. Rounds run the f32 reference
 // and every configuration once each, in an order that rotates per round, so slow drifts of the
 // machine hit all of them alike; each run repeats the unit enough times to last about 10 ms.
 // Stops after max_rounds, or when budget_s is spent (at least 5 rounds). Decode: one token
