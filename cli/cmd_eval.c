@@ -1,8 +1,16 @@
 // cmd_eval.c: mixprec eval MODEL --data FILE [--formats ...].
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+
+// A speed for the table: "n/a" when it was not timed (NaN).
+static const char *tps(double v, char *buf, size_t cap) {
+    if (isfinite(v)) snprintf(buf, cap, "%.1f", v);
+    else snprintf(buf, cap, "n/a");
+    return buf;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL;
@@ -18,6 +26,10 @@ int cmd_eval(int argc, char **argv) {
             if (!cli_parse_pos_int(a, argv[++i], &o.batch)) return 2;
         } else if (!strcmp(a, "--samples") && has_val) {
             if (!cli_parse_pos_int(a, argv[++i], &o.max_samples)) return 2;
+        } else if (!strcmp(a, "--backend") && has_val) {
+            o.backend = argv[++i];
+            if (strcmp(o.backend, "ggml") && strcmp(o.backend, "native"))
+                return cli_usage_error("eval: --backend must be ggml or native, not ", o.backend);
         } else if (!strcmp(a, "--formats") && has_val) {
             o.formats = argv[++i];
         } else if (!strcmp(a, "--decode-tokens") && has_val) {
@@ -45,17 +57,24 @@ int cmd_eval(int argc, char **argv) {
     mxp_model_free(m);
     if (st) return cli_fail(&err);
     printf("%zu samples x %d tokens (batch %d), %zu tokens scored\n", r.samples, r.seq_len, r.batch, r.tokens);
+    printf("speeds timed on: %s\n", r.speed_engine);
+    if (r.speed_note[0]) printf("formats: %s\n", r.speed_note);
     printf("%-10s %10s %10s %14s %14s %12s\n", "model", "loss", "ppl", "prefill tok/s", "decode tok/s", "weights MB");
-    printf("%-10s %10.4f %10.3f %14.1f %14.1f %12.2f\n", "f32", r.ref.loss, r.ref.perplexity,
-           r.ref.prefill_tokens_per_s, r.ref.decode_tokens_per_s, r.ref.weight_bytes / 1e6);
+    char b1[32], b2[32], b3[32], b4[32];
+    printf("%-10s %10.4f %10.3f %14s %14s %12.2f\n", "f32", r.ref.loss, r.ref.perplexity,
+           tps(r.ref.prefill_tokens_per_s, b1, sizeof b1), tps(r.ref.decode_tokens_per_s, b2, sizeof b2),
+           r.ref.weight_bytes / 1e6);
     if (r.quantized) {
-        printf("%-10s %10.4f %10.3f %14.1f %14.1f %12.2f\n", "formats", r.quant.loss, r.quant.perplexity,
-               r.quant.prefill_tokens_per_s, r.quant.decode_tokens_per_s, r.quant.weight_bytes / 1e6);
+        printf("%-10s %10.4f %10.3f %14s %14s %12.2f\n", "formats", r.quant.loss, r.quant.perplexity,
+               tps(r.quant.prefill_tokens_per_s, b1, sizeof b1), tps(r.quant.decode_tokens_per_s, b2, sizeof b2),
+               r.quant.weight_bytes / 1e6);
+        double pf = r.ref.prefill_tokens_per_s > 0 ? r.quant.prefill_tokens_per_s / r.ref.prefill_tokens_per_s : 0;
+        double dc = r.ref.decode_tokens_per_s > 0 ? r.quant.decode_tokens_per_s / r.ref.decode_tokens_per_s : 0;
+        snprintf(b3, sizeof b3, isfinite(pf) ? "%.2fx" : "n/a", pf);
+        snprintf(b4, sizeof b4, isfinite(dc) ? "%.2fx" : "n/a", dc);
         printf("vs f32: loss MSE %.4g (+- %.2g), KL %.4g nats/token, top-1 agreement %.2f%%, ppl %+.2f%%, "
-               "prefill %.2fx, decode %.2fx\n",
-               r.loss_mse, r.loss_mse_se, r.kl, 100 * r.top1, 100 * (r.quant.perplexity / r.ref.perplexity - 1),
-               r.ref.prefill_tokens_per_s > 0 ? r.quant.prefill_tokens_per_s / r.ref.prefill_tokens_per_s : 0,
-               r.ref.decode_tokens_per_s > 0 ? r.quant.decode_tokens_per_s / r.ref.decode_tokens_per_s : 0);
+               "prefill %s, decode %s\n",
+               r.loss_mse, r.loss_mse_se, r.kl, 100 * r.top1, 100 * (r.quant.perplexity / r.ref.perplexity - 1), b3, b4);
         printf("eval: loss=%.6f ppl=%.4f ref_loss=%.6f loss_mse=%.6g kl=%.6g top1=%.4f prefill_tps=%.1f decode_tps=%.1f\n",
                r.quant.loss, r.quant.perplexity, r.ref.loss, r.loss_mse, r.kl, r.top1, r.quant.prefill_tokens_per_s,
                r.quant.decode_tokens_per_s);

@@ -29,6 +29,10 @@ int cmd_generate(int argc, char **argv) {
             o.top_k = (int)k;
         } else if (!strcmp(a, "--seed") && has_val) {
             if (!cli_parse_u64(a, argv[++i], &o.seed)) return 2;
+        } else if (!strcmp(a, "--backend") && has_val) {
+            o.backend = argv[++i];
+            if (strcmp(o.backend, "ggml") && strcmp(o.backend, "native"))
+                return cli_usage_error("generate: --backend must be ggml or native, not ", o.backend);
         } else if (a[0] == '-') {
             return cli_usage_error("generate: unknown option or missing value: ", a);
         } else if (!model) {
@@ -49,8 +53,9 @@ int cmd_generate(int argc, char **argv) {
     putchar('\n');
     fflush(stdout);
     if (st) return cli_fail(&err);
-    fprintf(stderr, "generate: prompt_tokens=%zu tokens=%zu seconds=%.3f tokens_per_s=%.1f\n", r.prompt_tokens,
-            r.n_ids, r.seconds, r.seconds > 0 ? (double)r.n_ids / r.seconds : 0);
+    if (r.note) fprintf(stderr, "generate: note: %s\n", r.note);
+    fprintf(stderr, "generate: prompt_tokens=%zu tokens=%zu seconds=%.3f tokens_per_s=%.1f backend=%s\n", r.prompt_tokens,
+            r.n_ids, r.seconds, r.seconds > 0 ? (double)r.n_ids / r.seconds : 0, r.backend);
     mxp_generate_result_free(&r);
     return 0;
 }

@@ -76,13 +76,18 @@ typedef struct mxp_eval_opts {
                             // "stored": also run the model with these formats (real kernels)
                             // and compare with the f32 reference
     int decode_tokens;      // tokens timed in the decode-speed run (0: 64; -1: skip it)
+    const char *backend;    // what the speeds are timed on: "ggml" (NULL too: the whole model as a
+                            // ggml graph, the engine llama.cpp runs) or "native" (mixprec's
+                            // executor). Losses, KL and top-1 always come from the executor.
 } mxp_eval_opts;
 
 typedef struct mxp_eval_side {
     double loss;            // mean next-token cross-entropy, nats
     double perplexity;      // exp(loss)
-    double prefill_tokens_per_s;  // scoring the samples (B x T tokens per forward pass)
-    double decode_tokens_per_s;   // one token at a time with a KV cache (0 if skipped)
+    double prefill_tokens_per_s;  // native: scoring the samples (B x T tokens per forward pass);
+                                  // ggml: one pass of T tokens (logits of the last only, as
+                                  // llama.cpp); NaN when the engine cannot run the formats
+    double decode_tokens_per_s;   // one token at a time with a KV cache (0 if skipped; NaN as above)
     double weight_bytes;    // bytes of the plan ops' weights (linear, token embedding) in their formats
 } mxp_eval_side;
 
@@ -96,6 +101,8 @@ typedef struct mxp_eval_result {
     double loss_mse_se;     // its standard error over samples
     double kl;              // mean over positions of KL(p_ref || p_quant), nats
     double top1;            // fraction of positions whose most likely next token agrees
+    char speed_engine[640]; // what timed the speeds, in words
+    char speed_note[200];   // why the formats' speeds are missing (NaN), or empty
 } mxp_eval_result;
 
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *opts, mxp_eval_result *res, mxp_err *err);
@@ -192,6 +199,9 @@ typedef struct mxp_generate_opts {
     // (possibly 0 bytes, or part of a UTF-8 character). ctx is passed through.
     void (*on_text)(void *ctx, const char *bytes, size_t len);
     void *ctx;
+    const char *backend;  // "ggml" (NULL too): the model as one ggml graph on llama.cpp's CPU
+                          // backend, decoding token by token with a KV cache; "native":
+                          // mixprec's executor, the full forward pass over the context per token
 } mxp_generate_opts;
 
 typedef struct mxp_generate_result {
@@ -201,13 +211,20 @@ typedef struct mxp_generate_result {
     int32_t *ids;         // (n_ids) the generated token ids, malloc'd
     size_t n_ids;
     size_t prompt_tokens; // tokens the prompt encoded to (BOS included)
-    double seconds;       // wall time of the forward passes
+    double seconds;       // wall time of the forward passes that produced the new tokens
+                          // (ggml: the prompt is fed token by token before the clock starts)
+    const char *backend;  // "ggml" or "native" (static string): what ran
+    const char *note;     // why the default ggml did not run (static string), or NULL
 } mxp_generate_result;
 
-// Continue `prompt` by n_tokens tokens. Each new token runs the full forward pass over the
-// context (no KV cache yet); once the context reaches the model's maximum positions, the
-// oldest tokens slide out of the window. Needs the model's tokenizer (a Hugging Face folder
-// with tokenizer.json): otherwise MXP_ERR_UNSUPPORTED. On success *res owns its arrays.
+// Continue `prompt` by n_tokens tokens. ggml (default): the prompt and then each new token go
+// through the model's ggml graph one at a time with a KV cache (f16, as llama.cpp); prompt +
+// n_tokens must fit the model's maximum positions (explicit "ggml": MXP_ERR_ARG otherwise;
+// NULL: such a run goes to the executor, res->note says so). native: each new
+// token runs the executor's full forward pass over the context; once the context reaches the
+// model's maximum positions, the oldest tokens slide out of the window. Both run the weights
+// in the formats of the model's slots. Needs the model's tokenizer (a Hugging Face folder with
+// tokenizer.json): otherwise MXP_ERR_UNSUPPORTED. On success *res owns its arrays.
 mxp_status mxp_generate(mxp_model *m, const mxp_generate_opts *opts, mxp_generate_result *res, mxp_err *err);
 void mxp_generate_result_free(mxp_generate_result *res);
 

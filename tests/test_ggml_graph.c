@@ -24,6 +24,9 @@
 //  - llama.cpp's graph (no flags): after the last attention's output projection only the last
 //    position of each sequence goes on; its logits are the executor's for those positions
 //    (f32 KV: the f32 bound; f16 KV: 3e-3), also for the range after that cut alone.
+//  - generate's decode loop (mxp_ggml_sub_decode: one graph, the tokens fed one at a time
+//    through its KV cache) gives, at every position, the executor's prefill logits (f32 KV:
+//    the f32 bound; f16 KV: 3e-3), and refuses a position past its cache.
 #include <math.h>
 #include <string.h>
 
@@ -94,6 +97,45 @@ static int has_gelu(const mxp_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op == MXP_OP_GELU) return 1;
     return 0;
+}
+
+// The decode loop of `generate` (mxp_ggml_sub_decode): one graph for one token with a cache of
+// W slots, fed the tokens of seq one at a time; after each, its logits against the executor's
+// logits of that position in a prefill of the same tokens (B = 1). KV f32: tol; f16: 3e-3.
+static void check_decode_loop(const char *label, mxp_model *m, mxp_ggml *gg, mxp_qcache *qc, const int32_t *seq,
+                              int W, double tol) {
+    mxp_err err = {0};
+    const mxp_graph *g = &m->graph;
+    const int n = W - 1, V = g->vocab;
+    mxp_exec ex, desc;
+    CHECK(mxp_exec_init(&ex, g, 1, n, 0, &err) == MXP_OK, "%s", err.msg);
+    CHECK(mxp_exec_set_batch(&ex, seq, &err) == MXP_OK, "%s", err.msg);
+    CHECK(mxp_exec_use_formats(&ex, qc, MXP_QMODE_FAKE, &err) == MXP_OK, "%s", err.msg);
+    mxp_exec_forward(&ex, 0, g->n_nodes);
+    CHECK(mxp_exec_init(&desc, g, 1, W, MXP_EXEC_KV_CACHE, &err) == MXP_OK, "%s", err.msg);
+    desc.Tq = 1;  // the pass the graph is built for: one token at the last slot
+    desc.pos0 = W - 1;
+    desc.tokens[0] = 0;
+    float *y = malloc((size_t)V * sizeof *y);
+    for (int kv = 0; kv < 2; kv++) {
+        mxp_ggml_sub s;
+        CHECK(mxp_ggml_sub_init(&s, gg, &desc, qc, 0, g->n_nodes, kv ? 0 : MXP_GGML_KV_F32, &err) == MXP_OK, "%s", err.msg);
+        double worst = 0;
+        for (int p = 0; p < n; p++) {
+            CHECK(mxp_ggml_sub_decode(&s, seq[p], p, &err) == MXP_OK, "%s", err.msg);
+            mxp_ggml_sub_output(&s, y);
+            const float *want = ex.val[g->n_nodes - 1] + (size_t)p * V;
+            worst = fmax(worst, rel_diff(y, want, (size_t)V));
+        }
+        double lim = kv ? 3e-3 : tol;
+        printf("%-22s       decode loop %d tokens  kv %s: %.2e\n", label, n, kv ? "f16" : "f32", worst);
+        CHECK(worst <= lim, "%s decode loop kv %s: %.3e > %.1e", label, kv ? "f16" : "f32", worst, lim);
+        CHECK(mxp_ggml_sub_decode(&s, seq[0], W, &err) == MXP_ERR_ARG, "position past the cache accepted");
+        mxp_ggml_sub_free(&s);
+    }
+    free(y);
+    mxp_exec_free(&desc);
+    mxp_exec_free(&ex);
 }
 
 static void check_model(const char *label, mxp_model *m, mxp_ggml *gg) {
@@ -175,6 +217,7 @@ static void check_model(const char *label, mxp_model *m, mxp_ggml *gg) {
         }
         free(prompt);
         mxp_exec_free(&ex);
+        if (qf[fi] == MXP_FMT_F32) check_decode_loop(label, m, gg, &qc, seq, T, tol);
     }
     set_formats(g, MXP_FMT_F32);
     mxp_qcache_free(&qc);

@@ -66,6 +66,10 @@ if grep -Eiq '(^|[^a-z])[+-]?nan([^a-z]|$)' "$tmp/stderr" "$tmp/stdout"; then
 fi
 grep -Eq "uniform f8_e4m3 +gain .*\(predicted not profiled\)" "$tmp/stderr" ||
     fail "the f8_e4m3 gain line does not say 'not profiled': $(grep 'uniform f8_e4m3' "$tmp/stderr")"
+# the whole-model timing runs on ggml, like the profile: f8_e4m3 has no ggml type, so it is not timed
+grep -q "timing .* end to end on ggml" "$tmp/stderr" || fail "the whole-model timing does not say it runs on ggml"
+grep -q "uniform f8_e4m3: not timed on ggml: f8_e4m3 has no ggml type" "$tmp/stderr" ||
+    fail "no 'not timed on ggml' line for f8_e4m3: $(grep 'f8_e4m3' "$tmp/stderr")"
 
 # the GGUF loads and runs in its stored formats
 "$mx" info "$out/model.gguf" >"$tmp/info" || fail "mixprec info cannot read model.gguf"
@@ -131,7 +135,7 @@ for t in rep["target"]:
     check(t["loss_ok"] == (p["measured"]["loss_mse"] <= 1.5 * b), f"{t['plan']}: loss_ok wrong")
     best, name = 0.0, "f32"
     for q in rep["points"]:
-        if q["kind"] == "uniform" and q["measured"]["loss_mse"] <= b and q["measured"]["time_gain_frac"] > best:
+        if q["kind"] == "uniform" and q["measured"]["loss_mse"] <= b and q["measured"].get("time_gain_frac", -1) > best:
             best, name = q["measured"]["time_gain_frac"], q["label"]
     check(t["best_uniform"] == name and abs(t["best_uniform_gain_frac"] - best) < 1e-12, f"{t['plan']}: best uniform wrong")
     check(t["gain_ok"] == (p["measured"]["time_gain_frac"] >= best), f"{t['plan']}: gain_ok wrong")
@@ -177,6 +181,19 @@ check(rows and any("not profiled" in r for r in rows), "report.html: the f8_e4m3
 f8 = pts["uniform f8_e4m3"]["predicted"]
 check(f8.get("not_profiled") is True and "time_gain_frac" not in f8 and f8["loss_mse"] > 0,
       f"report.json: f8_e4m3 prediction {f8}")
+# the measured gains: whole-model ggml graphs (the engine the latency table was timed on);
+# every point timed except f8_e4m3 (no ggml type), which says so
+tm = rep.get("timing", {})
+check(tm.get("backend") == "ggml" and tm.get("engine", "").startswith("ggml ") and tm.get("rounds", 0) >= 5,
+      f"report.json timing: {tm}")
+for pt in rep["points"]:
+    m = pt["measured"]
+    if pt["label"] == "uniform f8_e4m3":
+        check(m.get("not_timed") is True and "time_gain_frac" not in m and m["loss_mse"] > 0, f"f8_e4m3 measured: {m}")
+    else:
+        check("not_timed" not in m and m["time_s"] > 0 and m["ref_time_s"] > 0 and "time_gain_frac" in m,
+              f"{pt['label']}: not timed: {m}")
+check("whole model ran on ggml " in re.sub(r"<[^>]*>", "", html), "report.html does not name ggml as the timing engine")
 check(all("time_gain_frac" in p["predicted"] for p in rep["points"] if p["kind"] in ("chosen", "pareto")),
       "a solved plan lacks its predicted gain")
 if errors:

@@ -1,10 +1,13 @@
 // evaluate.c: loss and perplexity of a model on held-out data, and the model description.
-// Reads data, runs the executor forward in batches, reports. No kernels here.
+// Reads data, runs the executor forward in batches, reports. No kernels here. Speeds: by
+// default the whole model as a ggml graph (optimize_time.c, the engine llama.cpp runs);
+// --backend native times the executor's own passes.
 #include <math.h>
 #include <string.h>
 
 #include "arch/model.h"
 #include "io/data.h"
+#include "method/optimize.h"
 #include "method/plan.h"
 #include "runtime/exec.h"
 
@@ -108,6 +111,32 @@ static void set_slots(mxp_graph *g, const int *fmts) {
         if (mxp_node_quantizable(&g->nodes[i])) g->nodes[i].fmt = fmts ? fmts[i] : MXP_FMT_F32;
 }
 
+// Speeds on ggml: the f32 reference and (plan != NULL) the formats, paired rounds of whole-model
+// ggml graphs (mxp_e2e_time_configs): a prefill pass of T tokens; a decoded token after
+// `ctx` cached positions (decode_tokens <= 0: none).
+static mxp_status ggml_speeds(mxp_model *m, const int *plan, int T, int ctx, int decode_tokens, mxp_eval_result *r,
+                              mxp_err *err) {
+    mxp_graph *g = &m->graph;
+    unsigned char *cfg = plan ? malloc((size_t)g->n_nodes) : NULL;
+    if (plan && !cfg) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    for (int i = 0; cfg && i < g->n_nodes; i++) cfg[i] = (unsigned char)plan[i];
+    mxp_status st = MXP_OK;
+    for (int pass = 0; pass < 2 && !st; pass++) {
+        if (pass == 1 && decode_tokens <= 0) break;
+        mxp_workload wl = {.decode = pass, .tokens = pass ? ctx : T, .batch = 1};
+        mxp_e2e_time ref, q;
+        st = mxp_e2e_time_configs(m, &wl, "ggml", plan ? 1 : 0, cfg, 15, 1.5, &ref, &q, r->speed_engine,
+                                  sizeof r->speed_engine, NULL, err);
+        if (st) break;
+        double units = pass ? 1 : T;
+        *(pass ? &r->ref.decode_tokens_per_s : &r->ref.prefill_tokens_per_s) = units / ref.time_s;
+        if (plan) *(pass ? &r->quant.decode_tokens_per_s : &r->quant.prefill_tokens_per_s) = q.timed ? units / q.time_s : NAN;
+        if (plan && !q.timed) snprintf(r->speed_note, sizeof r->speed_note, "not timed on ggml: %s", q.why);
+    }
+    free(cfg);
+    return st;
+}
+
 mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mxp_err *err) {
     memset(r, 0, sizeof *r);
     mxp_graph *g = &m->graph;
@@ -117,6 +146,9 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
     if (T < 1 || B < 1) return mxp_fail(err, MXP_ERR_ARG, "--seq and --batch must be positive");
     if (o->max_samples < 0) return mxp_fail(err, MXP_ERR_ARG, "--samples must be positive");
     int n_decode = o->decode_tokens ? o->decode_tokens : 64;
+    int use_ggml = !o->backend || !strcmp(o->backend, "ggml");
+    if (!use_ggml && strcmp(o->backend, "native"))
+        return mxp_fail(err, MXP_ERR_ARG, "--backend '%s': expected ggml or native", o->backend);
     // formats first: a bad plan fails before any work
     int *plan = NULL;
     mxp_status st = MXP_OK;
@@ -218,15 +250,22 @@ mxp_status mxp_eval(mxp_model *m, const mxp_eval_opts *o, mxp_eval_result *r, mx
             r->top1 = agree / ntok;
         }
     }
-    if (!st && n_decode > 0) {
+    if (!st) {
         int prompt = T < 32 ? T : 32;
         if (g->max_pos > 0 && prompt + n_decode > g->max_pos) n_decode = g->max_pos - prompt;
-        if (n_decode > 0) {
-            set_slots(g, NULL);
-            st = decode_speed(m, &qc, seq, prompt, n_decode, &r->ref.decode_tokens_per_s, err);
-            if (!st && plan) {
-                set_slots(g, plan);
-                st = decode_speed(m, &qc, seq, prompt, n_decode, &r->quant.decode_tokens_per_s, err);
+        if (use_ggml) {
+            // the decoded token after the middle of the native run's context range
+            st = ggml_speeds(m, plan, T, prompt + (n_decode > 0 ? n_decode / 2 : 0), n_decode, r, err);
+            if (st) mxp_fail_prefix(err, "timing on ggml (--backend native times mixprec's executor): ");
+        } else {
+            mxp_engine_describe(NULL, r->speed_engine, sizeof r->speed_engine);
+            if (n_decode > 0) {
+                set_slots(g, NULL);
+                st = decode_speed(m, &qc, seq, prompt, n_decode, &r->ref.decode_tokens_per_s, err);
+                if (!st && plan) {
+                    set_slots(g, plan);
+                    st = decode_speed(m, &qc, seq, prompt, n_decode, &r->quant.decode_tokens_per_s, err);
+                }
             }
         }
     }

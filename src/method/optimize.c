@@ -52,6 +52,8 @@ typedef struct opt_ctx {
     int seq_len, eval_samples, calib_samples;
     int unit_tokens;           // tokens per workload unit (prefill: T; decode: 1)
     int time_rounds;           // rounds of the whole-model timing
+    char time_engine[640];     // what ran the whole-model timing (mxp_engine_describe)
+    const char *time_backend;  // "ggml" or "native": the profile's backend
     char work[PATH_CAP];
     // sensitivity table (taylor "s"), op order of sens.json
     int n_ops;
@@ -631,11 +633,24 @@ static mxp_status measure_time(opt_ctx *c, mxp_err *err) {
     int have_load = getloadavg(load, 1) == 1;
     double budget = c->o->profile_budget_s > 0 ? c->o->profile_budget_s / 2 : 45;
     if (!st) {
-        say(c, "timing %d configurations and f32 end to end (%s, up to %.0f s)", n, c->o->workload, budget);
-        st = mxp_e2e_time_configs(c->m, &c->wl, n, cfg, 41, budget, &ref, tm, c->o->stop, err);
+        // the engine that timed the latency table times the whole model too
+        c->time_backend = c->o->profile_backend && !strcmp(c->o->profile_backend, "native") ? "native" : "ggml";
+        say(c, "timing %d configurations and f32 end to end on %s (%s, up to %.0f s)", n,
+            strcmp(c->time_backend, "ggml") ? "mixprec's executor" : "ggml", c->o->workload, budget);
+        st = mxp_e2e_time_configs(c->m, &c->wl, c->time_backend, n, cfg, 41, budget, &ref, tm, c->time_engine,
+                                  sizeof c->time_engine, c->o->stop, err);
     }
     for (int k = 0; k < n && !st; k++) {
         mxp_opt_point *p = &c->pts[which[k]];
+        if (!tm[k].timed) {
+            p->time_s = p->gain_s = p->gain_frac = p->gain_ci_frac = p->tokens_per_s = NAN;
+            p->ref_time_s = ref.time_s;
+            p->ref_tokens_per_s = c->unit_tokens / ref.time_s;
+            note(c, "%s was not timed end to end on ggml: %s (--profile-backend native times it on mixprec's kernels).",
+                 p->label, tm[k].why);
+            say(c, "%s: not timed on ggml: %s", p->label, tm[k].why);
+            continue;
+        }
         p->ref_time_s = ref.time_s;
         p->time_s = tm[k].time_s;
         p->gain_s = tm[k].gain_s;
@@ -701,8 +716,10 @@ static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
     for (int i = 0; i < c->n_pts; i++) {
         mxp_opt_point *p = &c->pts[i];
         if (p->is_dup) copy_measured(p, &c->pts[p->dup_of]);
-        say(c, "%-24s gain %+6.1f%% +- %.1f%% (predicted %s)%s", p->label, 100 * p->gain_frac, 100 * p->gain_ci_frac,
-            pred_gain_str(p).s, p->is_dup ? " (same formats as before)" : "");
+        if (!isfinite(p->gain_frac)) say(c, "%-24s gain not timed (predicted %s)", p->label, pred_gain_str(p).s);
+        else
+            say(c, "%-24s gain %+6.1f%% +- %.1f%% (predicted %s)%s", p->label, 100 * p->gain_frac, 100 * p->gain_ci_frac,
+                pred_gain_str(p).s, p->is_dup ? " (same formats as before)" : "");
     }
     return MXP_OK;
 }
@@ -854,6 +871,7 @@ static cJSON *point_json(const mxp_opt_point *p) {
                                     "time_gain_s", "time_gain_frac", "time_gain_ci_frac", "tokens_per_s", "ref_tokens_per_s", "weight_bytes"};
     for (size_t i = 0; me && i < sizeof v / sizeof *v; i++)
         if (isfinite(v[i])) cJSON_AddNumberToObject(me, k[i], v[i]);
+    if (me && !isfinite(p->time_s)) cJSON_AddTrueToObject(me, "not_timed");
     if (p->is_dup) cJSON_AddNumberToObject(j, "same_formats_as", p->dup_of);
     if (p->has_llama) {
         cJSON *l = cJSON_AddObjectToObject(j, "llama_cpp");
@@ -884,6 +902,12 @@ static mxp_status write_report_json(const opt_ctx *c, const mxp_target_row *rows
     cJSON_AddNumberToObject(j, "reference_loss", c->ref_loss);
     cJSON_AddNumberToObject(j, "reference_perplexity", c->ref_ppl);
     cJSON_AddNumberToObject(j, "profile_ref_time_s", c->profile_ref_s);
+    cJSON *tj = cJSON_AddObjectToObject(j, "timing");
+    if (tj && c->time_backend) {
+        cJSON_AddStringToObject(tj, "backend", c->time_backend);
+        cJSON_AddStringToObject(tj, "engine", c->time_engine);
+        cJSON_AddNumberToObject(tj, "rounds", c->time_rounds);
+    }
     if (c->has_llama) {
         cJSON *l = cJSON_AddObjectToObject(j, "llama_cpp");
         cJSON_AddStringToObject(l, "build", c->llama_build);
@@ -1112,7 +1136,8 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     mxp_run_stamp_now(&rs);
     stage_s[ST_REPORT] = mxp_now() - t;
     const cJSON *eng = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->latency, "machine"), "engine");
-    mxp_report rep = {.profile_engine = cJSON_IsString(eng) ? eng->valuestring : NULL, .tool = rs.tool, .ggml = rs.ggml, .model = o->model_path, .data = o->data_path, .workload = o->workload,
+    mxp_report rep = {.profile_engine = cJSON_IsString(eng) ? eng->valuestring : NULL,
+                      .time_engine = c->time_backend ? c->time_engine : NULL, .tool = rs.tool, .ggml = rs.ggml, .model = o->model_path, .data = o->data_path, .workload = o->workload,
                       .machine = rs.machine, .kernels = mxp_kernel_impl_name(), .created = rs.created, .decode = c->wl.decode,
                       .unit_tokens = c->wl.decode ? 1 : c->wl.tokens, .tau = c->tau, .ppl_increase = o->max_ppl_increase,
                       .calib_samples = c->calib_samples, .seq_len = c->seq_len, .eval_samples = c->eval_samples,

@@ -775,6 +775,18 @@ static void unpin_threads(pin_state *ps) {
     ps->active = 0;
 }
 
+void mxp_engine_describe(const mxp_ggml *gg, char *buf, size_t cap) {
+    if (gg) {
+        snprintf(buf, cap, "ggml %s (commit %s), CPU backend libggml-cpu-%s (%s), %d threads%s, KV cache f16, flash attention%s",
+                 mxp_ggml_version(), mxp_ggml_commit(), gg->variant, gg->features, gg->threads,
+                 gg->tp ? "" : " (no thread pool)", gg->n_extra ? ", repacked weights" : "");
+        return;
+    }
+    char *cfg = openblas_get_config();
+    snprintf(buf, cap, "mixprec executor, %s kernels, %s (core %s), %d OpenMP threads", mxp_kernel_impl_name(),
+             cfg ? cfg : "OpenBLAS", openblas_get_corename(), omp_get_max_threads());
+}
+
 // gg: the ggml engine, or NULL for the native one.
 static void describe_machine(mxp_profile_table *t, const mxp_ggml *gg) {
     mxp_machine_description(t->cpu, sizeof t->cpu);
@@ -783,14 +795,7 @@ static void describe_machine(mxp_profile_table *t, const mxp_ggml *gg) {
     t->backend = gg ? "ggml" : "native";
     char *cfg = openblas_get_config();
     snprintf(t->blas, sizeof t->blas, "%s (core %s)", cfg ? cfg : "OpenBLAS", openblas_get_corename());
-    if (gg)
-        snprintf(t->engine, sizeof t->engine,
-                 "ggml %s (commit %s), CPU backend libggml-cpu-%s (%s), %d threads%s, KV cache f16, flash attention%s",
-                 mxp_ggml_version(), mxp_ggml_commit(), gg->variant, gg->features, gg->threads,
-                 gg->tp ? "" : " (no thread pool)", gg->n_extra ? ", repacked weights" : "");
-    else
-        snprintf(t->engine, sizeof t->engine, "mixprec executor, %s kernels, %s, %d OpenMP threads", t->isa, t->blas,
-                 t->threads);
+    mxp_engine_describe(gg, t->engine, sizeof t->engine);
     long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
     t->llc_bytes = l3 > 0 ? (size_t)l3 : 0;
 }

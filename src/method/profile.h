@@ -117,6 +117,10 @@ typedef struct mxp_profile_table {
 
 void mxp_profile_table_free(mxp_profile_table *t);
 
+// What runs the graphs, in words (the table's machine.engine): ggml's version, commit, CPU
+// variant, features and threads for gg; mixprec's executor, kernels, BLAS and threads for NULL.
+void mxp_engine_describe(const mxp_ggml *gg, char *buf, size_t cap);
+
 // Build partition, spaces, classes and op shapes for g (no measurement). Ties: n_ties comma
 // lists. Errors: a tie list that matches no op (names it), MXP_ERR_NOMEM.
 mxp_status mxp_profile_table_init(mxp_profile_table *t, const mxp_graph *g, const mxp_workload *wl,

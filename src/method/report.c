@@ -263,6 +263,7 @@ static void plot_axes(sb *b, const plot *p, const char *xlabel, const char *ylab
 
 // A marker with a tooltip. shape: 0 circle, 1 square, 2 triangle, 3 star-ish diamond.
 static void marker(sb *b, double x, double y, int shape, const char *color, int hollow, const char *tip) {
+    if (!isfinite(x) || !isfinite(y)) return;  // e.g. a configuration the timing engine could not run
     const char *fill = hollow ? "#fff" : color;
     if (shape == 1)
         sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.5\">",
@@ -317,7 +318,9 @@ static int pareto_order(const mxp_report *r, int *idx) {
 }
 
 static void point_tip(const mxp_opt_point *q, char *tip, size_t cap) {
-    int n = snprintf(tip, cap, "%s: measured loss MSE %.3g, gain %.1f%%", q->label, q->loss_mse, 100 * q->gain_frac);
+    int n = isfinite(q->gain_frac)
+                ? snprintf(tip, cap, "%s: measured loss MSE %.3g, gain %.1f%%", q->label, q->loss_mse, 100 * q->gain_frac)
+                : snprintf(tip, cap, "%s: measured loss MSE %.3g, gain not timed", q->label, q->loss_mse);
     if (n > 0 && (size_t)n < cap && q->has_pred_loss)
         n += snprintf(tip + n, cap - (size_t)n, "; predicted loss MSE %.3g", q->pred_loss_mse);
     if (n > 0 && (size_t)n < cap && q->has_pred_gain)
@@ -589,7 +592,9 @@ static void llama_table(sb *b, const mxp_report *r) {
                  "are for the workload <code>",
               r->llama_threads, r->llama_prefill_tokens, r->llama_decode_tokens, r->llama_rounds);
     sb_esc(b, r->workload);
-    sb_puts(b, "</code>: measured on mixprec's own kernels, predicted by the latency table (timed on ");
+    sb_puts(b, "</code>: measured on the whole model (run by ");
+    sb_esc(b, r->time_engine ? r->time_engine : "unknown");
+    sb_puts(b, "), predicted by the latency table (timed on ");
     sb_esc(b, r->profile_engine ? r->profile_engine : "unknown");
     sb_puts(b, ").</p>\n<table><tr><th>configuration</th><th>llama.cpp prefill tok/s</th>"
                "<th>vs f32</th><th>llama.cpp decode tok/s</th><th>vs f32</th><th>mixprec measured gain</th>"
@@ -735,14 +740,16 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
     sb_puts(&b, "<h2>Prediction vs measurement (chosen plan)</h2>\n");
     summary_table(&b, r, c);
     sb_printf(&b, "<p>Accuracy: %d held-out windows of %d tokens (the evaluation split of the data), every op in "
-                  "its format with the real kernels, compared with f32 window by window. Time: the whole model, real "
-                  "kernels, one %s, timed in %d rounds that run f32 and every configuration once each (order rotating "
+                  "its format with the real kernels, compared with f32 window by window. Time: the whole model, one %s, "
+                  "timed in %d rounds that run f32 and every configuration once each (order rotating "
                   "per round); the gain is the median over rounds of the paired difference with the f32 run of the same "
-                  "round, &plusmn; a 95%% interval. Predicted gains are the latency table's sub-graph gains over its "
-                  "sum of sub-graph f32 times; the table was timed on ",
+                  "round, &plusmn; a 95%% interval; the whole model ran on ",
               r->eval_samples, r->seq_len,
               r->decode ? "decoded token after the workload's cached positions" : "prefill pass of the workload",
               r->time_rounds);
+    sb_esc(&b, r->time_engine ? r->time_engine : "an engine the report does not name");
+    sb_puts(&b, ". Predicted gains are the latency table's sub-graph gains over its sum of sub-graph f32 times; the "
+                "table was timed on ");
     sb_esc(&b, r->profile_engine ? r->profile_engine : "an engine the table does not name");
     sb_puts(&b, ".</p>\n");
     sb_puts(&b, "<h2>Deployed speed: llama.cpp</h2>\n");

@@ -62,6 +62,7 @@ typedef struct mxp_report {
     // what was run
     const char *tool, *ggml, *model, *data, *workload, *machine, *kernels, *created;
     const char *profile_engine;         // what timed the latency table (its machine.engine), or NULL
+    const char *time_engine;            // what ran the whole-model timing (measured gains), or NULL
     int decode;                         // workload is decode (unit: token) or prefill (pass)
     int unit_tokens;                    // tokens per workload unit
     double tau, ppl_increase;           // budget; ppl_increase 0 when given as loss MSE

@@ -362,6 +362,7 @@ static mxp_status attention(tr *t, int i, struct ggml_tensor **out, mxp_err *err
     if (!t->mask) {
         t->mask = ggml_new_tensor_2d(t->s->ctx_in, GGML_TYPE_F16, Tk, Tq);
         if (!t->mask || !push_pending(t, t->mask, NULL, 3, i)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        t->s->mask_window = nd->window;
     }
     size_t off = (size_t)t->pos0 * kc->nb[2];
     struct ggml_tensor *kn = ggml_view_4d(c, kc, D, Hkv, Tq, B, kc->nb[1], kc->nb[2], kc->nb[3], off);
@@ -554,10 +555,17 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
         s->inputs = calloc((size_t)t.n_pend + 1, sizeof *s->inputs);
         if (!s->inputs) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     }
+    int n_kv = 0;
+    for (int k = 0; k < t.n_pend; k++) n_kv += t.pend[k].kind == 4 || t.pend[k].kind == 5;
+    if (!st && n_kv && !(s->kv = calloc((size_t)n_kv, sizeof *s->kv))) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     for (int k = 0; k < t.n_pend && !st; k++) {
         fill(&t, &t.pend[k]);
         if (t.pend[k].t->buffer == s->buf_in) s->inputs[s->n_inputs++] = t.pend[k].t;
+        if (t.pend[k].kind == 4 || t.pend[k].kind == 5) s->kv[s->n_kv++] = t.pend[k].t;
     }
+    s->tokens = t.tokens;
+    s->pos = t.pos;
+    s->mask = t.mask;
 out:
     if (st) mxp_ggml_sub_free(s);
     free(t.pend);
@@ -599,5 +607,26 @@ void mxp_ggml_sub_free(mxp_ggml_sub *s) {
     if (s->ctx_in) ggml_free(s->ctx_in);
     if (s->ctx_g) ggml_free(s->ctx_g);
     free(s->inputs);
+    free(s->kv);
     memset(s, 0, sizeof *s);
+}
+
+mxp_status mxp_ggml_sub_decode(mxp_ggml_sub *s, int32_t token, int p, mxp_err *err) {
+    if (!s->tokens || !s->pos || !s->mask || s->tokens->ne[0] != 1 || s->rows != 1 || s->mask->ne[1] != 1)
+        return mxp_fail(err, MXP_ERR_ARG, "ggml decode: the graph is not a one-token pass of the whole model");
+    const int Tk = (int)s->mask->ne[0];
+    if (p < 0 || p >= Tk) return mxp_fail(err, MXP_ERR_ARG, "ggml decode: position %d outside the cache (%d slots)", p, Tk);
+    *(int32_t *)s->tokens->data = token;
+    *(int32_t *)s->pos->data = p;
+    ggml_fp16_t *m = (ggml_fp16_t *)s->mask->data;
+    const ggml_fp16_t zero = ggml_fp32_to_fp16(0.0f), ninf = ggml_fp32_to_fp16(-INFINITY);
+    for (int j = 0; j < Tk - 1; j++) m[j] = j < p && (s->mask_window <= 0 || p - j < s->mask_window) ? zero : ninf;
+    m[Tk - 1] = zero;
+    mxp_status st = mxp_ggml_sub_compute(s, err);
+    if (st || p == Tk - 1) return st;
+    for (int k = 0; k < s->n_kv; k++) {  // (D, Hkv, Tk, 1): slot Tk-1 -> slot p
+        struct ggml_tensor *c = s->kv[k];
+        memcpy((char *)c->data + (size_t)p * c->nb[2], (char *)c->data + (size_t)(Tk - 1) * c->nb[2], c->nb[2]);
+    }
+    return MXP_OK;
 }

@@ -97,6 +97,11 @@ typedef struct mxp_ggml_sub {
     int n_inputs;
     struct ggml_backend *be;          // borrowed from the mxp_ggml
     size_t weight_bytes;              // bytes of the weights copied in
+    // inputs a decode loop rewrites (mxp_ggml_sub_decode); NULL when the range has none
+    struct ggml_tensor *tokens, *pos, *mask;
+    int mask_window;                  // sliding window of the attention that made the mask (0: none)
+    struct ggml_tensor **kv;          // (n_kv) the K and V cache of each attention, in pairs
+    int n_kv;
 } mxp_ggml_sub;
 
 // Translate nodes [first, last) of ex->g with every LINEAR in the format of its slot (node->fmt)
@@ -113,5 +118,16 @@ float mxp_ggml_sub_touch(const mxp_ggml_sub *s);
 // N rows, or row b*Tq + Tq-1 of each sequence b.
 void mxp_ggml_sub_output(const mxp_ggml_sub *s, float *y);
 void mxp_ggml_sub_free(mxp_ggml_sub *s);
+
+// Token-by-token decoding on one graph, as llama.cpp's decode loop does with its KV cache: s is
+// the whole model (nodes [0, n_nodes), flags without MXP_GGML_ALL_ROWS) built for B = 1, Tq = 1
+// at pos0 = Tk - 1, so its cache holds Tk slots. One step runs `token` at position p (0 <= p <
+// Tk) with slots 0..p-1 as its context: the token's keys and values are computed into slot
+// Tk - 1 (the graph's fixed write slot), the mask admits slots 0..p-1 and Tk - 1, and after
+// the compute they are moved to slot p. Attention does not depend on the order of the cached
+// slots, so this is the same computation as a graph built for position p. The logits are
+// then mxp_ggml_sub_output's single row. MXP_ERR_ARG for p out of range or a graph not built
+// this way; MXP_ERR_UNSUPPORTED if ggml fails.
+mxp_status mxp_ggml_sub_decode(mxp_ggml_sub *s, int32_t token, int p, mxp_err *err);
 
 #endif
