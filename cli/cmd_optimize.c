@@ -83,6 +83,9 @@ int cmd_optimize(int argc, char **argv) {
            r.stage_s[0], r.stage_s[1], r.stage_s[2], r.stage_s[3], r.stage_s[4], r.stage_s[5], r.seconds);
     printf("target over %d budgets: loss MSE <= 1.5 x budget at %d, gain >= best uniform within budget at %d\n",
            r.target_budgets, r.target_loss_ok, r.target_gain_ok);
+    if (r.target_llama_budgets)
+        printf("target on llama.cpp's speeds: %s gain >= best uniform within budget at %d of %d budgets\n",
+               strncmp(o.workload, "decode", 6) ? "prefill" : "decode", r.target_llama_gain_ok, r.target_llama_budgets);
     if (r.llama_measured)
         printf("llama.cpp: prefill %.1f tok/s (%.2fx f32), decode %.1f tok/s (%.2fx f32)\n", r.llama_prefill_tps,
                r.llama_prefill_tps / r.llama_ref_prefill_tps, r.llama_decode_tps, r.llama_decode_tps / r.llama_ref_decode_tps);

@@ -432,6 +432,8 @@ typedef struct mxp_optimize_result {
     double tokens_per_s, ref_tokens_per_s; // the workload's (prefill or decode) tokens/s, measured
     int target_budgets;         // budgets of the sweep checked against the target (+ the plan)
     int target_loss_ok, target_gain_ok;    // how many meet each half of it
+    int target_llama_budgets;   // of those, how many have llama.cpp speeds (llama-bench)
+    int target_llama_gain_ok;   // how many meet the gain half on llama.cpp's speeds
     int gguf_written;           // 0: the model has no GGUF export (see report notes)
     int llama_measured;         // 1: llama.cpp's speeds below were measured (llama-bench)
     double llama_prefill_tps, llama_decode_tps;          // the chosen plan's GGUF in llama.cpp

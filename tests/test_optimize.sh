@@ -140,14 +140,31 @@ for t in rep["target"]:
     check(t["best_uniform"] == name and abs(t["best_uniform_gain_frac"] - best) < 1e-12, f"{t['plan']}: best uniform wrong")
     check(t["gain_ok"] == (p["measured"]["time_gain_frac"] >= best), f"{t['plan']}: gain_ok wrong")
 # llama.cpp's speed of the GGUFs (llama-bench, built by scripts/deps.sh): the reference and
-# the chosen plan always, every uniform format with a GGUF type, never f8_e4m3
+# every configuration llama.cpp can run (the plan, the sweep, the baselines, the uniform
+# formats with a GGUF type, the mixes), never f8_e4m3
 lc = rep.get("llama_cpp")
 check(lc is not None and lc["f32_prefill_tokens_per_s"] > 0 and lc["f32_decode_tokens_per_s"] > 0,
       f"report.json has no llama.cpp reference speed: {lc} (notes: {rep['notes']})")
 for p in rep["points"]:
-    want = p["kind"] == "chosen" or (p["kind"] == "uniform" and p["label"] != "uniform f8_e4m3")
+    want = p["label"] != "uniform f8_e4m3"
     got = "llama_cpp" in p and p["llama_cpp"]["prefill_tokens_per_s"] > 0 and p["llama_cpp"]["decode_tokens_per_s"] > 0
     check(want == got, f"{p['label']}: llama.cpp speed {'missing' if want else 'present'}")
+# the target judged on llama.cpp's speeds, recomputed from the points' llama-bench figures
+dec = rep["workload"].startswith("decode")
+def lgain(p):
+    k = "decode_tokens_per_s" if dec else "prefill_tokens_per_s"
+    return 1 - lc["f32_" + k] / p["llama_cpp"][k]
+by_label = {p["label"]: p for p in rep["points"]}
+for t in rep["target"]:
+    p = by_label[t["plan"]]
+    l = t.get("llama_cpp")
+    check(l is not None, f"{t['plan']}: no llama.cpp target row")
+    best, name = 0.0, "f32"
+    for q in rep["points"]:
+        if q["kind"] == "uniform" and "llama_cpp" in q and q["measured"]["loss_mse"] <= t["budget"] and lgain(q) > best:
+            best, name = lgain(q), q["label"]
+    check(abs(l["gain_frac"] - lgain(p)) < 1e-9 and l["best_uniform"] == name and abs(l["best_uniform_gain_frac"] - best) < 1e-9
+          and l["gain_ok"] == (lgain(p) >= best), f"{t['plan']}: llama.cpp target row wrong: {l} vs {name} {best}")
 n = len(rep["target"])
 check(s["target_loss_ok"] == f"{sum(t['loss_ok'] for t in rep['target'])}/{n}", "summary target_loss_ok wrong")
 

@@ -2,6 +2,10 @@
 #include "core/base.h"
 
 #include <stdarg.h>
+#include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 #include <time.h>
 
@@ -75,6 +79,18 @@ const char *mxp_version(void) { return MXP_VERSION; }
 int mxp_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+void mxp_evict(const void *p, size_t n) {
+#if defined(__x86_64__) || defined(__i386__)
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
+    const char *end = (const char *)p + n;
+    for (; c < end; c += 64) _mm_clflush(c);
+    _mm_mfence();
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 double mxp_median_inplace(double *v, size_t n) {

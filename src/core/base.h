@@ -54,4 +54,8 @@ double mxp_now(void);
 int mxp_cmp_double(const void *a, const void *b);
 double mxp_median_inplace(double *v, size_t n);
 
+// Write back and evict [p, p + n) from every cache level (x86 clflush; elsewhere a no-op), so
+// that the next read of it comes from memory. For timing, outside the timed region.
+void mxp_evict(const void *p, size_t n);
+
 #endif

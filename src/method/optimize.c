@@ -724,9 +724,47 @@ static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
     return MXP_OK;
 }
 
-// llama.cpp's own speed (llama-bench) of the chosen plan's GGUF and of every uniform format
-// that has a GGUF type, with uniform f32 as the reference. Not being able to measure it is a
-// note in the report, not an error: the plan and its mixprec measurements stand.
+// Every format of p has a GGUF type (so llama.cpp can run it).
+static int point_has_gguf(const opt_ctx *c, const mxp_opt_point *p) {
+    for (int op = 0; op < c->n_ops; op++)
+        if (!mxp_format_get((mxp_format_id)p->fmt[op])->has_ggml_type) return 0;
+    return 1;
+}
+
+// The GGUF of point i for llama-bench, into out: the chosen plan's (model.gguf), a llama.cpp
+// mix's (written by llama-quantize), else written now from its formats (uniform spec, or the
+// plan file its accuracy measurement wrote). *scratch: out is ours to remove afterwards.
+static mxp_status point_gguf(opt_ctx *c, int i, const char *plan_gguf, char *out, int *scratch, mxp_err *err) {
+    const mxp_opt_point *p = &c->pts[i];
+    char name[64], spec[PATH_CAP];
+    *scratch = 0;
+    if (p->kind == MXP_PT_CHOSEN) {
+        snprintf(out, PATH_CAP, "%s", plan_gguf);
+        return MXP_OK;
+    }
+    if (p->kind == MXP_PT_LLAMA_MIX) {
+        snprintf(name, sizeof name, "llama_%s.gguf", p->label + strlen("llama.cpp "));
+        return work_path(c, name, out, err);
+    }
+    snprintf(name, sizeof name, "bench_%d.gguf", i);
+    mxp_status st = work_path(c, name, out, err);
+    if (st) return st;
+    if (p->kind == MXP_PT_UNIFORM) {
+        snprintf(spec, sizeof spec, "uniform:%s", mxp_format_get((mxp_format_id)p->uniform)->name);
+    } else {
+        snprintf(name, sizeof name, "point_%d.json", i);
+        if ((st = work_path(c, name, spec, err))) return st;
+    }
+    mxp_apply_report ar;
+    if ((st = mxp_apply(c->o->model_path, spec, out, &ar, err))) return mxp_fail_prefix(err, "writing %s for llama-bench: ", p->label);
+    *scratch = 1;
+    return MXP_OK;
+}
+
+// llama.cpp's own speed (llama-bench) of every distinct configuration that llama.cpp can run
+// (the plan, the sweep, the baselines, the uniform formats, llama.cpp's mixes), with uniform
+// f32 as the reference: the deployed speeds the target is judged on. Not being able to measure
+// it is a note in the report, not an error: the plan and its mixprec measurements stand.
 static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf, mxp_err *err) {
     char bench[PATH_CAP];
     if (c->o->no_llama_bench) return MXP_OK;
@@ -736,36 +774,31 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
                 "or pass --llama-bench PATH).");
         return MXP_OK;
     }
-    // files[0]: uniform f32 (the reference); files[1]: the plan; then one per uniform point
-    int n = 0, *point = malloc((size_t)(c->n_pts + 2) * sizeof *point);
-    char **files = calloc((size_t)c->n_pts + 2, sizeof *files);
-    mxp_llama_speed *sp = calloc((size_t)c->n_pts + 2, sizeof *sp);
-    mxp_status st = point && files && sp ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    for (int i = -1; i < c->n_pts && !st; i++) {
-        const mxp_opt_point *p = i >= 0 ? &c->pts[i] : NULL;
-        if (p && p->kind != MXP_PT_UNIFORM) continue;
-        const mxp_format *f = mxp_format_get(p ? (mxp_format_id)p->uniform : MXP_FMT_F32);
-        if (p && !f->has_ggml_type) {
-            note(c, "%s has no GGUF type: llama.cpp cannot run it, so it has no llama.cpp speed.", p->label);
+    // files[0]: uniform f32 (the reference); then one per distinct point llama.cpp can run
+    int n = 0, *point = malloc((size_t)(c->n_pts + 1) * sizeof *point), *scratch = calloc((size_t)c->n_pts + 1, sizeof *scratch);
+    char **files = calloc((size_t)c->n_pts + 1, sizeof *files);
+    mxp_llama_speed *sp = calloc((size_t)c->n_pts + 1, sizeof *sp);
+    mxp_status st = point && scratch && files && sp ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    mxp_apply_report ar;
+    if (!st && !(files[0] = malloc(PATH_CAP))) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    if (!st) st = work_path(c, "bench_f32.gguf", files[0], err);
+    if (!st && (st = mxp_apply(c->o->model_path, "uniform:f32", files[0], &ar, err)))
+        st = mxp_fail_prefix(err, "writing uniform:f32 for llama-bench: ");
+    if (!st) {
+        point[0] = -1;
+        scratch[0] = 1;
+        n = 1;
+    }
+    for (int i = 0; i < c->n_pts && !st; i++) {
+        const mxp_opt_point *p = &c->pts[i];
+        if (p->is_dup || (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32)) continue;
+        if (!point_has_gguf(c, p)) {
+            note(c, "%s has a format without a GGUF type: llama.cpp cannot run it, so it has no llama.cpp speed.", p->label);
             continue;
         }
-        char name[64], spec[64];
-        snprintf(name, sizeof name, "uniform_%s.gguf", f->name);
-        snprintf(spec, sizeof spec, "uniform:%s", f->name);
-        files[n] = malloc(PATH_CAP);
-        if (!files[n]) { st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory"); break; }
-        if ((st = work_path(c, name, files[n], err))) break;
-        mxp_apply_report ar;
-        if ((st = mxp_apply(c->o->model_path, spec, files[n], &ar, err))) {
-            st = mxp_fail_prefix(err, "writing %s for llama-bench: ", spec);
-            break;
-        }
+        if (!(files[n] = malloc(PATH_CAP))) { st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory"); break; }
+        if ((st = point_gguf(c, i, plan_gguf, files[n], &scratch[n], err))) break;
         point[n++] = i;
-        if (n == 1) {  // the plan right after the reference
-            files[n] = strdup(plan_gguf);
-            if (!files[n]) { st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory"); break; }
-            point[n++] = 0;
-        }
     }
     c->llama_threads = omp_get_max_threads();
     c->llama_prefill = c->wl.decode ? c->seq_len : c->wl.tokens;
@@ -795,13 +828,25 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
                 p->llama_prefill_tps = sp[k].prefill_tps;
                 p->llama_decode_tps = sp[k].decode_tps;
             }
-            for (int i = 0; i < c->n_pts; i++) {  // uniform f32 is the reference file itself
+            for (int i = 0; i < c->n_pts; i++) {
                 mxp_opt_point *p = &c->pts[i];
-                if (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32 && !p->has_llama) {
+                if (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32) {  // the reference file itself
                     p->has_llama = 1;
                     p->llama_prefill_tps = sp[0].prefill_tps;
                     p->llama_decode_tps = sp[0].decode_tps;
+                } else if (p->is_dup && c->pts[p->dup_of].has_llama) {
+                    p->has_llama = 1;
+                    p->llama_prefill_tps = c->pts[p->dup_of].llama_prefill_tps;
+                    p->llama_decode_tps = c->pts[p->dup_of].llama_decode_tps;
                 }
+            }
+            say(c, "llama.cpp: %-24s %12s %8s %12s %8s", "configuration", "prefill t/s", "vs f32", "decode t/s", "vs f32");
+            say(c, "llama.cpp: %-24s %12.1f %7.2fx %12.1f %7.2fx", "f32", c->llama_ref_prefill, 1.0, c->llama_ref_decode, 1.0);
+            for (int i = 0; i < c->n_pts; i++) {
+                const mxp_opt_point *p = &c->pts[i];
+                if (!p->has_llama || p->is_dup || (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32)) continue;
+                say(c, "llama.cpp: %-24s %12.1f %7.2fx %12.1f %7.2fx", p->label, p->llama_prefill_tps,
+                    p->llama_prefill_tps / c->llama_ref_prefill, p->llama_decode_tps, p->llama_decode_tps / c->llama_ref_decode);
             }
             const mxp_opt_point *q = &c->pts[0];
             say(c, "llama.cpp: chosen plan prefill %.1f tok/s (%.2fx f32), decode %.1f tok/s (%.2fx f32)",
@@ -809,14 +854,23 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
                 q->llama_decode_tps / c->llama_ref_decode);
         }
     }
-    for (int k = 0; k < n; k++) {
-        if (files[k] && point[k] != 0) remove(files[k]);  // the plan's GGUF is model.gguf
-        free(files[k]);
-    }
+    for (int k = 0; k < n; k++)
+        if (files[k] && scratch[k]) remove(files[k]);
+    for (int k = 0; files && k <= c->n_pts; k++) free(files[k]);
     free(files);
     free(point);
+    free(scratch);
     free(sp);
     return st;
+}
+
+// llama.cpp's measured gain of p for the workload's unit (prefill pass or decoded token):
+// 1 - (f32 tokens/s) / (p's tokens/s); NAN when not measured.
+static double llama_gain(const opt_ctx *c, const mxp_opt_point *p) {
+    if (!c->has_llama || !p->has_llama) return NAN;
+    double ref = c->wl.decode ? c->llama_ref_decode : c->llama_ref_prefill;
+    double tps = c->wl.decode ? p->llama_decode_tps : p->llama_prefill_tps;
+    return ref > 0 && tps > 0 ? 1 - ref / tps : NAN;
 }
 
 // The target rows (docs/DESIGN.md 1.4): for the chosen plan and every budget of the sweep.
@@ -840,6 +894,19 @@ static int build_target(const opt_ctx *c, mxp_target_row *rows) {
             t->best_uniform_gain_frac = q->gain_frac;
         }
         t->gain_ok = p->gain_frac >= t->best_uniform_gain_frac;
+        t->llama_gain_frac = llama_gain(c, p);
+        t->has_llama = isfinite(t->llama_gain_frac);
+        if (!t->has_llama) continue;
+        t->llama_best_uniform_gain_frac = 0;
+        for (int u = 0; u < c->n_pts; u++) {
+            const mxp_opt_point *q = &c->pts[u];
+            double g = llama_gain(c, q);
+            if (q->kind != MXP_PT_UNIFORM || !(q->loss_mse <= p->budget) || !(g > t->llama_best_uniform_gain_frac)) continue;
+            t->llama_has_best_uniform = 1;
+            t->llama_best_uniform = u;
+            t->llama_best_uniform_gain_frac = g;
+        }
+        t->llama_gain_ok = t->llama_gain_frac >= t->llama_best_uniform_gain_frac;
     }
     return n;
 }
@@ -938,6 +1005,13 @@ static mxp_status write_report_json(const opt_ctx *c, const mxp_target_row *rows
         double ci_u = t->has_best_uniform ? c->pts[t->best_uniform].gain_ci_frac : 0;
         cJSON_AddNumberToObject(r, "gain_diff_frac", q->gain_frac - t->best_uniform_gain_frac);
         cJSON_AddNumberToObject(r, "gain_diff_ci_frac", sqrt(q->gain_ci_frac * q->gain_ci_frac + ci_u * ci_u));
+        if (t->has_llama) {
+            cJSON *l = cJSON_AddObjectToObject(r, "llama_cpp");
+            cJSON_AddNumberToObject(l, "gain_frac", t->llama_gain_frac);
+            cJSON_AddStringToObject(l, "best_uniform", t->llama_has_best_uniform ? c->pts[t->llama_best_uniform].label : "f32");
+            cJSON_AddNumberToObject(l, "best_uniform_gain_frac", t->llama_best_uniform_gain_frac);
+            cJSON_AddBoolToObject(l, "gain_ok", t->llama_gain_ok);
+        }
         cJSON_AddItemToArray(tg, r);
     }
     cJSON *notes = cJSON_AddArrayToObject(j, "notes");
@@ -1173,6 +1247,8 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
         for (int i = 0; i < n_rows; i++) {
             res->target_loss_ok += rows[i].loss_ok;
             res->target_gain_ok += rows[i].gain_ok;
+            res->target_llama_budgets += rows[i].has_llama;
+            res->target_llama_gain_ok += rows[i].has_llama && rows[i].llama_gain_ok;
         }
         res->gguf_written = have_gguf;
         res->llama_measured = p->has_llama;

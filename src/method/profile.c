@@ -11,9 +11,14 @@
 //    one token per sequence at that position (the attention writes the same cache slot again
 //    on every run, so repeated runs see the same state).
 //  - Before each timed run, a buffer as large as the rest of the model's f32 linear weights
-//    (at most flush_max bytes) is read by every thread, then the sub-graph's own input: the
-//    caches are then as they are when the sub-graph runs inside the whole model (the other
-//    weights have just passed through them), not warm from the previous repeat.
+//    (at most flush_max bytes) is read by every thread, the sub-graph's own weights (in the
+//    formats being timed) are evicted from every cache level (mxp_evict), then its input is
+//    read: the caches are then as they are when the sub-graph runs inside the whole model (the
+//    other weights have just passed through them, its own come from memory), not warm from
+//    the previous repeat. The eviction matters even when the whole model would fit the last
+//    level: on the bundled model (19 MB of f32 weights, a VM reporting a 32 MiB L3) the
+//    sub-graphs' gains without it were half of those llama.cpp measured end to end
+//    (BENCHMARKS.md, "Deployed in llama.cpp").
 //  - A configuration is timed in rounds interleaved with the reference (ABBA order), after
 //    one untimed warm-up run of each. Its gain is the median of the per-round differences
 //    (reference - configuration), which cancels slow drifts of the machine; rounds continue
@@ -389,11 +394,18 @@ static mxp_status native_ready(mxp_timer *tm, int first, int last, mxp_err *err)
 }
 
 static float native_touch(mxp_timer *tm, int first, int last) {
-    const mxp_exec *ex = ((native_timer *)tm)->ex;
+    const native_timer *t = (const native_timer *)tm;
+    const mxp_exec *ex = t->ex;
     size_t rows = (size_t)ex->B * ex->Tq;
     float acc = 0;
     for (int i = first; i < last; i++) {
         const mxp_node *nd = &ex->g->nodes[i];
+        if (nd->op == MXP_OP_LINEAR) {  // the weights as they run, evicted (see the file comment)
+            const mxp_param *w = &ex->g->params[nd->w];
+            const void *q = nd->fmt == MXP_FMT_F32 ? NULL : mxp_qcache_real(t->qc, i, (mxp_format_id)nd->fmt);
+            if (q) mxp_evict(q, (size_t)nd->cols * mxp_row_bytes(mxp_format_get((mxp_format_id)nd->fmt), (int)(w->nelem / nd->cols)));
+            else mxp_evict(w->data, w->nelem * sizeof(float));
+        }
         for (int k = 0; k < nd->n_in; k++) {
             int j = nd->in[k];
             if (j >= first) continue;

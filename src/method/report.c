@@ -668,6 +668,31 @@ static void target_table(sb *b, const mxp_report *r) {
                   t->gain_ok ? "ok" : noise ? "FAIL (within noise)" : "FAIL");
     }
     sb_puts(b, "</table>\n");
+    int n_llama = 0, n_llama_ok = 0;
+    for (int i = 0; i < r->n_target; i++) {
+        n_llama += r->target[i].has_llama;
+        n_llama_ok += r->target[i].has_llama && r->target[i].llama_gain_ok;
+    }
+    if (!n_llama) return;
+    sb_printf(b, "<p>The same gain target on the speeds llama.cpp measured (llama-bench, %s, the GGUF of every "
+                 "configuration): <b>%d of %d budgets meet it.</b></p>\n",
+              r->decode ? "decode" : "prefill", n_llama_ok, n_llama);
+    sb_puts(b, "<table><tr><th>plan</th><th>budget &tau;</th><th>llama.cpp gain</th>"
+               "<th>best uniform within &tau; (llama.cpp)</th><th>its gain</th><th>difference</th><th>gain</th></tr>\n");
+    for (int i = 0; i < r->n_target; i++) {
+        const mxp_target_row *t = &r->target[i];
+        if (!t->has_llama) continue;
+        const mxp_opt_point *q = &r->points[t->point];
+        sb_printf(b, "<tr%s><td>", q->kind == MXP_PT_CHOSEN ? " class=\"chosen\"" : "");
+        sb_esc(b, q->label);
+        sb_printf(b, "</td><td>%s</td><td>%s</td><td>", fmt_g(t->budget, 3).s, fmt_pct(t->llama_gain_frac).s);
+        if (t->llama_has_best_uniform) sb_esc(b, r->points[t->llama_best_uniform].label);
+        else sb_puts(b, "none (f32)");
+        sb_printf(b, "</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td></tr>\n", fmt_pct(t->llama_best_uniform_gain_frac).s,
+                  fmt_pct(t->llama_gain_frac - t->llama_best_uniform_gain_frac).s, t->llama_gain_ok ? "ok" : "bad",
+                  t->llama_gain_ok ? "ok" : "FAIL");
+    }
+    sb_puts(b, "</table>\n");
 }
 
 static const mxp_opt_point *chosen_point(const mxp_report *r) {

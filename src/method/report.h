@@ -56,6 +56,12 @@ typedef struct mxp_target_row {
                                               // measured loss MSE is within the budget
     double best_uniform_gain_frac;      // its gain (0: f32 itself when none fits)
     int gain_ok;                        // plan's measured gain >= best_uniform_gain_frac
+    // the same judged on llama.cpp's speeds (llama-bench of the GGUFs), when measured
+    int has_llama;
+    double llama_gain_frac;             // 1 - f32 tokens/s / the plan's, for the workload's unit
+    int llama_has_best_uniform;  int llama_best_uniform;
+    double llama_best_uniform_gain_frac;
+    int llama_gain_ok;
 } mxp_target_row;
 
 typedef struct mxp_report {
