@@ -122,6 +122,13 @@ for m, q in mixes:
     check(q["measured"]["weight_bytes"] <= m["measured"]["weight_bytes"] * 1.001,
           f"{q['label']}: {q['measured']['weight_bytes']} weight bytes > the mix's {m['measured']['weight_bytes']}")
     check(m["measured"]["kl"] > 0 and q["measured"]["kl"] >= 0, f"{m['label']}: no KL measured")
+# ... and by the fastest plan within the mix's measured loss (its predicted loss MSE at most that)
+matched = [(P[i], P[i + 2]) for i in range(len(P) - 2) if P[i]["kind"] == "llama_mix" and P[i + 2]["kind"] == "loss_matched"]
+check([m["label"] for m, _ in matched] == ["llama.cpp Q8_0", "llama.cpp Q4_K_M"], f"loss-matched plans: {matched}")
+for m, q in matched:
+    check(q["label"] == "mixprec at " + m["label"].split()[1] + "'s loss", f"label {q['label']}")
+    check(q["predicted"]["loss_mse"] <= m["measured"]["loss_mse"] * (1 + 1e-9),
+          f"{q['label']}: predicted loss MSE {q['predicted']['loss_mse']} > the mix's measured {m['measured']['loss_mse']}")
 uni = {p["label"] for p in rep["points"] if p["kind"] == "uniform"}
 check(uni == {"uniform " + f for f in ["bf16", "f16", "q8_0", "q4_0", "f8_e4m3"]}, f"uniform formats measured: {uni}")
 # uniform q4_0 must be measurably worse than uniform bf16 (a sanity check of the measurement)

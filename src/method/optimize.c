@@ -409,6 +409,7 @@ static mxp_status solve_one(opt_ctx *c, const char *sens, const char *objective,
 }
 
 static mxp_status stage_mixes(opt_ctx *c, mxp_err *err);
+static mxp_status measure_accuracy(opt_ctx *c, int idx, mxp_err *err);
 
 static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
     char sens[PATH_CAP], plan[PATH_CAP], pareto[PATH_CAP], lat[PATH_CAP];
@@ -530,6 +531,7 @@ static mxp_status stage_mixes(opt_ctx *c, mxp_err *err) {
             continue;
         }
         snprintf(label, sizeof label, "llama.cpp %s", mixes[k]);
+        int im = c->n_pts;
         mxp_opt_point *p = add_point(c, MXP_PT_LLAMA_MIX, label, err);
         if (!p) st = MXP_ERR_NOMEM;
         for (int i = 0; !st && i < mm->graph.n_nodes; i++) {
@@ -549,6 +551,22 @@ static mxp_status stage_mixes(opt_ctx *c, mxp_err *err) {
         }
         snprintf(label, sizeof label, "mixprec at %s's size", mixes[k]);
         st = load_plan_point(c, plan, MXP_PT_SIZED, label, 0, 0, err);
+        // the fastest plan within the mix's measured loss MSE: what a user who accepts the mix's
+        // accuracy deploys instead (measuring the mix now; stage_measure does not repeat it)
+        if (!st) st = measure_accuracy(c, im, err);
+        if (st) break;
+        c->pts[im].acc_measured = 1;
+        double mix_loss = c->pts[im].loss_mse;
+        snprintf(name, sizeof name, "plan_%s_loss.json", mixes[k]);
+        if ((st = work_path(c, name, plan, err))) break;
+        mxp_solve_opts so2 = {.sens_path = sens, .latency_path = lat, .objective = "time", .out_plan = plan,
+                              .has_max_loss = 1, .max_loss_mse = mix_loss};
+        if (mxp_solve(&so2, &rep, &e2)) {
+            note(c, "no plan within the loss of llama.cpp's %s (loss MSE %.3g): %s", mixes[k], mix_loss, e2.msg);
+            continue;
+        }
+        snprintf(label, sizeof label, "mixprec at %s's loss", mixes[k]);
+        st = load_plan_point(c, plan, MXP_PT_LOSS_MATCHED, label, mix_loss, 0, err);
     }
     remove(f32);
     return st;
@@ -690,6 +708,10 @@ static mxp_status stage_measure(opt_ctx *c, mxp_err *err) {
     for (int i = 0; i < c->n_pts; i++) {
         mxp_opt_point *p = &c->pts[i];
         if (p->is_dup) continue;
+        if (p->acc_measured) {
+            done++;
+            continue;
+        }
         if (stopped(c)) return mxp_fail(err, MXP_ERR_INTERRUPTED, "interrupted while measuring");
         mxp_err e2 = {0};
         mxp_status st = measure_accuracy(c, i, &e2);
@@ -915,7 +937,7 @@ static cJSON *point_json(const mxp_opt_point *p) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
     static const char *const kinds[MXP_PT_KIND_COUNT] = {"chosen", "pareto", "uniform", "mac", "memory", "fisher",
-                                                         "llama_mix", "sized"};
+                                                         "llama_mix", "sized", "loss_matched"};
     cJSON_AddStringToObject(j, "label", p->label);
     cJSON_AddStringToObject(j, "kind", kinds[p->kind]);
     if (p->has_budget) cJSON_AddNumberToObject(j, "budget_max_loss_mse", p->budget);

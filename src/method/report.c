@@ -616,22 +616,31 @@ static void llama_table(sb *b, const mxp_report *r) {
     sb_puts(b, "</table>\n");
 }
 
-// Each llama.cpp mix beside the least-loss plan of at most its size (the point after it).
+// Each llama.cpp mix beside the least-loss plan of at most its size (the point after it) and
+// the fastest plan within its measured loss (the point after that, when solved): accuracy,
+// and llama.cpp's speed of the workload's kind against the mix's.
 static int mixes_table(sb *b, const mxp_report *r) {
     int n = 0;
+    const char *unit = r->decode ? "decode" : "prefill";
     for (int i = 0; i + 1 < r->n_points; i++) {
         const mxp_opt_point *m = &r->points[i], *q = &r->points[i + 1];
+        const mxp_opt_point *l = i + 2 < r->n_points && r->points[i + 2].kind == MXP_PT_LOSS_MATCHED ? &r->points[i + 2] : NULL;
         if (m->kind != MXP_PT_LLAMA_MIX || q->kind != MXP_PT_SIZED) continue;
         if (!n++)
-            sb_puts(b, "<table><tr><th>configuration</th><th>weights MB</th><th>KL</th><th>measured loss MSE</th>"
-                       "<th>top-1</th><th>lower KL</th></tr>\n");
-        for (int k = 0; k < 2; k++) {
-            const mxp_opt_point *x = k ? q : m;
+            sb_printf(b, "<table><tr><th>configuration</th><th>weights MB</th><th>KL</th><th>measured loss MSE</th>"
+                         "<th>top-1</th><th>lower KL</th><th>llama.cpp %s tok/s</th><th>vs the mix</th></tr>\n", unit);
+        double mtps = r->decode ? m->llama_decode_tps : m->llama_prefill_tps;
+        for (int k = 0; k < 3; k++) {
+            const mxp_opt_point *x = k == 0 ? m : k == 1 ? q : l;
+            if (!x) continue;
+            double tps = r->decode ? x->llama_decode_tps : x->llama_prefill_tps;
+            int has_tps = x->has_llama && m->has_llama && mtps > 0;
             sb_puts(b, "<tr><td>");
             sb_esc(b, x->label);
-            sb_printf(b, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td></tr>\n",
+            sb_printf(b, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td><td>%s</td><td>%s</td></tr>\n",
                       fmt_f(x->weight_bytes / 1e6, 3).s, fmt_g(x->kl, 3).s, fmt_g(x->loss_mse, 3).s, fmt_f(x->top1, 4).s,
-                      k ? (q->kl < m->kl ? "ok" : "bad") : "", k ? (q->kl < m->kl ? "mixprec" : "llama.cpp") : "");
+                      k == 1 ? (q->kl < m->kl ? "ok" : "bad") : "", k == 1 ? (q->kl < m->kl ? "mixprec" : "llama.cpp") : "",
+                      has_tps ? fmt_f(tps, 1).s : "&mdash;", has_tps && k ? fmt_f(tps / mtps, 2).s : "&mdash;");
         }
     }
     if (n) sb_puts(b, "</table>\n");
@@ -798,9 +807,10 @@ mxp_status mxp_report_html(const mxp_report *r, char **out, size_t *len, mxp_err
     points_table(&b, r);
 
     sb_puts(&b, "<h2>Against llama.cpp's own mixes, at the same size</h2>\n");
-    sb_puts(&b, "<p>llama-quantize turns the f32 GGUF into each mix; its formats (read from its GGUF) and the "
-                "least-predicted-loss plan whose plan-op weights (linear ops and token embedding) are no larger "
-                "are measured like every configuration here, against f32 on the held-out samples.</p>\n");
+    sb_puts(&b, "<p>llama-quantize turns the f32 GGUF into each mix; its formats (read from its GGUF), the "
+                "least-predicted-loss plan whose plan-op weights (linear ops and token embedding) are no larger, and "
+                "the fastest plan whose predicted loss MSE is at most the mix's measured one are measured like every "
+                "configuration here, against f32 on the held-out samples, and timed in llama.cpp.</p>\n");
     if (!mixes_table(&b, r)) sb_puts(&b, "<p>Not run (see the notes).</p>\n");
 
     sb_puts(&b, "<h2>Chosen format per op</h2>\n<p>First column (red frame): the chosen plan; then the sweep by "

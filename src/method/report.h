@@ -17,6 +17,8 @@ typedef enum mxp_point_kind {
     MXP_PT_FISHER,     // baseline: fisher metric, least fisher score at the chosen plan's gain
     MXP_PT_LLAMA_MIX,  // llama.cpp's own mix (llama-quantize TYPE of the f32 GGUF): its formats
     MXP_PT_SIZED,      // the least-loss plan no larger than the llama.cpp mix before it
+    MXP_PT_LOSS_MATCHED,  // the fastest plan (time objective) whose predicted loss MSE is at
+                          // most the llama.cpp mix's measured one (the mix two points before)
     MXP_PT_KIND_COUNT,
 } mxp_point_kind;
 
@@ -40,6 +42,7 @@ typedef struct mxp_opt_point {
     double tokens_per_s, ref_tokens_per_s;  // the workload's tokens/s (prefill or decode)
     double weight_bytes;
     int is_dup;  int dup_of;            // is_dup: same formats as point dup_of (measured once)
+    int acc_measured;                   // accuracy already measured (a mix, before its matched plan)
     int has_llama;                      // llama.cpp's speed of this configuration's GGUF was measured
     double llama_prefill_tps, llama_decode_tps;  // llama-bench medians
     unsigned char *fmt;                 // (n_ops) format id per op; owned
