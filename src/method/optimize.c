@@ -866,9 +866,10 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
             say(c, "llama.cpp: %-24s %12.1f %7.2fx %12.1f %7.2fx", "f32", c->llama_ref_prefill, 1.0, c->llama_ref_decode, 1.0);
             for (int i = 0; i < c->n_pts; i++) {
                 const mxp_opt_point *p = &c->pts[i];
-                if (!p->has_llama || p->is_dup || (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32)) continue;
-                say(c, "llama.cpp: %-24s %12.1f %7.2fx %12.1f %7.2fx", p->label, p->llama_prefill_tps,
-                    p->llama_prefill_tps / c->llama_ref_prefill, p->llama_decode_tps, p->llama_decode_tps / c->llama_ref_decode);
+                if (!p->has_llama || (p->kind == MXP_PT_UNIFORM && p->uniform == MXP_FMT_F32)) continue;
+                say(c, "llama.cpp: %-24s %12.1f %7.2fx %12.1f %7.2fx%s%s", p->label, p->llama_prefill_tps,
+                    p->llama_prefill_tps / c->llama_ref_prefill, p->llama_decode_tps, p->llama_decode_tps / c->llama_ref_decode,
+                    p->is_dup ? "  = " : "", p->is_dup ? c->pts[p->dup_of].label : "");
             }
             const mxp_opt_point *q = &c->pts[0];
             say(c, "llama.cpp: chosen plan prefill %.1f tok/s (%.2fx f32), decode %.1f tok/s (%.2fx f32)",
