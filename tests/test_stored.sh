@@ -14,6 +14,9 @@
 # Models: tools/make_llama.py's random Llama (hidden 256, 2 layers, GQA 4/2 heads, ffn 512,
 # vocab 2048) in bf16 and in f16; the same values as f32 safetensors; and as GGUF in the stored
 # type (mixprec apply uniform:TYPE: q/k rows in llama.cpp's order, which the accessor undoes).
+# And a random GPT-2 (hidden 128, 2 layers, positions 128, tied head) in bf16, its safetensors
+# header of odd length: every tensor at an odd address (owned realigned copies), Conv1D weights
+# transposed in 16 bits, the position table widened at load.
 # --seq 96 --batch 2 (192 rows) makes the k/v products (128 rows) cut along the tokens, which
 # widens all of W for the call; the others are cut along W (ops/gemm.c).
 set -euo pipefail
@@ -80,6 +83,48 @@ runs() {
     { cat "$work/$name.log"; echo "FAIL: $name: a command failed"; fail=1; }
 }
 
+# gpt2 DIR: a random GPT2LMHeadModel in bf16 (models/default's tokenizer, vocab 2048)
+gpt2() {
+  /usr/bin/python3 - "$1" <<'EOF'
+import json, os, shutil, struct, sys
+import numpy as np
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+C, L, V, P = 128, 2, 2048, 128
+rng = np.random.default_rng(5)
+ts = [("transformer.wte.weight", (V, C), 0.02), ("transformer.wpe.weight", (P, C), 0.01)]
+for i in range(L):
+    h = "transformer.h.%d." % i
+    ts += [(h + "ln_1.weight", (C,), 1), (h + "ln_1.bias", (C,), 0.01),
+           (h + "attn.c_attn.weight", (C, 3 * C), 0.02), (h + "attn.c_attn.bias", (3 * C,), 0.01),
+           (h + "attn.c_proj.weight", (C, C), 0.02), (h + "attn.c_proj.bias", (C,), 0.01),
+           (h + "ln_2.weight", (C,), 1), (h + "ln_2.bias", (C,), 0.01),
+           (h + "mlp.c_fc.weight", (C, 4 * C), 0.02), (h + "mlp.c_fc.bias", (4 * C,), 0.01),
+           (h + "mlp.c_proj.weight", (4 * C, C), 0.02), (h + "mlp.c_proj.bias", (C,), 0.01)]
+ts += [("transformer.ln_f.weight", (C,), 1), ("transformer.ln_f.bias", (C,), 0.01)]
+head, blobs, off = {}, [], 0
+for name, shape, scale in ts:
+    x = np.ones(shape, np.float32) if scale == 1 else (rng.standard_normal(shape) * scale).astype(np.float32)
+    u = x.view(np.uint32)
+    b = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype("<u2").tobytes()
+    head[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + len(b)]}
+    blobs.append(b)
+    off += len(b)
+hb = json.dumps(head).encode()
+hb += b" " * (1 - len(hb) % 2)  # odd: the data starts at an odd offset
+with open(os.path.join(d, "model.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+cfg = {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "bos_token_id": V - 1,
+       "eos_token_id": V - 1, "layer_norm_epsilon": 1e-5, "model_type": "gpt2", "n_ctx": P, "n_embd": C,
+       "n_head": 2, "n_inner": None, "n_layer": L, "n_positions": P, "scale_attn_weights": True,
+       "reorder_and_upcast_attn": False, "scale_attn_by_inverse_layer_idx": False,
+       "tie_word_embeddings": True, "torch_dtype": "bfloat16", "vocab_size": V}
+json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=1)
+for f in ("tokenizer.json", "tokenizer_config.json"):
+    shutil.copy(os.path.join("models/default", f), d)
+EOF
+}
+
 same_json() {  # A B: the same table outside provenance
   /usr/bin/python3 - "$1" "$2" <<'EOF' || fail=1
 import json, sys
@@ -112,5 +157,13 @@ for type in bf16 f16; do
     [ "$fail" = 0 ] && echo "$m: calibrate, eval and generate equal those of its f32 copy: $(cat "$work/$m.eval_q8")"
   done
 done
+gpt2 "$work/gpt2"
+to_f32 "$work/gpt2" "$work/gpt2_f32"
+runs "$work/gpt2_f32" gpt2_f32 bf16
+runs "$work/gpt2" gpt2 bf16
+same_json "$work/gpt2_f32.sens.json" "$work/gpt2.sens.json"
+same_json "$work/gpt2_f32.sens0.json" "$work/gpt2.sens0.json"
+for f in eval_q8 eval_st gen_native gen_ggml; do same_file "$work/gpt2_f32.$f" "$work/gpt2.$f"; done
+[ "$fail" = 0 ] && echo "gpt2: calibrate, eval and generate equal those of its f32 copy: $(cat "$work/gpt2.eval_q8")"
 [ "$fail" = 0 ] && echo "test_stored: OK"
 exit $fail
