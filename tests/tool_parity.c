@@ -147,7 +147,9 @@ int main(int argc, char **argv) {
         free(want);
         // through M alone: dy (N, O) @ W (O, I)
         int I = g->nodes[n->in[0]].cols, O = n->cols;
-        const float *W = g->params[n->w].data;
+        const mxp_param *pw = &g->params[n->w];
+        float *W = malloc(pw->nelem * sizeof(float));  // the weight as f32 (stored in f32, bf16 or f16)
+        mxp_param_widen(pw, 0, pw->shape[0], 0, pw->shape[1], W, pw->shape[1]);
         float *dx = calloc(in_cells, sizeof(float));
         for (size_t r = 0; r < N; r++)
             for (int o = 0; o < O; o++) {
@@ -158,6 +160,7 @@ int main(int argc, char **argv) {
         if ((want = ref_f32(&refs, name, in_cells))) compare(name, dx, want, in_cells);
         free(want);
         free(dx);
+        free(W);
         compared += 3;
     }
 done:

@@ -1,6 +1,15 @@
-// model.c: loading a model (Hugging Face folder or GGUF file) into f32 parameters and a graph.
+// model.c: loading a model (Hugging Face folder or GGUF file) into parameters and a graph.
 // The undoing of llama.cpp's q/k row permutation lives here; the name table between llama.cpp's
 // GGUF tensor names and Hugging Face names is in gguf_names.c.
+//
+// Stored types (core/graph.h). A bf16 or f16 weight of a quantizable node (linear weights, the
+// token embedding) stays in its stored type, used in place from the read-only mapping: only
+// its pages the computation touches are resident, and no f32 copy is made; GGUF q/k rows keep
+// llama.cpp's order (the accessor maps rows), a transposed GPT-2 weight becomes an owned
+// transposed 16-bit copy, and bytes at an odd address (a safetensors header of odd length) an
+// owned aligned copy. Every other parameter (f32 tensors, vectors, biases, GPT-2's position
+// table, the block formats of a quantized GGUF) is converted to f32 at load as before, its
+// file pages then dropped from the resident set.
 #include "arch/model.h"
 
 #include <string.h>
@@ -25,10 +34,10 @@ static int hf_to_gguf(const mxp_model_config *c, const char *hf, char *out, size
 
 static const mxp_tensor_set *tensor_set(const mxp_model *m) { return m->is_gguf ? &m->gguf.tensors : &m->files; }
 
-static mxp_status keep_weight(mxp_model *m, float *w, mxp_err *err) {
+static mxp_status keep_weight(mxp_model *m, void *w, mxp_err *err) {
     if (m->n_weights == m->cap_weights) {
         int ncap = m->cap_weights ? 2 * m->cap_weights : 64;
-        float **p = realloc(m->weights, (size_t)ncap * sizeof *p);
+        void **p = realloc(m->weights, (size_t)ncap * sizeof *p);
         if (!p) {
             free(w);
             return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
@@ -55,6 +64,68 @@ static mxp_status synthetic_param(mxp_model *m, const char *name, int ndim, cons
     mxp_status st = keep_weight(m, w, err);
     if (st) return st;
     return mxp_graph_add_param(&m->graph, name, ndim, shape, w, 0, index, err);
+}
+
+// Drop the pages of [p, p + n) from the resident set when they lie in the model's mappings.
+static void release_bytes(mxp_model *m, const void *p, size_t n) {
+    if (m->is_gguf) mxp_map_release(&m->gguf.map, p, n);
+    else
+        for (int i = 0; i < m->files.n_maps; i++)
+            if (mxp_map_release(&m->files.maps[i], p, n)) return;
+}
+
+// A bf16/f16 2-D tensor kept in its stored type (see the file comment). Its shape was checked.
+static mxp_status stored_param(mxp_model *m, const mxp_tensor_info *t, const char *name, const int64_t *shape,
+                               int transpose_2d, int permute_heads, int *index, mxp_err *err) {
+    int stored = t->dtype == MXP_DT_BF16 ? MXP_FMT_BF16 : MXP_FMT_F16;
+    if (permute_heads && (t->shape[0] % permute_heads || (t->shape[0] / permute_heads) % 2))
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor %s rows %lld do not split into %d heads", m->path, t->name,
+                        (long long)t->shape[0], permute_heads);
+    const void *raw = t->data;
+    if (transpose_2d || (uintptr_t)t->data % 2) {
+        uint16_t *w = mxp_aligned_alloc(t->nbytes);
+        if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory copying %s", t->name);
+        if (transpose_2d) {  // file (I, O) -> compute (O, I), 16-bit values read with memcpy
+            int64_t R = t->shape[0], C = t->shape[1];
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < C; c++) memcpy(&w[c * R + r], t->data + 2 * (r * C + c), 2);
+        } else {
+            memcpy(w, t->data, t->nbytes);
+        }
+        release_bytes(m, t->data, t->nbytes);
+        mxp_status st = keep_weight(m, w, err);
+        if (st) return st;
+        raw = w;
+    }
+    return mxp_graph_add_param_stored(&m->graph, name, shape, stored, raw, permute_heads, transpose_2d, index, err);
+}
+
+// Parameters kept in a 16-bit type that a node reads other than as a quantizable node's
+// weight (GPT-2's position table; a bias or norm would be 1-D, converted already) become f32
+// copies: the accessor serves only the weights of the matrix products and lookups.
+static mxp_status widen_other_params(mxp_model *m, mxp_err *err) {
+    mxp_graph *g = &m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        int idx[2], k = 0;
+        if (n->has_w && !mxp_node_quantizable(n)) idx[k++] = n->w;
+        if (n->has_b) idx[k++] = n->b;
+        for (int q = 0; q < k; q++) {
+            mxp_param *p = &g->params[idx[q]];
+            if (p->stored == MXP_FMT_F32) continue;
+            float *w = malloc(p->nelem * sizeof(float));
+            if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory converting %s", p->name);
+            mxp_param_widen(p, 0, p->shape[0], 0, p->shape[1], w, p->shape[1]);
+            release_bytes(m, p->raw, p->nelem * 2);
+            mxp_status st = keep_weight(m, w, err);
+            if (st) return st;
+            p->stored = MXP_FMT_F32;
+            p->data = w;
+            p->raw = w;
+            p->row_heads = 0;
+        }
+    }
+    return MXP_OK;
 }
 
 mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const int64_t *shape, int transpose_2d,
@@ -96,6 +167,8 @@ mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const i
                         m->path, file_name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
                         t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)want[0], ndim > 1 ? ", " : "",
                         ndim > 1 ? (long long)want[1] : 0LL);
+    if ((t->dtype == MXP_DT_BF16 || t->dtype == MXP_DT_F16) && ndim == 2 && !m->owned_only)
+        return stored_param(m, t, name, shape, transpose_2d, permute_heads, index, err);
     const float *data;
     int aligned = ((uintptr_t)t->data % sizeof(float)) == 0;
     if (t->dtype == MXP_DT_F32 && aligned && !transpose_2d && !permute_heads && !m->owned_only) {
@@ -246,6 +319,7 @@ static mxp_status load(const char *path, int owned_only, mxp_model **out, mxp_er
     }
     if (!st) st = mxp_graph_validate(&m->graph, err);
     if (!st) st = check_all_used(m, err);
+    if (!st) st = widen_other_params(m, err);
     if (st) {
         mxp_model_free(m);
         return st;

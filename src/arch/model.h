@@ -1,7 +1,10 @@
-// model.h: a loaded model: its configuration, the f32 parameters, and the graph built from
-// them. mxp_model_load reads a Hugging Face folder or a GGUF file, converts every weight to
-// f32 (borrowing f32 tensors straight from the read-only mapping when they are aligned),
-// undoes llama.cpp's q/k row permutation for GGUF files, and calls the architecture builder.
+// model.h: a loaded model: its configuration, the parameters, and the graph built from them.
+// mxp_model_load reads a Hugging Face folder or a GGUF file and calls the architecture
+// builder. bf16 and f16 weights of the linear ops and the token embedding stay in their stored
+// type, used in place from the read-only mapping (core/graph.h: read through mxp_param_widen;
+// GGUF q/k rows keep llama.cpp's permutation, which the accessor undoes); every other weight
+// is converted to f32 (f32 tensors borrowed straight from the mapping when they are aligned,
+// llama.cpp's q/k row permutation undone in the copy).
 // Every tensor of the file must be used by the graph (a few known buffers excepted), so a
 // feature the graph lacks is an error rather than a silently wrong model.
 #ifndef MXP_MODEL_H
@@ -17,10 +20,10 @@ typedef struct mxp_model {
     char *path;               // owned copy of the path it was loaded from
     int is_gguf;
     mxp_model_config config;
-    mxp_graph graph;          // params[i].data points into `weights` or into the mapping
+    mxp_graph graph;          // params[i].raw points into `weights` or into the mapping
     mxp_tensor_set files;     // HF: mappings of the safetensors files
     mxp_gguf gguf;            // GGUF: the mapping and metadata
-    float **weights;          // owned f32 copies (n_weights)
+    void **weights;           // owned copies (n_weights): f32, or 16-bit (transposed / realigned)
     int n_weights, cap_weights;
     char *tokenizer_dir;      // folder holding tokenizer.json, or NULL (GGUF: metadata)
     mxp_tokenizer *tokenizer; // built on first use by mxp_model_tokenizer (owned), or NULL
@@ -30,7 +33,8 @@ typedef struct mxp_model {
 } mxp_model;
 
 // Load like mxp_model_load, but with every parameter in an owned f32 copy (never a pointer
-// into the mapping), so a trainer may update params[i].data in place through a cast.
+// into the mapping, never a 16-bit stored type), so a trainer may update params[i].data in
+// place through a cast.
 mxp_status mxp_model_load_owned(const char *path, mxp_model **out, mxp_err *err);
 
 // A model with random weights and no file, for benchmarks and tests: 2-D weights normal with
@@ -47,9 +51,10 @@ mxp_status mxp_tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tok
 // only when the file is text). See io/data.h.
 mxp_status mxp_model_load_data(mxp_model *m, mxp_tokens *t, const char *path, mxp_err *err);
 
-// Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) as f32 with
-// exactly the expected shape (ndim, shape: compute layout), add it to the graph's parameter
-// table and return its index. transpose_2d: the file stores the transpose (Conv1D).
+// Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) with exactly
+// the expected shape (ndim, shape: compute layout), add it to the graph's parameter table
+// (2-D bf16/f16 in the stored type, everything else as f32) and return its index.
+// transpose_2d: the file stores the transpose (Conv1D).
 mxp_status mxp_model_param(mxp_model *m, const char *name, int ndim, const int64_t *shape, int transpose_2d,
                            int *index, mxp_err *err);
 // Same, but the tensor may be absent: *found = 0 then.

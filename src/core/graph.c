@@ -1,7 +1,11 @@
-// graph.c: building, validating and querying the model graph. No kernels here.
+// graph.c: building, validating and querying the model graph, and the one accessor of
+// parameter values (mxp_param_widen: bf16 and f16 weights widened to f32 with the format
+// table's exact conversions, AVX2 where the CPU has it). No other kernels here.
 #include "core/graph.h"
 
 #include <string.h>
+
+#include "quant/format.h"
 
 static const char *const op_names[MXP_OP_COUNT] = {
     [MXP_OP_EMBED] = "embed",         [MXP_OP_POSEMBED] = "posembed", [MXP_OP_RMSNORM] = "rmsnorm",
@@ -53,10 +57,55 @@ mxp_status mxp_graph_add_param(mxp_graph *g, const char *name, int ndim, const i
         p->shape[d] = shape[d];
         p->nelem *= (size_t)shape[d];
     }
+    p->stored = MXP_FMT_F32;
     p->data = data;
+    p->raw = data;
     p->file_transposed = file_transposed;
     *index = g->n_params++;
     return MXP_OK;
+}
+
+mxp_status mxp_graph_add_param_stored(mxp_graph *g, const char *name, const int64_t *shape, int stored,
+                                      const void *raw, int row_heads, int file_transposed, int *index,
+                                      mxp_err *err) {
+    MXP_ASSERT((stored == MXP_FMT_BF16 || stored == MXP_FMT_F16) && raw && (uintptr_t)raw % 2 == 0);
+    MXP_ASSERT(row_heads >= 0 && (!row_heads || (shape[0] % row_heads == 0 && (shape[0] / row_heads) % 2 == 0)));
+    mxp_status st = mxp_graph_add_param(g, name, 2, shape, NULL, file_transposed, index, err);
+    if (st) return st;
+    mxp_param *p = &g->params[*index];
+    p->stored = stored;
+    p->raw = raw;
+    p->row_heads = row_heads;
+    return MXP_OK;
+}
+
+int64_t mxp_param_cols(const mxp_param *p) { return p->ndim == 2 ? p->shape[1] : p->shape[0]; }
+
+// The stored row holding compute row r.
+static int64_t stored_row(const mxp_param *p, int64_t r) {
+    if (!p->row_heads) return r;
+    int64_t hd = p->shape[0] / p->row_heads, half = hd / 2, h = r / hd, w = r % hd;
+    return h * hd + 2 * (w % half) + w / half;
+}
+
+void mxp_param_widen(const mxp_param *p, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *out, int64_t ld) {
+    const int64_t cols = mxp_param_cols(p), rows = p->ndim == 2 ? p->shape[0] : 1;
+    MXP_ASSERT(r0 >= 0 && nr >= 0 && r0 + nr <= rows && c0 >= 0 && nc >= 0 && c0 + nc <= cols && ld >= nc);
+    if (p->stored == MXP_FMT_F32) {
+        for (int64_t k = 0; k < nr; k++)
+            memcpy(out + k * ld, p->data + (r0 + k) * cols + c0, (size_t)nc * sizeof(float));
+        return;
+    }
+    const mxp_format *f = mxp_format_get((mxp_format_id)p->stored);
+    const uint16_t *h = p->raw;
+    for (int64_t k = 0; k < nr; k++) f->dequantize_row(h + stored_row(p, r0 + k) * cols + c0, out + k * ld, (int)nc);
+}
+
+const float *mxp_param_rows(const mxp_param *p, int64_t r0, int64_t nr, float *buf) {
+    const int64_t cols = mxp_param_cols(p);
+    if (p->stored == MXP_FMT_F32) return p->data + r0 * cols;
+    mxp_param_widen(p, r0, nr, 0, cols, buf, cols);
+    return buf;
 }
 
 mxp_status mxp_graph_add_node(mxp_graph *g, const mxp_node *proto, int *index, mxp_err *err) {

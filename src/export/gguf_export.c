@@ -8,6 +8,7 @@
 
 #include "export/export.h"
 #include "mixprec.h"
+#include "runtime/qcache.h"
 
 void mxp_export_plan_free(mxp_export_plan *p) {
     free(p->t);
@@ -67,24 +68,27 @@ static int64_t src_row(int64_t r, int64_t hd) {
     return h * hd + j * (hd / 2) + i;
 }
 
+// A 2-D parameter is quantized from the accessor's rows a chunk at a time (mxp_quantize_param:
+// a weight stored in bf16/f16 is never widened whole), in llama.cpp's rotary row order for
+// PARAM_ROPE; vectors are f32 (parameters: model.c converts them; rope_freqs: generated).
 static mxp_status fill(mxp_gguf_writer *w, const mxp_model *m, const mxp_export_tensor *t, mxp_err *err) {
     uint8_t *dst = mxp_gguf_writer_data(w, t->slot);
-    int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
-    const float *src = t->src == MXP_EXPORT_VALUES ? t->values : m->graph.params[t->param].data;
-    float *perm = NULL;
-    if (t->src == MXP_EXPORT_PARAM_ROPE) {
-        int64_t hd = rows / t->heads;
-        MXP_ASSERT(rows % t->heads == 0 && hd % 2 == 0);
-        perm = malloc((size_t)rows * (size_t)cols * sizeof *perm);
-        if (!perm) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(perm + r * cols, src + src_row(r, hd) * cols, (size_t)cols * sizeof(float));
-        src = perm;
+    int64_t rows = t->shape[0], hd = t->src == MXP_EXPORT_PARAM_ROPE ? rows / t->heads : 0;
+    MXP_ASSERT(!hd || (rows % t->heads == 0 && hd % 2 == 0));
+    if (t->ndim == 1) {
+        const float *src = t->src == MXP_EXPORT_VALUES ? t->values : m->graph.params[t->param].data;
+        MXP_ASSERT(src);
+        for (int64_t r = 0; r < rows; r++) memcpy(dst + r * 4, &src[hd ? src_row(r, hd) : r], 4);
+        return MXP_OK;
     }
-    mxp_status st = MXP_OK;
-    if (t->ndim == 1) memcpy(dst, src, (size_t)rows * sizeof(float));
-    else st = mxp_quantize_matrix(t->fmt, src, (int)rows, (int)cols, dst, w->t[t->slot].nbytes, t->name, err);
-    free(perm);
+    MXP_ASSERT(t->src != MXP_EXPORT_VALUES);
+    int64_t *row_of = NULL;
+    if (hd) {
+        if (!(row_of = malloc((size_t)rows * sizeof *row_of))) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        for (int64_t r = 0; r < rows; r++) row_of[r] = src_row(r, hd);
+    }
+    mxp_status st = mxp_quantize_param(t->fmt, &m->graph.params[t->param], row_of, dst, w->t[t->slot].nbytes, t->name, err);
+    free(row_of);
     return st;
 }
 

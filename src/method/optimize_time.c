@@ -126,6 +126,12 @@ mxp_status mxp_e2e_time_configs(mxp_model *m, const mxp_workload *wl, const char
         set_slots(g, k ? cfg_fmt + (size_t)(k - 1) * nn : NULL);
         st = mxp_exec_use_formats(&ex, &qc, MXP_QMODE_REAL, err);
     }
+    // native: a weight stored in bf16/f16 runs its f32 slot from an f32 copy, as an f32 model
+    // runs (the executor would otherwise widen tiles of it inside the timed runs; profile.c's
+    // native timer does the same for its ranges)
+    for (int i = 0; i < nn && !st && !gg; i++)
+        if (g->nodes[i].op == MXP_OP_LINEAR && g->params[g->nodes[i].w].stored != MXP_FMT_F32)
+            st = mxp_qcache_prepare(&qc, i, MXP_FMT_F32, MXP_QMODE_REAL, err);
     set_slots(g, NULL);
     if (!st) {
         if (wl->decode) st = mxp_exec_step(&ex, ids, L, err);  // fill the cache (f32 slots are as good as any)

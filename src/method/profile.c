@@ -388,8 +388,21 @@ typedef struct native_timer {
     mxp_qcache *qc;
 } native_timer;
 
+// A weight stored in bf16/f16 runs its f32 slot from an f32 copy while its range is timed (the
+// executor would otherwise widen tiles of it inside the timed run, which no f32 model does):
+// made here, untimed, for the range's linear ops, and dropped for every other op.
 static mxp_status native_ready(mxp_timer *tm, int first, int last, mxp_err *err) {
     native_timer *t = (native_timer *)tm;
+    const mxp_graph *g = t->ex->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != MXP_OP_LINEAR || g->params[g->nodes[i].w].stored == MXP_FMT_F32) continue;
+        if (i < first || i >= last) {
+            mxp_qcache_drop_one(t->qc, i, MXP_FMT_F32, MXP_QMODE_REAL);
+            continue;
+        }
+        mxp_status st = mxp_qcache_prepare(t->qc, i, MXP_FMT_F32, MXP_QMODE_REAL, err);
+        if (st) return st;
+    }
     return mxp_exec_use_formats(t->ex, t->qc, MXP_QMODE_REAL, err);
 }
 
@@ -402,9 +415,10 @@ static float native_touch(mxp_timer *tm, int first, int last) {
         const mxp_node *nd = &ex->g->nodes[i];
         if (nd->op == MXP_OP_LINEAR) {  // the weights as they run, evicted (see the file comment)
             const mxp_param *w = &ex->g->params[nd->w];
-            const void *q = nd->fmt == MXP_FMT_F32 ? NULL : mxp_qcache_real(t->qc, i, (mxp_format_id)nd->fmt);
+            const void *q = nd->fmt == MXP_FMT_F32 ? mxp_qcache_f32(t->qc, i)  // NULL: w->data
+                                                   : mxp_qcache_real(t->qc, i, (mxp_format_id)nd->fmt);
             if (q) mxp_evict(q, (size_t)nd->cols * mxp_row_bytes(mxp_format_get((mxp_format_id)nd->fmt), (int)(w->nelem / nd->cols)));
-            else mxp_evict(w->data, w->nelem * sizeof(float));
+            else mxp_evict(w->raw, w->nelem * (w->stored == MXP_FMT_F32 ? sizeof(float) : 2));
         }
         for (int k = 0; k < nd->n_in; k++) {
             int j = nd->in[k];

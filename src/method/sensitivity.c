@@ -8,6 +8,9 @@
 // The hook adds each use of an op's weight to the sample's record (a tied head and embedding:
 // both), squared once the backward is done; records are added to the table in sample order, after they
 // are gathered from the processes of an MPI job (runtime/dist.h) when there are several.
+// Weights are read through the parameter accessor (core/graph.h): a weight stored in bf16/f16
+// is widened a chunk, a row or the batch's token rows at a time into per-thread buffers (the
+// same values an f32 copy holds, so the same table), never whole.
 #include "method/sensitivity.h"
 
 #include <math.h>
@@ -148,6 +151,8 @@ static double dot(const float *a, const float *b, size_t n) {
 typedef struct wt_scratch {
     float *fq;        // (CHUNK) the current chunk in the current format
     float *row;       // (widest input) f8_e4m3: the last whole row fake-quantized
+    float *w;         // (CHUNK) the current chunk of W widened to f32 (W stored in bf16/f16)
+    float *wrow;      // (widest input) one row of a weight widened to f32 (stored in bf16/f16)
     void *qb;         // quantized bytes of one piece or one whole row
     long row_id;      // the row in `row`, or -1
     int row_fmt;      // the format (index into the job's list) of `row`
@@ -157,20 +162,36 @@ static size_t wt_qb_bytes(size_t widest_in) {
     size_t n = widest_in > CHUNK ? widest_in : CHUNK;
     return (n * sizeof(float) + 64 + 63) / 64 * 64;  // every format's row of n elements fits in 4n + 64
 }
+static size_t wt_floats(size_t widest_in) { return 2 * (CHUNK + widest_in); }
 static size_t wt_scratch_bytes(size_t widest_in) {
-    return (CHUNK + widest_in) * sizeof(float) / 64 * 64 + 64 + wt_qb_bytes(widest_in);
+    return wt_floats(widest_in) * sizeof(float) / 64 * 64 + 64 + wt_qb_bytes(widest_in);
 }
 static wt_scratch wt_scratch_at(void *base, size_t widest_in, int t) {
     uint8_t *p = (uint8_t *)base + (size_t)t * wt_scratch_bytes(widest_in);
     wt_scratch w = {.fq = (float *)p, .row = (float *)p + CHUNK, .row_id = -1, .row_fmt = -1};
-    w.qb = p + (CHUNK + widest_in) * sizeof(float) / 64 * 64 + 64;
+    w.w = w.row + widest_in;
+    w.wrow = w.w + CHUNK;
+    w.qb = p + wt_floats(widest_in) * sizeof(float) / 64 * 64 + 64;
     return w;
 }
 
+// W[lo, hi) (rows of I elements) as f32: a pointer into W's f32 data, or the pieces of rows
+// it spans widened into buf.
+static const float *chunk_values(const mxp_param *W, int I, size_t lo, size_t hi, float *buf) {
+    if (W->stored == MXP_FMT_F32) return W->data + lo;
+    for (size_t p = lo; p < hi;) {
+        size_t r = p / (size_t)I, rs = r * (size_t)I, e = rs + (size_t)I < hi ? rs + (size_t)I : hi;
+        mxp_param_widen(W, (int64_t)r, 1, (int64_t)(p - rs), (int64_t)(e - p), buf + (p - lo), (int64_t)(e - p));
+        p = e;
+    }
+    return buf;
+}
+
 // ts->fq = W[lo, hi) fake-quantized in format ft (rows of I elements; k: ft's index in the
-// job): dequantized from wq, W's bytes in ft, when given (no row prefix), else quantized here.
-static void fake_chunk(const mxp_format *ft, int k, const float *W, const uint8_t *wq, int I, size_t lo, size_t hi,
-                       wt_scratch *ts) {
+// job; w: W[lo, hi) as f32): dequantized from wq, W's bytes in ft, when given (no row
+// prefix), else quantized here.
+static void fake_chunk(const mxp_format *ft, int k, const mxp_param *W, const float *w, const uint8_t *wq, int I,
+                       size_t lo, size_t hi, wt_scratch *ts) {
     for (size_t p = lo; p < hi;) {
         size_t r = p / (size_t)I, rs = r * (size_t)I, e = rs + (size_t)I < hi ? rs + (size_t)I : hi;
         if (wq) {
@@ -178,13 +199,13 @@ static void fake_chunk(const mxp_format *ft, int k, const float *W, const uint8_
             ft->dequantize_row(wq + at, ts->fq + (p - lo), (int)(e - p));
         } else if (ft->row_prefix_bytes) {  // a per-row scale: the whole row
             if (ts->row_id != (long)r || ts->row_fmt != k) {
-                mxp_fake_quant_weight_row(ft, W + rs, ts->row, I, ts->qb);
+                mxp_fake_quant_weight_row(ft, mxp_param_rows(W, (int64_t)r, 1, ts->wrow), ts->row, I, ts->qb);
                 ts->row_id = (long)r;
                 ts->row_fmt = k;
             }
             memcpy(ts->fq + (p - lo), ts->row + (p - rs), (e - p) * sizeof(float));
         } else {
-            mxp_fake_quant_weight_row(ft, W + p, ts->fq + (p - lo), (int)(e - p), ts->qb);
+            mxp_fake_quant_weight_row(ft, w + (p - lo), ts->fq + (p - lo), (int)(e - p), ts->qb);
         }
         p = e;
     }
@@ -214,7 +235,7 @@ static double block_dot(const float *x, const float *y, const float *sub, size_t
 }
 
 typedef struct wt_job {
-    const float *W;                       // (O, I)
+    const mxp_param *W;                   // (O, I)
     int O, I;
     const float *const *dw;               // (G) gradients, (O, I) each
     int G;
@@ -241,10 +262,10 @@ static void weight_terms(const wt_job *j, void *scratch, size_t widest_in, doubl
         for (size_t c = 0; c < nc; c++) {
             size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n, len = hi - lo;
             double *pc = part + c * (size_t)stride;
-            const float *w = j->W + lo;
+            const float *w = chunk_values(j->W, j->I, lo, hi, ts.w);
             for (int g = 0; g < G; g++) pc[g * (nf + 1)] = block_dot(j->dw[g] + lo, j->dw[g] + lo, NULL, len);
             for (int k = 0; k < nf; k++) {
-                fake_chunk(j->fm[k], k, j->W, j->wq[k], j->I, lo, hi, &ts);
+                fake_chunk(j->fm[k], k, j->W, w, j->wq[k], j->I, lo, hi, &ts);
                 for (int g = 0; g < G; g++) pc[g * (nf + 1) + 1 + k] = block_dot(j->dw[g] + lo, ts.fq, w, len);
                 if (!j->want_var) continue;
                 double acc = 0, first_bad = -1;
@@ -380,7 +401,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     const mxp_sens_op *op = &c->s->ops[opi];
     const int T = c->T, I = op->in, O = op->out;
     const size_t rows_in = (size_t)T * I, rows_out = (size_t)T * O;
-    const float *W = g->params[n->w].data;
+    const mxp_param *W = &g->params[n->w];
     if (c->st) return;
     if (e->phase == MXP_HOOK_PRE) {
         wt_job j = {.W = W, .O = O, .I = I, .want_var = !c->have_var_w[opi]};
@@ -488,7 +509,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
 #pragma omp for schedule(static)
             for (int o = 0; o < O; o++) {
                 if (wq) ft->dequantize_row(wq + (size_t)o * rb, c->fqw + (size_t)o * I, I);
-                else mxp_fake_quant_weight_row(ft, W + (size_t)o * I, c->fqw + (size_t)o * I, I, ts.qb);
+                else mxp_fake_quant_weight_row(ft, mxp_param_rows(W, o, 1, ts.wrow), c->fqw + (size_t)o * I, I, ts.qb);
             }
         }
         mxp_linear_fwd(c->yq, xin, c->fqw, bias, c->B * T, I, O);
@@ -515,7 +536,7 @@ static void embed_terms(calib_ctx *c, const mxp_linear_event *e) {
     const int opi = c->op_of_node[e->node];
     const mxp_sens_op *op = &c->s->ops[opi];
     const int C = op->in, T = c->T, N = c->B * T;
-    const float *E = g->params[g->nodes[e->node].w].data;
+    const mxp_param *E = &g->params[g->nodes[e->node].w];
     const int32_t *tok = c->ex->tokens;
     for (int b = 0; b < c->B; b++) {
         for (int t = 0; t < T; t++) c->keys[t] = (int64_t)tok[b * T + t] * T + t;
@@ -538,19 +559,23 @@ static void embed_terms(calib_ctx *c, const mxp_linear_event *e) {
         mxp_format_id f = c->s->formats[k];
         if (f == MXP_FMT_F32 || !op->ok[f]) continue;
         const mxp_format *ft = mxp_format_get(f);
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < N; r++) {
-            const float *x = E + (size_t)tok[r] * C, *dy = e->dy + (size_t)r * C;
-            float *q = c->erow + (size_t)r * C;
-            mxp_fake_quant_weight_row(ft, x, q, C, c->escratch + (size_t)r * c->erow_bytes);
-            double d = 0, fi = 0;
-            for (int i = 0; i < C; i++) {
-                double p = ((double)q[i] - x[i]) * dy[i];
-                d += p;
-                fi += p * p;
+#pragma omp parallel
+        {
+            wt_scratch ts = wt_scratch_at(c->wscr, c->widest_in, omp_get_thread_num());
+#pragma omp for schedule(static)
+            for (int r = 0; r < N; r++) {
+                const float *x = mxp_param_rows(E, tok[r], 1, ts.wrow), *dy = e->dy + (size_t)r * C;
+                float *q = c->erow + (size_t)r * C;
+                mxp_fake_quant_weight_row(ft, x, q, C, c->escratch + (size_t)r * c->erow_bytes);
+                double d = 0, fi = 0;
+                for (int i = 0; i < C; i++) {
+                    double p = ((double)q[i] - x[i]) * dy[i];
+                    d += p;
+                    fi += p * p;
+                }
+                c->row_dot[r] = d;
+                c->row_fish[r] = fi;
             }
-            c->row_dot[r] = d;
-            c->row_fish[r] = fi;
         }
         for (int b = 0; b < c->B; b++) {
             double dw = 0, fish = 0;
@@ -584,7 +609,7 @@ static void finish_records(calib_ctx *c, int nb) {
 // weight_terms' pass): its rows are rounded here one at a time, summed in row order.
 static mxp_status embed_weight_var(const mxp_graph *g, const mxp_sens_op *o, mxp_format_id f, double *out,
                                    mxp_err *err) {
-    const float *W = g->params[g->nodes[o->node].w].data;
+    const mxp_param *W = &g->params[g->nodes[o->node].w];
     size_t nw = (size_t)o->in * o->out;
     double acc = 0;
     const mxp_format *ft = mxp_format_get(f);
@@ -594,19 +619,20 @@ static mxp_status embed_weight_var(const mxp_graph *g, const mxp_sens_op *o, mxp
     int ok = 1;
 #pragma omp parallel reduction(& : ok)
     {
-        float *y = malloc((size_t)o->in * sizeof *y);
+        float *y = malloc((size_t)o->in * sizeof *y), *xb = malloc((size_t)o->in * sizeof *xb);
         void *q = malloc(rb);
-        ok = y && q;
+        ok = y && q && xb;
 #pragma omp for schedule(static)
         for (int r = 0; r < o->out; r++) {
-            if (!y || !q) continue;
-            const float *x = W + (size_t)r * o->in;
+            if (!y || !q || !xb) continue;
+            const float *x = mxp_param_rows(W, r, 1, xb);
             mxp_fake_quant_weight_row(ft, x, y, o->in, q);
             double a = 0;
             for (int i = 0; i < o->in; i++) a += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
             row[r] = a;
         }
         free(y);
+        free(xb);
         free(q);
     }
     if (ok)
@@ -648,7 +674,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             mxp_format_id f = s->formats[k];
             if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
             if (f != MXP_FMT_F16 && f != MXP_FMT_BF16 && plain_done++) continue;
-            mxp_status st = mxp_quantize_check_values(f, g->params[nd->w].data, s->ops[i].out, s->ops[i].in, nd->name, err);
+            mxp_status st = mxp_param_check_values(f, &g->params[nd->w], nd->name, err);
             if (st) return st;
         }
     }

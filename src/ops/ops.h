@@ -14,7 +14,10 @@
 #ifndef MXP_OPS_H
 #define MXP_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "core/graph.h"
 
 // Loops over fewer elements than this run on one thread: waking the OpenMP team costs more
 // than the work (decode steps of small models). Results do not depend on it (each element is
@@ -49,6 +52,15 @@ void mxp_linear_fwd(float *out, const float *x, const float *w, const float *b, 
 // dx (N, I) += dout @ w;  dw (O, I) += dout^T @ x;  db (O) += sum_n dout.
 void mxp_linear_bwd(float *dx, float *dw, float *db, const float *dout, const float *x,
                     const float *w, int N, int In, int Out);
+// The same with W a parameter (Out, In), stored in f32 (then exactly the calls above), bf16 or
+// f16: tiles of W are widened into `scratch` (`floats` floats, at least
+// mxp_linear_scratch_floats(w, N_max) for an N_max >= N), never a whole f32 copy unless a
+// product with more rows than W's Out or In cuts along the rows (gemm.h). Same bits as an f32 W.
+size_t mxp_linear_scratch_floats(const mxp_param *w, int N_max);
+void mxp_linear_fwd_w(float *out, const float *x, const mxp_param *w, const float *b, int N, int In, int Out,
+                      float *scratch, size_t floats);
+void mxp_linear_bwd_w(float *dx, float *dw, float *db, const float *dout, const float *x, const mxp_param *w,
+                      int N, int In, int Out, float *scratch, size_t floats);
 
 // ---- rotary position embedding (Hugging Face "rotate_half" convention) ----
 // x (B*T, H*D): for each head, pairs (i, i + D/2), i < D/2, rotate by angle

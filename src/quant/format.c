@@ -185,8 +185,8 @@ mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_
     return MXP_OK;
 }
 
-mxp_status mxp_quantize_check_values(mxp_format_id id, const float *w, int O, int I, const char *name,
-                                     mxp_err *err) {
+mxp_status mxp_quantize_check_values_at(mxp_format_id id, const float *w, int O, int I, int64_t row0, const char *name,
+                                        mxp_err *err) {
     if (!name) name = "(unnamed)";
     const mxp_format *f = mxp_format_get(id);
     // Element formats with a smaller range than f32: values that would round to inf.
@@ -196,11 +196,47 @@ mxp_status mxp_quantize_check_values(mxp_format_id id, const float *w, int O, in
     for (size_t k = 0; k < (size_t)O * (size_t)I; k++) {
         if (!isfinite(w[k]))
             return mxp_fail(err, MXP_ERR_ARG, "tensor %s: non-finite weight %g at row %zu column %zu",
-                            name, (double)w[k], k / (size_t)I, k % (size_t)I);
+                            name, (double)w[k], (size_t)row0 + k / (size_t)I, k % (size_t)I);
         if (fabsf(w[k]) >= lim)
             return mxp_fail(err, MXP_ERR_ARG, "tensor %s: weight %g at row %zu column %zu overflows %s",
-                            name, (double)w[k], k / (size_t)I, k % (size_t)I, f->name);
+                            name, (double)w[k], (size_t)row0 + k / (size_t)I, k % (size_t)I, f->name);
     }
+    return MXP_OK;
+}
+
+mxp_status mxp_quantize_check_values(mxp_format_id id, const float *w, int O, int I, const char *name,
+                                     mxp_err *err) {
+    return mxp_quantize_check_values_at(id, w, O, I, 0, name, err);
+}
+
+mxp_status mxp_quantize_rows(mxp_format_id id, const float *w, int O, int I, void *out, int *bad_row,
+                             const char *name, mxp_err *err) {
+    if (!name) name = "(unnamed)";
+    const mxp_format *f = mxp_format_get(id);
+    const size_t rb = mxp_row_bytes(f, I);
+    uint8_t *o8 = out;
+    *bad_row = -1;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < O; r++) f->quantize_row(w + (size_t)r * I, o8 + (size_t)r * rb, I);
+    // Block formats store f16 scales, which overflow for weights too large for them: the row
+    // then reads back with an inf or a NaN. (The element formats' values are checked before.)
+    if (f->block_size == 1) return MXP_OK;
+    const int nthr = omp_get_max_threads();
+    float *ybuf = malloc((size_t)nthr * (size_t)I * sizeof *ybuf);  // one row per thread
+    if (!ybuf) return mxp_fail(err, MXP_ERR_NOMEM, "tensor %s: out of memory checking the %s scales", name, f->name);
+    int bad = -1;
+#pragma omp parallel num_threads(nthr)
+    {
+        float *y = ybuf + (size_t)omp_get_thread_num() * (size_t)I;
+#pragma omp for schedule(static) reduction(max : bad)
+        for (int r = 0; r < O; r++) {
+            f->dequantize_row(o8 + (size_t)r * rb, y, I);
+            for (int i = 0; i < I; i++)
+                if (!isfinite(y[i]) && r > bad) bad = r;
+        }
+    }
+    free(ybuf);
+    *bad_row = bad;
     return MXP_OK;
 }
 
@@ -217,28 +253,9 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, v
     // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
     st = mxp_quantize_check_values(id, w, O, I, name, err);
     if (st) return st;
-    const size_t rb = mxp_row_bytes(f, I);
-    uint8_t *o8 = out;
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < O; r++) f->quantize_row(w + (size_t)r * I, o8 + (size_t)r * rb, I);
-    // Block formats store f16 scales, which overflow for weights too large for them: the row
-    // then reads back with an inf or a NaN. (The element formats were checked above.)
-    if (f->block_size == 1) return MXP_OK;
-    const int nthr = omp_get_max_threads();
-    float *ybuf = malloc((size_t)nthr * (size_t)I * sizeof *ybuf);  // one row per thread
-    if (!ybuf) return mxp_fail(err, MXP_ERR_NOMEM, "tensor %s: out of memory checking the %s scales", name, f->name);
-    int bad_row = -1;
-#pragma omp parallel num_threads(nthr)
-    {
-        float *y = ybuf + (size_t)omp_get_thread_num() * (size_t)I;
-#pragma omp for schedule(static) reduction(max : bad_row)
-        for (int r = 0; r < O; r++) {
-            f->dequantize_row(o8 + (size_t)r * rb, y, I);
-            for (int i = 0; i < I; i++)
-                if (!isfinite(y[i]) && r > bad_row) bad_row = r;
-        }
-    }
-    free(ybuf);
+    int bad_row;
+    st = mxp_quantize_rows(id, w, O, I, out, &bad_row, name, err);
+    if (st) return st;
     if (bad_row >= 0)
         return mxp_fail(err, MXP_ERR_ARG, "tensor %s: a %s scale of row %d overflows f16 (weights too large for %s)",
                         name, f->name, bad_row, f->name);

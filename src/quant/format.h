@@ -239,6 +239,15 @@ mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w /*(O, I)*/, int 
 // read back themselves.
 mxp_status mxp_quantize_check_values(mxp_format_id id, const float *w /*(O, I)*/, int O, int I,
                                      const char *name, mxp_err *err);
+// The same for rows row0 .. row0 + O - 1 of a larger matrix (messages name those rows).
+mxp_status mxp_quantize_check_values_at(mxp_format_id id, const float *w /*(O, I)*/, int O, int I, int64_t row0,
+                                        const char *name, mxp_err *err);
+// The quantizing part of mxp_quantize_matrix, for callers that quantize a matrix a chunk of
+// rows at a time after checking its values: rows quantized into out (O rows of
+// mxp_row_bytes), *bad_row the last row whose block scale overflows f16 (-1: none; always -1
+// for the element formats). MXP_ERR_NOMEM only.
+mxp_status mxp_quantize_rows(mxp_format_id id, const float *w /*(O, I)*/, int O, int I, void *out, int *bad_row,
+                             const char *name, mxp_err *err);
 
 // ---- fake quantization: exactly the values the kernels use ----
 // Weight: y = dequantize(quantize(x)) for one whole weight row of n elements (f8_e4m3's

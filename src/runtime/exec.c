@@ -1,6 +1,8 @@
 // exec.c: forward and backward over the graph, one op at a time, with the f32 kernels of
 // src/ops. The executor owns the activation, gradient and saved-statistics buffers; it
-// never changes parameters.
+// never changes parameters. A weight stored in bf16/f16 (core/graph.h) is read in f32 a tile
+// at a time: the f32 products widen tiles of it into `wtile` (ops/gemm.h: the same bits as an
+// f32 copy would give), the f32 embedding widens the rows of the batch's tokens.
 #include "runtime/exec.h"
 
 #include <omp.h>
@@ -47,6 +49,7 @@ void mxp_exec_free(mxp_exec *ex) {
     free(ex->losses);
     free(ex->row_scale);
     free(ex->wscratch);
+    free(ex->wtile);
     free(ex->att_scratch);
     memset(ex, 0, sizeof *ex);
 }
@@ -218,6 +221,13 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
                 biggest = g->params[g->nodes[i].w].nelem;
         ok = (ex->wscratch = alloc_floats(biggest)) != NULL;
     }
+    // tiles of the weights stored in bf16/f16, widened for the f32 products (0 for f32 models)
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != MXP_OP_LINEAR) continue;
+        size_t need = mxp_linear_scratch_floats(&g->params[g->nodes[i].w], ex->N);
+        if (need > ex->wtile_floats) ex->wtile_floats = need;
+    }
+    if (ok && ex->wtile_floats) ok = (ex->wtile = alloc_floats(ex->wtile_floats)) != NULL;
     for (int p = 0; ok && ex->pgrad && p < g->n_params; p++) ok = (ex->pgrad[p] = alloc_floats(g->params[p].nelem)) != NULL;
     if (!ok) {
         mxp_exec_free(ex);
@@ -271,7 +281,11 @@ static void linear_forward(mxp_exec *ex, int i, float *out, const float *x, int 
     const float *b = n->has_b ? ex->g->params[n->b].data : NULL;
     mxp_format_id f = (mxp_format_id)mxp_graph_format(ex->g, i);
     if (f == MXP_FMT_F32 || !ex->qc) {
-        mxp_linear_fwd(out, x, ex->g->params[n->w].data, b, N, I, n->cols);
+        // a weight stored in bf16/f16 that the qcache holds an f32 copy of (the native profiler
+        // times f32 on one), else the parameter, tile by tile
+        const float *w32 = ex->qc && ex->qmode == MXP_QMODE_REAL ? mxp_qcache_f32(ex->qc, i) : NULL;
+        if (w32) mxp_linear_fwd(out, x, w32, b, N, I, n->cols);
+        else mxp_linear_fwd_w(out, x, &ex->g->params[n->w], b, N, I, n->cols, ex->wtile, ex->wtile_floats);
         return;
     }
     if (ex->qmode == MXP_QMODE_FAKE) {
@@ -295,7 +309,13 @@ static void embed_forward(mxp_exec *ex, int i, float *out, int N) {
     const mxp_node *n = &ex->g->nodes[i];
     mxp_format_id f = (mxp_format_id)mxp_graph_format(ex->g, i);
     if (f == MXP_FMT_F32 || !ex->qc) {
-        mxp_embed_fwd(out, ex->tokens, ex->g->params[n->w].data, N, n->cols);
+        const mxp_param *w = &ex->g->params[n->w];
+        if (w->stored == MXP_FMT_F32) {
+            mxp_embed_fwd(out, ex->tokens, w->data, N, n->cols);
+            return;
+        }
+#pragma omp parallel for schedule(static) if ((int64_t)N * n->cols >= MXP_PAR_MIN)
+        for (int r = 0; r < N; r++) mxp_param_widen(w, ex->tokens[r], 1, 0, n->cols, out + (size_t)r * n->cols, n->cols);
         return;
     }
     const mxp_format *ft = mxp_format_get(f);
@@ -361,7 +381,11 @@ mxp_status mxp_exec_set_batch(mxp_exec *ex, const int32_t *seq, mxp_err *err) {
     return MXP_OK;
 }
 
-static const float *pdata(const mxp_exec *ex, int p) { return ex->g->params[p].data; }
+// Parameters of the nodes that are not quantizable are f32 (model.c converts them at load).
+static const float *pdata(const mxp_exec *ex, int p) {
+    MXP_ASSERT(ex->g->params[p].data);
+    return ex->g->params[p].data;
+}
 static float *pgrad(const mxp_exec *ex, int p) { return ex->pgrad ? ex->pgrad[p] : NULL; }
 
 void mxp_exec_forward(mxp_exec *ex, int first, int last) {
@@ -472,8 +496,8 @@ mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale
             }
             mxp_linear_event ev = {.node = i, .phase = MXP_HOOK_PRE, .x = x, .dy = dy, .dx = dx, .dw = ex->wscratch};
             if (hook) hook(ctx, &ev);
-            mxp_linear_bwd(dx, ex->wscratch ? NULL : pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x,
-                           pdata(ex, n->w), N, cin, n->cols);
+            mxp_linear_bwd_w(dx, ex->wscratch ? NULL : pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x,
+                             &ex->g->params[n->w], N, cin, n->cols, ex->wtile, ex->wtile_floats);
             ev.phase = MXP_HOOK_POST;
             if (hook) hook(ctx, &ev);
             break;

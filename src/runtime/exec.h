@@ -1,7 +1,9 @@
 // exec.h: the executor. Runs a graph (all of it or any contiguous range of nodes) forward,
 // and backward, in f32, on a batch of B sequences of T tokens.
 //
-// Memory: one (N, cols) buffer per node value (N = B*T), plus with MXP_EXEC_BACKWARD the
+// Memory: one (N, cols) buffer per node value (N = B*T), the tiles of weights stored in
+// bf16/f16 the f32 products widen (a quarter of the largest such weight per thread, at most
+// four threads; all of it when N exceeds its rows or columns), plus with MXP_EXEC_BACKWARD the
 // saved statistics the backward needs (norm rstd/mean, attention probabilities) and a pool of
 // gradient buffers: a node's gradient exists from the moment a consumer first writes it until
 // the node's own backward has run, so only about a block's worth of gradients is alive at once. Parameter gradients are kept only with MXP_EXEC_PARAM_GRADS;
@@ -56,6 +58,8 @@ typedef struct mxp_exec {
     float *losses;       // (N) per-position cross-entropy, filled by mxp_exec_loss
     float *row_scale;    // (N) scratch for the loss gradient
     float *wscratch;     // (largest linear weight) with MXP_EXEC_WGRAD_SCRATCH, else NULL
+    float *wtile;        // (wtile_floats) tiles of bf16/f16-stored weights widened for the f32
+    size_t wtile_floats; // products (mxp_linear_scratch_floats); NULL / 0 for an f32 model
     float *att_scratch;  // (att_slots, T, T) attention work space, one matrix per thread
     int att_slots;
     // formats (mxp_exec_use_formats): linear ops whose node->fmt is not f32 read qc's copies
@@ -76,7 +80,7 @@ void mxp_exec_free(mxp_exec *ex);
 // Run linear ops in the formats of their graph slots (node->fmt), taking weight copies from
 // qc (borrowed; prepared here, quantizing what is missing) in `mode`. Slots may later be
 // changed to formats whose copies are already in qc (mxp_qcache_prepare), else call this
-// again. Backward always uses the f32 weights. Errors name the module.
+// again. Backward always uses the f32 weights (the parameters, tile by tile). Errors name the module.
 mxp_status mxp_exec_use_formats(mxp_exec *ex, mxp_qcache *qc, mxp_qmode mode, mxp_err *err);
 
 // KV-cache inference (MXP_EXEC_KV_CACHE): run n new tokens per sequence (tokens (B, n)) at

@@ -1,6 +1,8 @@
 // ggml_graph.c: mixprec's graph on ggml's CPU backend (see ggml_graph.h for the op mapping).
 // Tensor shapes here are ggml's: ne[0] is the fastest dimension, so an exec value (N, cols)
 // is the ggml tensor (cols, N).
+// Weights go into ggml tensors in their slot's format: quantized bytes from the qcache, f32
+// from the parameter (a weight stored in bf16/f16 widened row by row into the tensor).
 // Must not: time anything or hold global state beyond the once-per-process backend loading
 // (ggml's registry is itself process-wide).
 #include "runtime/ggml_graph.h"
@@ -157,7 +159,8 @@ typedef struct tr {
     struct pending {
         struct ggml_tensor *t;
         const void *data;   // NULL: filled by a callback-free special case (kind)
-        int kind;           // 0: copy data, 1: tokens, 2: positions, 3: mask, 4: K cache, 5: V cache
+        int kind;           // 0: copy data, 1: tokens, 2: positions, 3: mask, 4: K cache, 5: V cache,
+                            // 9: parameter `node` widened to f32 (stored in bf16/f16)
         int node;
     } *pend;
     int n_pend, cap_pend;
@@ -253,7 +256,8 @@ static struct ggml_tensor *as4d(struct ggml_context *c, struct ggml_tensor *x, i
 }
 
 // The bytes of node i's weight in the format its plan op gives it (a tied embedding reads the
-// head's choice), from the qcache's real copies; f32 reads the parameter itself.
+// head's choice), from the qcache's real copies; f32 reads the parameter itself (data NULL when
+// it is stored in bf16/f16: push_weight then widens it into the tensor).
 static mxp_status weight_bytes(tr *t, int i, mxp_qcache *qc, const mxp_format **f, const void **data, mxp_err *err) {
     const mxp_node *nd = &t->g->nodes[i];
     mxp_format_id id = (mxp_format_id)mxp_graph_format(t->g, i);
@@ -263,12 +267,17 @@ static mxp_status weight_bytes(tr *t, int i, mxp_qcache *qc, const mxp_format **
         return mxp_fail(err, MXP_ERR_UNSUPPORTED, "ggml backend: %s in %s: the format has no ggml type",
                         op >= 0 ? t->g->nodes[op].name : "?", (*f)->name);
     }
-    *data = t->g->params[nd->w].data;
+    *data = t->g->params[nd->w].data;  // NULL for a weight stored in bf16/f16
     if (id == MXP_FMT_F32) return MXP_OK;
     mxp_status st = mxp_qcache_prepare(qc, i, id, MXP_QMODE_REAL, err);
     if (st) return st;
     *data = mxp_qcache_real(qc, i, id);
     return MXP_OK;
+}
+
+// Fill weight tensor w of node i from data (weight_bytes), or widened from its parameter.
+static int push_weight(tr *t, struct ggml_tensor *w, int i, const void *data) {
+    return data ? push_pending(t, w, data, 0, -1) : push_pending(t, w, NULL, 9, t->g->nodes[i].w);
 }
 
 static mxp_status linear(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out, mxp_err *err) {
@@ -288,7 +297,7 @@ static mxp_status linear(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out,
         if (extra_supports(t->gg, t->gg->extra[e], type, I, O)) in_extra = e == 0 ? 1 : -1;
     struct ggml_tensor *w = ggml_new_tensor_2d(in_extra == 1 ? t->s->ctx_x : t->s->ctx_w, type, I, O);
     if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    if (!push_pending(t, w, data, 0, -1)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    if (!push_weight(t, w, i, data)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     t->s->weight_bytes += ggml_nbytes(w);
     struct ggml_tensor *x = value_for(t, nd->in[0], i);
     if (!x) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
@@ -312,7 +321,7 @@ static mxp_status embed(tr *t, int i, mxp_qcache *qc, struct ggml_tensor **out, 
     mxp_status st = weight_bytes(t, i, qc, &f, &data, err);
     if (st) return st;
     struct ggml_tensor *w = ggml_new_tensor_2d(t->s->ctx_w, (enum ggml_type)f->ggml_type, pw->shape[1], pw->shape[0]);
-    if (!w || !push_pending(t, w, data, 0, -1)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+    if (!w || !push_weight(t, w, i, data)) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     t->s->weight_bytes += ggml_nbytes(w);
     *out = ggml_get_rows(t->s->ctx_g, w, t->tokens);
     return *out ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
@@ -378,12 +387,31 @@ static mxp_status attention(tr *t, int i, struct ggml_tensor **out, mxp_err *err
     return MXP_OK;
 }
 
-static void fill(tr *t, const struct pending *p) {
+// Returns 0 when out of memory.
+static int fill(tr *t, const struct pending *p) {
     struct ggml_tensor *x = p->t;
     const mxp_exec *ex = t->ex;
     int N = t->B * t->Tq;
     switch (p->kind) {
     case 0: ggml_backend_tensor_set(x, p->data, 0, ggml_nbytes(x)); break;
+    case 9: {  // rows widened straight into a host buffer, else through one row at a time
+        const mxp_param *w = &t->g->params[p->node];
+        int64_t R = w->shape[0], C = w->shape[1];
+        if (ggml_backend_buffer_is_host(x->buffer)) {
+#pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < R; r += 64)
+                mxp_param_widen(w, r, R - r < 64 ? R - r : 64, 0, C, (float *)x->data + r * C, C);
+            break;
+        }
+        float *row = malloc((size_t)C * sizeof *row);
+        if (!row) return 0;
+        for (int64_t r = 0; r < R; r++) {
+            mxp_param_widen(w, r, 1, 0, C, row, C);
+            ggml_backend_tensor_set(x, row, (size_t)r * C * sizeof(float), (size_t)C * sizeof(float));
+        }
+        free(row);
+        break;
+    }
     case 6: {
         const mxp_node *nd = &t->g->nodes[p->node];
         float base, *fac = (float *)x->data;
@@ -436,6 +464,7 @@ static void fill(tr *t, const struct pending *p) {
     }
     default: MXP_ASSERT(0);
     }
+    return 1;
 }
 
 int mxp_ggml_output_cut(const mxp_graph *g) {
@@ -559,7 +588,10 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
     for (int k = 0; k < t.n_pend; k++) n_kv += t.pend[k].kind == 4 || t.pend[k].kind == 5;
     if (!st && n_kv && !(s->kv = calloc((size_t)n_kv, sizeof *s->kv))) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     for (int k = 0; k < t.n_pend && !st; k++) {
-        fill(&t, &t.pend[k]);
+        if (!fill(&t, &t.pend[k])) {
+            st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+            break;
+        }
         if (t.pend[k].t->buffer == s->buf_in) s->inputs[s->n_inputs++] = t.pend[k].t;
         if (t.pend[k].kind == 4 || t.pend[k].kind == 5) s->kv[s->n_kv++] = t.pend[k].t;
     }
