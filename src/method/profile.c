@@ -15,8 +15,9 @@
 //    formats being timed) are evicted from every cache level (mxp_evict), then its input is
 //    read: the caches are then as they are when the sub-graph runs inside the whole model (the
 //    other weights have just passed through them, its own come from memory), not warm from
-//    the previous repeat. The eviction matters even when the whole model would fit the last
-//    level: on the bundled model (19 MB of f32 weights, a VM reporting a 32 MiB L3) the
+//    the previous repeat. A whole-model run (the check) is not evicted: it runs as in a token
+//    loop, its caches as its previous run left them. The eviction matters even when the whole
+//    model would fit the last level: on the bundled model (19 MB of f32 weights, a VM reporting a 32 MiB L3) the
 //    sub-graphs' gains without it were half of those llama.cpp measured end to end
 //    (BENCHMARKS.md, "Deployed in llama.cpp").
 //  - A configuration is timed in rounds interleaved with the reference (ABBA order), after
@@ -342,7 +343,8 @@ static void progress(runner *r) {
             eta < 0 ? 0 : eta);
 }
 
-// Read n bytes of the flush buffer with every thread, then the range's inputs from outside it.
+// Read n bytes of the flush buffer with every thread, evict the range's weights (unless it is
+// the whole model), then read the range's inputs from outside it.
 static void prepare_caches(runner *r, int first, int last, size_t bytes) {
     size_t nf = bytes / sizeof(float);
     float acc = 0;
@@ -352,6 +354,7 @@ static void prepare_caches(runner *r, int first, int last, size_t bytes) {
 #pragma omp parallel for reduction(+ : acc) schedule(static)
         for (size_t i = 0; i < nf; i += 16) acc += r->flush[i];
     }
+    if (first > 0 || last < r->g->n_nodes) r->tm->evict(r->tm, first, last);  // not the whole model (the check)
     acc += r->tm->touch(r->tm, first, last);
     r->sink = acc;
 }
@@ -413,13 +416,6 @@ static float native_touch(mxp_timer *tm, int first, int last) {
     float acc = 0;
     for (int i = first; i < last; i++) {
         const mxp_node *nd = &ex->g->nodes[i];
-        if (nd->op == MXP_OP_LINEAR) {  // the weights as they run, evicted (see the file comment)
-            const mxp_param *w = &ex->g->params[nd->w];
-            const void *q = nd->fmt == MXP_FMT_F32 ? mxp_qcache_f32(t->qc, i)  // NULL: w->data
-                                                   : mxp_qcache_real(t->qc, i, (mxp_format_id)nd->fmt);
-            if (q) mxp_evict(q, (size_t)nd->cols * mxp_row_bytes(mxp_format_get((mxp_format_id)nd->fmt), (int)(w->nelem / nd->cols)));
-            else mxp_evict(w->raw, w->nelem * (w->stored == MXP_FMT_F32 ? sizeof(float) : 2));
-        }
         for (int k = 0; k < nd->n_in; k++) {
             int j = nd->in[k];
             if (j >= first) continue;
@@ -429,6 +425,20 @@ static float native_touch(mxp_timer *tm, int first, int last) {
         }
     }
     return acc;
+}
+
+static void native_evict(mxp_timer *tm, int first, int last) {
+    const native_timer *t = (const native_timer *)tm;
+    const mxp_exec *ex = t->ex;
+    for (int i = first; i < last; i++) {
+        const mxp_node *nd = &ex->g->nodes[i];
+        if (nd->op != MXP_OP_LINEAR) continue;
+        const mxp_param *w = &ex->g->params[nd->w];
+        const void *q = nd->fmt == MXP_FMT_F32 ? mxp_qcache_f32(t->qc, i)  // NULL: w->raw
+                                               : mxp_qcache_real(t->qc, i, (mxp_format_id)nd->fmt);
+        if (q) mxp_evict(q, (size_t)nd->cols * mxp_row_bytes(mxp_format_get((mxp_format_id)nd->fmt), (int)(w->nelem / nd->cols)));
+        else mxp_evict(w->raw, w->nelem * (w->stored == MXP_FMT_F32 ? sizeof(float) : 2));
+    }
 }
 
 static double native_run(mxp_timer *tm, int first, int last) {
@@ -1056,7 +1066,7 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     mxp_qcache qc = {0};
     int32_t *seq = NULL;
     samples sm = {0};
-    native_timer nt = {.base = {.ready = native_ready, .touch = native_touch, .run = native_run, .free = native_free},
+    native_timer nt = {.base = {.ready = native_ready, .touch = native_touch, .evict = native_evict, .run = native_run, .free = native_free},
                        .ex = &ex, .qc = &qc};
     mxp_timer *tm = &nt.base;
     runner r = {.g = g, .tm = tm, .qc = &qc, .progress = o->progress, .t0 = mxp_now(), .flush_one_thread = gg != NULL};

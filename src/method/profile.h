@@ -145,6 +145,8 @@ struct mxp_timer {
     mxp_status (*ready)(mxp_timer *tm, int first, int last, mxp_err *err);
     // Read the range's inputs from outside it once (cache preparation); returns a sum.
     float (*touch)(mxp_timer *tm, int first, int last);
+    // Evict the range's weights, in the formats it runs, from every cache level.
+    void (*evict)(mxp_timer *tm, int first, int last);
     // Run the range once (after ready for the same range and slots); seconds of the compute alone.
     double (*run)(mxp_timer *tm, int first, int last);
     void (*free)(mxp_timer *tm);

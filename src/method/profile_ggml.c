@@ -85,6 +85,12 @@ static float gt_touch(mxp_timer *tm, int first, int last) {
     return acc;
 }
 
+static void gt_evict(mxp_timer *tm, int first, int last) {
+    ggml_timer *t = (ggml_timer *)tm;
+    MXP_ASSERT(t->cur && t->cur->first == first && t->cur->last == last);
+    mxp_ggml_sub_evict(&t->cur->sub);
+}
+
 static double gt_run(mxp_timer *tm, int first, int last) {
     ggml_timer *t = (ggml_timer *)tm;
     MXP_ASSERT(t->cur && t->cur->first == first && t->cur->last == last);
@@ -106,7 +112,7 @@ mxp_status mxp_timer_ggml_new(mxp_ggml *gg, const mxp_exec *ex, mxp_qcache *qc, 
     ggml_timer *t = calloc(1, sizeof *t);
     *out = NULL;
     if (!t) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    t->base = (mxp_timer){.ready = gt_ready, .touch = gt_touch, .run = gt_run, .free = gt_free};
+    t->base = (mxp_timer){.ready = gt_ready, .touch = gt_touch, .evict = gt_evict, .run = gt_run, .free = gt_free};
     t->gg = gg;
     t->ex = ex;
     t->qc = qc;

@@ -615,11 +615,14 @@ mxp_status mxp_ggml_sub_compute(mxp_ggml_sub *s, mxp_err *err) {
     return MXP_OK;
 }
 
-float mxp_ggml_sub_touch(const mxp_ggml_sub *s) {
-    float acc = 0;
+void mxp_ggml_sub_evict(const mxp_ggml_sub *s) {
     struct ggml_backend_buffer *wb[2] = {s->buf_w, s->buf_x};
     for (int k = 0; k < 2; k++)
         if (wb[k]) mxp_evict(ggml_backend_buffer_get_base(wb[k]), ggml_backend_buffer_get_size(wb[k]));
+}
+
+float mxp_ggml_sub_touch(const mxp_ggml_sub *s) {
+    float acc = 0;
     for (int k = 0; k < s->n_inputs; k++) {
         const struct ggml_tensor *x = s->inputs[k];
         const unsigned char *p = x->data;

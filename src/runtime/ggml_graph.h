@@ -112,10 +112,11 @@ mxp_status mxp_ggml_sub_init(mxp_ggml_sub *s, mxp_ggml *gg, const mxp_exec *ex, 
                              unsigned flags, mxp_err *err);
 // Run the graph (ggml_backend_graph_compute, nothing else). MXP_ERR_UNSUPPORTED if ggml fails.
 mxp_status mxp_ggml_sub_compute(mxp_ggml_sub *s, mxp_err *err);
-// Cache preparation before a timed run: evict the weights (both buffers) from every cache
-// level, so they come from memory as in a whole model that does not fit the caches, then read
-// every input tensor once; returns a sum.
+// Read every input tensor once (cache preparation before a timed run); returns a sum.
 float mxp_ggml_sub_touch(const mxp_ggml_sub *s);
+// Evict the weights (both buffers) from every cache level (mxp_evict), so that the next run
+// reads them from memory.
+void mxp_ggml_sub_evict(const mxp_ggml_sub *s);
 // Copy the output (value of node last-1) to y (s->rows, cols), row-major like exec values: all
 // N rows, or row b*Tq + Tq-1 of each sequence b.
 void mxp_ggml_sub_output(const mxp_ggml_sub *s, float *y);
