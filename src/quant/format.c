@@ -240,16 +240,22 @@ mxp_status mxp_quantize_rows(mxp_format_id id, const float *w, int O, int I, voi
     return MXP_OK;
 }
 
+mxp_status mxp_quantize_out_check(mxp_format_id id, int O, int I, size_t out_bytes, const char *name, mxp_err *err) {
+    size_t need = 0;
+    mxp_status st = mxp_format_matrix_bytes(id, O, I, &need, err);
+    if (st) return mxp_fail_prefix(err, "tensor %s: ", name);
+    if (out_bytes < need)
+        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
+                        name, out_bytes, need, mxp_format_get(id)->name, O, I);
+    return MXP_OK;
+}
+
 mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w, int O, int I, void *out,
                                size_t out_bytes, const char *name, mxp_err *err) {
     if (!name) name = "(unnamed)";
-    size_t need;
-    mxp_status st = mxp_format_matrix_bytes(id, O, I, &need, err);
-    if (st) return mxp_fail_prefix(err, "tensor %s: ", name);
+    mxp_status st = mxp_quantize_out_check(id, O, I, out_bytes, name, err);
+    if (st) return st;
     const mxp_format *f = mxp_format_get(id);
-    if (out_bytes < need)
-        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
-                        name, out_bytes, need, f->name, O, I);
     // Validate first (serial scan: cheap next to quantization, and gives the first bad index).
     st = mxp_quantize_check_values(id, w, O, I, name, err);
     if (st) return st;

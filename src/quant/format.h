@@ -233,6 +233,9 @@ mxp_status mxp_format_matrix_bytes(mxp_format_id id, int64_t O, int64_t I, size_
 mxp_status mxp_quantize_matrix(mxp_format_id id, const float *w /*(O, I)*/, int O, int I,
                                void *out, size_t out_bytes, const char *name, mxp_err *err);
 
+// The output-size check of mxp_quantize_matrix alone: out_bytes holds O rows of I in format
+// id; errors name the tensor.
+mxp_status mxp_quantize_out_check(mxp_format_id id, int O, int I, size_t out_bytes, const char *name, mxp_err *err);
 // The input checks of mxp_quantize_matrix alone (non-finite weights, weights that round to
 // inf in f16 / bf16), for callers that quantize a matrix piece by piece. The f16 scale
 // overflow of the block formats shows only after quantizing: such callers check the values

@@ -87,13 +87,9 @@ mxp_status mxp_quantize_param(mxp_format_id fmt, const mxp_param *w, const int64
     const int O = (int)w->shape[0], I = (int)w->shape[1];
     if (w->stored == MXP_FMT_F32 && !row_of) return mxp_quantize_matrix(fmt, w->data, O, I, out, out_bytes, name, err);
     if (!name) name = "(unnamed)";
-    size_t need;
-    mxp_status st = mxp_format_matrix_bytes(fmt, O, I, &need, err);
-    if (st) return mxp_fail_prefix(err, "tensor %s: ", name);
+    mxp_status st = mxp_quantize_out_check(fmt, O, I, out_bytes, name, err);
+    if (st) return st;
     const mxp_format *f = mxp_format_get(fmt);
-    if (out_bytes < need)
-        return mxp_fail(err, MXP_ERR_ARG, "tensor %s: output buffer of %zu bytes < %zu needed for %s (%d, %d)",
-                        name, out_bytes, need, f->name, O, I);
     const int cr = chunk_rows(I) < O ? chunk_rows(I) : O;
     float *buf = malloc((size_t)cr * I * sizeof *buf);
     if (!buf) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory quantizing %s", name);
