@@ -17,18 +17,13 @@
 
 #include "check.h"
 #include "core/graph.h"
+#include "core/rng.h"
 #include "ops/ops.h"
 #include "quant/format.h"
 #include "runtime/qcache.h"
 
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static uint64_t rng_next(void) {  // splitmix64
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static float rng_sym(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+static mxp_rng rng;  // seeded in main
+static float rng_sym(void) { return (float)mxp_rng_uniform(&rng) * 2.0f - 1.0f; }
 
 // A stored weight (O, I) of random values in `type` (bf16 or f16), with its f32 copy in compute
 // order. heads > 0: the stored rows are in llama.cpp's rotary order for that many heads.
@@ -188,6 +183,7 @@ static void test_quantize(void) {
 }
 
 int main(void) {
+    mxp_rng_seed(&rng, 0x243F6A8885A308D3ull);
     omp_set_num_threads(2);
     test_accessor();
     test_linear();
