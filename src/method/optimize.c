@@ -493,6 +493,20 @@ static mxp_status stage_solve(opt_ctx *c, mxp_err *err) {
 // GGUF into each mix; the mix's formats (read back from its GGUF) and the least-loss plan whose
 // plan-op weights fit the mix's file size minus the bytes no plan op holds (norms, metadata:
 // the f32 GGUF's size minus its plan-op weights) become two points, measured like the others.
+// The model as an f32 GGUF in the work folder (llama-quantize's input and llama-bench's
+// reference), written once: its path into out.
+static mxp_status f32_gguf(opt_ctx *c, char *out, mxp_err *err) {
+    struct stat sb;
+    mxp_status st = work_path(c, "f32.gguf", out, err);
+    if (st || !stat(out, &sb)) return st;
+    mxp_apply_report ar;
+    if ((st = mxp_apply(c->o->model_path, "uniform:f32", out, &ar, err))) {
+        remove(out);
+        return mxp_fail_prefix(err, "writing the f32 GGUF: ");
+    }
+    return MXP_OK;
+}
+
 // A missing llama-quantize, or a mix that fails, is a note.
 static mxp_status stage_mixes(opt_ctx *c, mxp_err *err) {
     static const char *const mixes[] = {"Q8_0", "Q4_K_M"};
@@ -503,17 +517,17 @@ static mxp_status stage_mixes(opt_ctx *c, mxp_err *err) {
                 "(scripts/deps.sh builds both into build-deps/bin).");
         return MXP_OK;
     }
-    mxp_status st = work_path(c, "mix_f32.gguf", f32, err);
-    if (!st) st = work_path(c, "sens.json", sens, err);
+    mxp_status st = work_path(c, "sens.json", sens, err);
     if (!st) st = work_path(c, "latency.json", lat, err);
-    mxp_apply_report ar;
-    if (!st) st = mxp_apply(c->o->model_path, "uniform:f32", f32, &ar, err);
-    if (st) return mxp_fail_prefix(err, "llama.cpp mixes, writing the f32 GGUF: ");
+    if (!st) st = f32_gguf(c, f32, err);
+    if (st) return mxp_fail_prefix(err, "llama.cpp mixes: ");
+    struct stat fsb;
+    if (stat(f32, &fsb)) return mxp_fail(err, MXP_ERR_IO, "llama.cpp mixes: %s: %s", f32, strerror(errno));
     double op_f32 = 0;  // plan-op weights in f32, as the f32 GGUF holds them
     const mxp_graph *g = &c->m->graph;
     for (int i = 0; i < g->n_nodes; i++)
         if (mxp_graph_is_op(g, i)) op_f32 += 4.0 * (double)g->params[g->nodes[i].w].nelem;
-    double fixed = ar.file_bytes - op_f32;
+    double fixed = (double)fsb.st_size - op_f32;
     for (size_t k = 0; k < sizeof mixes / sizeof *mixes && !st; k++) {
         char name[64], gguf[PATH_CAP], logp[PATH_CAP], plan[PATH_CAP], label[64];
         snprintf(name, sizeof name, "llama_%s.gguf", mixes[k]);
@@ -568,8 +582,7 @@ static mxp_status stage_mixes(opt_ctx *c, mxp_err *err) {
         snprintf(label, sizeof label, "mixprec at %s's loss", mixes[k]);
         st = load_plan_point(c, plan, MXP_PT_LOSS_MATCHED, label, mix_loss, 0, err);
     }
-    remove(f32);
-    return st;
+    return st;  // f32.gguf stays for llama-bench (the work folder goes at the end)
 }
 
 // Accuracy of one configuration on the held-out samples (mxp_eval, real kernels).
@@ -801,14 +814,10 @@ static mxp_status measure_llama(opt_ctx *c, const char *plan_gguf, int have_gguf
     char **files = calloc((size_t)c->n_pts + 1, sizeof *files);
     mxp_llama_speed *sp = calloc((size_t)c->n_pts + 1, sizeof *sp);
     mxp_status st = point && scratch && files && sp ? MXP_OK : mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    mxp_apply_report ar;
     if (!st && !(files[0] = malloc(PATH_CAP))) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
-    if (!st) st = work_path(c, "bench_f32.gguf", files[0], err);
-    if (!st && (st = mxp_apply(c->o->model_path, "uniform:f32", files[0], &ar, err)))
-        st = mxp_fail_prefix(err, "writing uniform:f32 for llama-bench: ");
+    if (!st && (st = f32_gguf(c, files[0], err))) st = mxp_fail_prefix(err, "llama-bench: ");
     if (!st) {
-        point[0] = -1;
-        scratch[0] = 1;
+        point[0] = -1;  // removed with the work folder
         n = 1;
     }
     for (int i = 0; i < c->n_pts && !st; i++) {
