@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make_fixtures.sh BUILD_DIR [WHICH] [WORKDIR]: regenerate the committed test fixtures
-#   models/tiny     1.07M parameters (dim 128, 4 layers, 4 heads, ffn 352, tied embeddings,
-#                   vocab 2048, 128 positions); a couple of minutes on 2 cores
-#   models/default  5.28M parameters (dim 256, 6 layers, 8 heads with 2 KV heads (GQA),
-#                   ffn 704, untied head, vocab 2048, 256 positions); about 40-60 minutes on 2 shared cores
-# Widths are multiples of 32 so that every linear op can take the block formats (q8_0, q4_0).
+#   models/tiny     3.15M parameters (dim 256, 4 layers, 4 heads, ffn 512, tied embeddings,
+#                   vocab 2048, 128 positions); about 6 minutes on 2 cores
+#   models/default  5.57M parameters (dim 256, 6 layers, 8 heads with 2 KV heads (GQA),
+#                   ffn 768, untied head, vocab 2048, 256 positions); about 40-60 minutes on 2 shared cores
+# Every width is a multiple of 256 so that every linear op can take every format, the k-quants'
+# super-blocks of 256 included.
 # WHICH: tiny, default or all (default: all). WORKDIR (default: build-fixtures) receives the
 # corpus (tools/make_corpus.sh) and the tokenizer (tools/train_bpe.py); neither is committed.
 # Everything is seeded: the corpus, the tokenizer and the training batches are the same on
@@ -36,7 +37,7 @@ common=(--tokenizer "$work/tokenizer" --train "$work/corpus/train.txt" --seed 1)
 if [ "$which" = tiny ] || [ "$which" = all ]; then
     rm -f models/tiny/train-checkpoint.safetensors
     "$train" "${common[@]}" --heldout models/tiny/heldout.txt --out models/tiny \
-        --dim 128 --layers 4 --heads 4 --ffn 352 --seq 128 --tied \
+        --dim 256 --layers 4 --heads 4 --ffn 512 --seq 128 --tied \
         --steps 400 --batch 8 --lr 3e-3 --warmup 40 --eval-every 100 --ckpt-every 100 --log-every 20
 fi
 if [ "$which" = default ] || [ "$which" = all ]; then
@@ -44,6 +45,6 @@ if [ "$which" = default ] || [ "$which" = all ]; then
     resume=()
     [ -f models/default/train-checkpoint.safetensors ] && resume=(--resume)
     "$train" "${common[@]}" --heldout models/default/heldout.txt --out models/default \
-        --dim 256 --layers 6 --heads 8 --kv-heads 2 --ffn 704 --seq 256 \
+        --dim 256 --layers 6 --heads 8 --kv-heads 2 --ffn 768 --seq 256 \
         --steps 1200 --batch 8 --lr 2e-3 --warmup 100 --eval-every 100 --ckpt-every 50 --log-every 20 "${resume[@]}"
 fi
