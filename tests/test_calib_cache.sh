@@ -6,8 +6,9 @@
 # batch); nor on the OpenMP thread count (1 or 2); nor, with --batch 3, on the weight gradients
 # of the 3 samples of a batch being dotted together. Compared: every byte of sens.json outside
 # "provenance" (which holds the time and the thread count).
-# models/default (hidden 256, ffn 704: the down projection takes no k-quant, so the ops have
-# different candidate lists), 4 samples x 32 tokens, formats with every kind of weight error:
+# A random Llama made by tools/make_llama.py (hidden 256, 3 layers, ffn 704: the down
+# projections take no k-quant, so the ops have different candidate lists; the bundled models'
+# widths all take every format), 4 samples x 32 tokens, formats with every kind of weight error:
 # element (bf16), 32-blocks (q8_0, q4_1), super-blocks (q4_K, q6_K), a per-row scale (f8_e4m3),
 # and the fisher metric (its own fake-quantized weights).
 set -euo pipefail
@@ -15,7 +16,9 @@ build=$1
 work=$build/calib_cache
 mkdir -p "$work"
 export OMP_WAIT_POLICY=PASSIVE
-args=(calibrate models/default --data models/default/heldout.txt --samples 4 --seq 32
+/usr/bin/python3 tools/make_llama.py "$work/model" --hidden 256 --layers 3 --heads 8 --kv-heads 2 --ffn 704 \
+    --dtype f32 > /dev/null
+args=(calibrate "$work/model" --data models/default/heldout.txt --samples 4 --seq 32
       --formats f32,bf16,q8_0,q4_1,q4_K,q6_K,f8_e4m3 --fisher)
 run() {  # NAME THREADS ARGS...: calibrate into $work/NAME.json
   local name=$1 threads=$2

@@ -22,8 +22,8 @@
 # FLOOR = 1e-6: values a million times below the column's largest are not compared relatively.
 #
 # The ggml formats (SENS_GGML, llama-quantize's type names; models/tiny: q4_1, q5_0, q5_1,
-# iq4_nl, whose blocks of 32 divide its 128 and 352 wide rows; models/default: those and the
-# k-quants q2_K ... q6_K, whose 256 divides every row but down_proj's 704) are not quantized by
+# iq4_nl; models/default: those and the k-quants q2_K ... q6_K: every row of both models is a
+# multiple of 256, the k-quants are left to the larger one for time) are not quantized by
 # the reference itself: their weights come from llama.cpp's own quantizer, `llama-quantize
 # --pure` of the f32 GGUF `mixprec apply` writes, read back and dequantized by llama.cpp's
 # gguf-py (the f32 GGUF's weights must equal the model's: name map and q/k row order). The

@@ -108,6 +108,8 @@ def heldout_loss(model, ids, T):
         raise SystemExit("the evaluation split (%d ids) holds no window of %d+1" % (len(ids) - start, T))
     zero = torch.zeros((), dtype=torch.float64)
     leaves = {op: (model.weight(op).to(torch.float64), zero) for op in model.ops}
+    # a tied head is the op; the lookup reads the same table under the embedding's name
+    leaves.setdefault("model.embed_tokens", (model.P["model.embed_tokens.weight"].to(torch.float64), zero))
     total = 0.0
     with torch.no_grad():
         for w in range(n_win):
