@@ -10,22 +10,54 @@
 #include "ops/ops.h"
 #include "quant/format.h"
 
-static size_t aux_floats(const mxp_exec *ex, const mxp_node *n) {
+static size_t aux_floats(const mxp_node *n, int B, int T, unsigned flags) {
     switch (n->op) {
-    case MXP_OP_RMSNORM: return (size_t)ex->N;
-    case MXP_OP_LAYERNORM: return 2 * (size_t)ex->N;
-    case MXP_OP_ATTENTION:
-        return (ex->flags & MXP_EXEC_BACKWARD) ? (size_t)ex->B * n->heads * (size_t)ex->T * ex->T : 0;
+    case MXP_OP_RMSNORM: return (size_t)B * T;
+    case MXP_OP_LAYERNORM: return 2 * (size_t)B * T;
+    case MXP_OP_ATTENTION: return (flags & MXP_EXEC_BACKWARD) ? (size_t)B * n->heads * (size_t)T * T : 0;
     default: return 0;
     }
+}
+
+// A buffer of n floats as the arena lays it out: whole 64-byte lines, the alignment of a
+// buffer of its own (mxp_aligned_alloc), so a value sits at the same alignment either way.
+static size_t arena_floats(size_t n) { return (n + 15) / 16 * 16; }
+
+// Streaming layout (mxp_exec_init_stream): the arena offsets of the values (val_off) and saved
+// statistics (aux_off) of every node but the kept cuts, each segment's from 0; returns the
+// arena's size in floats (the largest segment's). val_off/aux_off may be NULL (sizes only).
+// Sizes are products of ints, so they do not overflow size_t.
+static size_t arena_layout(const mxp_graph *g, int B, int T, unsigned flags, const int *seg, int n_seg,
+                           size_t *val_off, size_t *aux_off) {
+    size_t most = 0;
+    for (int k = 0; k < n_seg; k++) {
+        size_t at = 0;
+        for (int i = seg[k]; i < seg[k + 1]; i++) {
+            if (k < n_seg - 1 && i == seg[k + 1] - 1) continue;  // a kept cut: its own buffer
+            if (val_off) val_off[i] = at;
+            at += arena_floats((size_t)B * T * (size_t)g->nodes[i].cols);
+            size_t na = aux_floats(&g->nodes[i], B, T, flags);
+            if (aux_off) aux_off[i] = at;
+            at += arena_floats(na);
+        }
+        if (at > most) most = at;
+    }
+    return most;
+}
+
+// Streaming: node i is the cut ending its segment and another segment reads it (not the output).
+static int is_kept_cut(const mxp_exec *ex, int i) {
+    int k = ex->seg_of[i];
+    return k < ex->n_seg - 1 && i == ex->seg[k + 1] - 1;
 }
 
 void mxp_exec_free(mxp_exec *ex) {
     if (!ex || !ex->g) return;
     for (int i = 0; i < ex->g->n_nodes; i++) {
-        if (ex->val) free(ex->val[i]);
+        int shared = ex->arena && !is_kept_cut(ex, i);  // in the arena
+        if (ex->val && !shared) free(ex->val[i]);
         if (ex->grad) free(ex->grad[i]);
-        if (ex->aux) free(ex->aux[i]);
+        if (ex->aux && !shared) free(ex->aux[i]);
     }
     for (int i = 0; i < ex->g->n_nodes; i++) {
         if (ex->kc) free(ex->kc[i]);
@@ -51,6 +83,9 @@ void mxp_exec_free(mxp_exec *ex) {
     free(ex->wscratch);
     free(ex->wtile);
     free(ex->att_scratch);
+    free(ex->arena);
+    free(ex->seg);
+    free(ex->seg_of);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -109,14 +144,11 @@ static void release_grad(mxp_exec *ex, int node) {
     if (!pool_push(ex, buf, ex->g->nodes[node].cols)) free(buf);
 }
 
-// Fill the pool with as many buffers of each width as a full backward holds alive at once.
-static int prefill_pool(mxp_exec *ex) {
-    const mxp_graph *g = ex->g;
-    int n = g->n_nodes;
-    char *live = calloc((size_t)n, 1);
-    int *now = calloc((size_t)n, sizeof *now), *peak = calloc((size_t)n, sizeof *peak);  // by width rank
-    int *widths = calloc((size_t)n, sizeof *widths), nw = 0;
-    int ok = live && now && peak && widths;
+// How many gradient buffers of each width a full backward holds alive at once: widths[0 .. *nw)
+// and peak[] of them (each array n_nodes long). The peak of a range's backward is no larger,
+// so the streaming pass (one segment's backward at a time) needs no more.
+static void pool_peaks(const mxp_graph *g, char *live, int *now, int *widths, int *peak, int *nw_out) {
+    int n = g->n_nodes, nw = 0;
     // rank of a width in widths[]
 #define WIDTH_RANK(c, r)                                  \
     do {                                                  \
@@ -125,7 +157,7 @@ static int prefill_pool(mxp_exec *ex) {
             if (widths[w_] == (c)) r = w_;                \
         if (r < 0) { r = nw; widths[nw++] = (c); }        \
     } while (0)
-    for (int i = n - 1; ok && i >= 0; i--) {
+    for (int i = n - 1; i >= 0; i--) {
         int r;
         if (i == n - 1) {
             live[i] = 1;
@@ -145,20 +177,110 @@ static int prefill_pool(mxp_exec *ex) {
         now[r]--;
     }
 #undef WIDTH_RANK
+    *nw_out = nw;
+}
+
+// Floats of the gradient pool of a full backward over (B*T)-row values; 0 if out of memory.
+static size_t pool_floats(const mxp_graph *g, size_t N, int *widths_out, int *peak_out, int *nw_out) {
+    int n = g->n_nodes;
+    char *live = calloc((size_t)n, 1);
+    int *now = calloc((size_t)n, sizeof *now), *peak = calloc((size_t)n, sizeof *peak);  // by width rank
+    int *widths = calloc((size_t)n, sizeof *widths), nw = 0;
+    size_t total = 0;
+    if (live && now && peak && widths) {
+        pool_peaks(g, live, now, widths, peak, &nw);
+        for (int w = 0; w < nw; w++) total += (size_t)peak[w] * arena_floats(N * (size_t)widths[w]);
+        if (widths_out) {
+            memcpy(widths_out, widths, (size_t)nw * sizeof *widths);
+            memcpy(peak_out, peak, (size_t)nw * sizeof *peak);
+            *nw_out = nw;
+        }
+    }
+    free(live);
+    free(now);
+    free(peak);
+    free(widths);
+    return total;
+}
+
+// Fill the pool with as many buffers of each width as a full backward holds alive at once.
+static int prefill_pool(mxp_exec *ex) {
+    const mxp_graph *g = ex->g;
+    int *widths = calloc((size_t)g->n_nodes, sizeof *widths), *peak = calloc((size_t)g->n_nodes, sizeof *peak), nw = 0;
+    int ok = widths && peak && pool_floats(g, (size_t)ex->N, widths, peak, &nw) > 0;
     for (int w = 0; ok && w < nw; w++)
         for (int k = 0; ok && k < peak[w]; k++) {
             float *buf = alloc_floats((size_t)ex->N * (size_t)widths[w]);
             ok = buf && pool_push(ex, buf, widths[w]);
             if (buf && !ok) free(buf);
         }
-    free(live);
-    free(now);
-    free(peak);
     free(widths);
+    free(peak);
     return ok;
 }
 
+// Segment boundaries of a cut list (mxp_exec_init_stream): seg (n_cuts + 1) gets the first
+// node of each segment and n_nodes. Asserts what partition.h guarantees: ascending cuts ending
+// at the output, and no node reading past the cut before its segment.
+static void segments_of(const mxp_graph *g, const int *cuts, int n_cuts, int *seg) {
+    MXP_ASSERT(n_cuts >= 1 && cuts[n_cuts - 1] == g->n_nodes - 1);
+    seg[0] = 0;
+    for (int k = 0; k < n_cuts; k++) {
+        MXP_ASSERT(cuts[k] >= seg[k]);
+        seg[k + 1] = cuts[k] + 1;
+        for (int i = seg[k]; i < seg[k + 1]; i++)
+            for (int q = 0; q < g->nodes[i].n_in; q++) MXP_ASSERT(g->nodes[i].in[q] >= seg[k] - 1);
+    }
+}
+
+static mxp_status init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, const int *cuts, int n_cuts,
+                       mxp_err *err);
+
 mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, mxp_err *err) {
+    return init(ex, g, B, T, flags, NULL, 0, err);
+}
+
+mxp_status mxp_exec_init_stream(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, const int *cuts,
+                                int n_cuts, mxp_err *err) {
+    MXP_ASSERT(cuts && !(flags & MXP_EXEC_KV_CACHE));
+    return init(ex, g, B, T, flags, cuts, n_cuts, err);
+}
+
+size_t mxp_exec_bytes(const mxp_graph *g, int B, int T, unsigned flags, const int *cuts, int n_cuts) {
+    if (flags & (MXP_EXEC_PARAM_GRADS | MXP_EXEC_WGRAD_SCRATCH)) flags |= MXP_EXEC_BACKWARD;
+    const size_t N = (size_t)B * T;
+    size_t floats = 4 * arena_floats(N);  // tokens, targets, losses, row_scale
+    if (cuts) {
+        int *seg = malloc((size_t)(n_cuts + 1) * sizeof *seg);
+        if (!seg) return SIZE_MAX;
+        segments_of(g, cuts, n_cuts, seg);
+        floats += arena_layout(g, B, T, flags, seg, n_cuts, NULL, NULL);
+        for (int k = 0; k < n_cuts - 1; k++) floats += arena_floats(N * (size_t)g->nodes[seg[k + 1] - 1].cols);
+        free(seg);
+    } else {
+        for (int i = 0; i < g->n_nodes; i++)
+            floats += arena_floats(N * (size_t)g->nodes[i].cols) + arena_floats(aux_floats(&g->nodes[i], B, T, flags));
+    }
+    if (flags & MXP_EXEC_BACKWARD) floats += pool_floats(g, N, NULL, NULL, NULL);
+    size_t att = 0, wtile = 0, biggest = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const mxp_node *n = &g->nodes[i];
+        if (n->op == MXP_OP_ATTENTION && (size_t)B * n->heads > att) att = (size_t)B * n->heads;
+        if (n->op != MXP_OP_LINEAR) continue;
+        size_t need = mxp_linear_scratch_floats(&g->params[n->w], (int)N);
+        if (need > wtile) wtile = need;
+        if (g->params[n->w].nelem > biggest) biggest = g->params[n->w].nelem;
+    }
+    if (att > (size_t)omp_get_max_threads()) att = (size_t)omp_get_max_threads();
+    floats += att * (size_t)T * T + wtile;
+    if (flags & MXP_EXEC_WGRAD_SCRATCH) floats += biggest;
+    if (flags & MXP_EXEC_PARAM_GRADS)
+        for (int p = 0; p < g->n_params; p++) floats += g->params[p].nelem;
+    return floats > SIZE_MAX / sizeof(float) ? SIZE_MAX : floats * sizeof(float);
+}
+
+static mxp_status init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, const int *cuts, int n_cuts,
+                       mxp_err *err) {
     memset(ex, 0, sizeof *ex);
     if (B <= 0 || T <= 0 || (size_t)B * (size_t)T > (size_t)1 << 30)
         return mxp_fail(err, MXP_ERR_ARG, "batch %d x sequence %d is not a valid size", B, T);
@@ -184,14 +306,34 @@ mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigne
     int ok = ex->val && ex->aux && ex->tokens && ex->targets && ex->losses && ex->row_scale;
     if (ok && (flags & MXP_EXEC_BACKWARD)) ok = (ex->grad = calloc(nn, sizeof *ex->grad)) != NULL;
     if (ok && (flags & MXP_EXEC_PARAM_GRADS)) ok = (ex->pgrad = calloc((size_t)g->n_params, sizeof *ex->pgrad)) != NULL;
+    size_t *val_off = NULL, *aux_off = NULL;
+    if (ok && cuts) {  // streaming: the segments, and the arena they share
+        ex->n_seg = n_cuts;
+        ok = (ex->seg = malloc((size_t)(n_cuts + 1) * sizeof *ex->seg)) && (ex->seg_of = malloc(nn * sizeof *ex->seg_of)) &&
+             (val_off = malloc(nn * sizeof *val_off)) && (aux_off = malloc(nn * sizeof *aux_off));
+        if (ok) {
+            segments_of(g, cuts, n_cuts, ex->seg);
+            for (int k = 0; k < n_cuts; k++)
+                for (int i = ex->seg[k]; i < ex->seg[k + 1]; i++) ex->seg_of[i] = k;
+            ex->arena_floats = arena_layout(g, B, T, flags, ex->seg, n_cuts, val_off, aux_off);
+            ok = (ex->arena = alloc_floats(ex->arena_floats)) != NULL;
+        }
+    }
     for (int i = 0; ok && i < g->n_nodes; i++) {
         const mxp_node *n = &g->nodes[i];
+        size_t na = aux_floats(n, B, T, flags);
+        if (ex->arena && !is_kept_cut(ex, i)) {
+            ex->val[i] = ex->arena + val_off[i];
+            ex->aux[i] = na ? ex->arena + aux_off[i] : NULL;
+            continue;
+        }
         size_t cells;
         ok = mxp_mul_ok((size_t)ex->N, (size_t)n->cols, &cells);
         if (ok) ok = (ex->val[i] = alloc_floats(cells)) != NULL;
-        size_t na = aux_floats(ex, n);
         if (ok && na) ok = (ex->aux[i] = alloc_floats(na)) != NULL;
     }
+    free(val_off);
+    free(aux_off);
     if (ok && ex->grad) ok = prefill_pool(ex);
     if (ok && (flags & MXP_EXEC_KV_CACHE)) {
         ok = (ex->kc = calloc(nn, sizeof *ex->kc)) && (ex->vc = calloc(nn, sizeof *ex->vc));

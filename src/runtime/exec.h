@@ -9,6 +9,19 @@
 // the node's own backward has run, so only about a block's worth of gradients is alive at once. Parameter gradients are kept only with MXP_EXEC_PARAM_GRADS;
 // otherwise a linear op's weight gradient is never formed by the executor: a hook receives
 // the op's input and output gradient and forms what it needs (the sensitivity pass does).
+//
+// Streaming (mxp_exec_init_stream), for passes whose values would not fit in memory: the graph
+// is cut at its cut nodes (method/partition.h: the nodes every path passes through, e.g. the
+// residual adds of a transformer) into segments run one at a time. Only the cut values that a
+// later segment reads (the segments' inputs) get buffers of their own; the values and saved
+// statistics of every other node live in one arena that all segments share, so memory is the
+// kept segment inputs plus the largest segment's working set, not the whole graph's. A pass
+// then runs each segment forward in turn (each reads only its own nodes and the cut before it),
+// and backward from the last segment to the first, running each segment's forward again from
+// its kept input just before its backward (the last one's values are still there). The
+// gradient of a cut is a gradient like any other: it is alive from the moment the segment
+// after it first writes it until its own segment's backward, so the sequence of kernel calls,
+// and every value a hook sees, is that of mxp_exec_backward over the whole graph.
 #ifndef MXP_EXEC_H
 #define MXP_EXEC_H
 
@@ -70,12 +83,33 @@ typedef struct mxp_exec {
     // KV cache (MXP_EXEC_KV_CACHE): per attention node, keys and values (B, T, kv width)
     float **kc, **vc;
     int cached;          // positions already in the cache
+    // streaming (mxp_exec_init_stream), else NULL / 0
+    int n_seg;           // segments, in graph order
+    int *seg;            // (n_seg + 1) segment k is nodes [seg[k], seg[k + 1]); seg[n_seg] = n_nodes
+    int *seg_of;         // (n_nodes) the segment of each node
+    float *arena;        // (arena_floats) the values and saved statistics of one segment at a time
+    size_t arena_floats;
 } mxp_exec;
 
 // Allocate everything for batches of B sequences of T tokens. T must not exceed the model's
 // maximum positions (when it has one).
 mxp_status mxp_exec_init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, mxp_err *err);
 void mxp_exec_free(mxp_exec *ex);
+
+// Streaming (see the top of this file): as mxp_exec_init (never with MXP_EXEC_KV_CACHE), with
+// the graph cut at cuts[0 .. n_cuts) (ascending, the last the output: mxp_graph_cut_nodes).
+// Only cuts[0 .. n_cuts-1) keep their values; mxp_exec_forward over segment k (ex->seg[k] ..
+// ex->seg[k+1]) needs segment k-1's output and overwrites the values and saved statistics of
+// whichever segment ran before; mxp_exec_backward over segment k needs segment k's values (its
+// forward the last one run) and the gradients the later segments left.
+mxp_status mxp_exec_init_stream(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, const int *cuts,
+                                int n_cuts, mxp_err *err);
+
+// Bytes mxp_exec_init (cuts NULL) or mxp_exec_init_stream (cuts given) allocates for these
+// arguments: values, saved statistics, the gradient pool, attention and weight-tile scratch
+// (the KV cache and the buffers of mxp_exec_use_formats not counted). Allocates nothing but
+// a few node-sized index arrays; SIZE_MAX if even those fail.
+size_t mxp_exec_bytes(const mxp_graph *g, int B, int T, unsigned flags, const int *cuts, int n_cuts);
 
 // Run linear ops in the formats of their graph slots (node->fmt), taking weight copies from
 // qc (borrowed; prepared here, quantizing what is missing) in `mode`. Slots may later be
