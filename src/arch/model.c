@@ -74,6 +74,14 @@ static void release_bytes(mxp_model *m, const void *p, size_t n) {
             if (mxp_map_release(&m->files.maps[i], p, n)) return;
 }
 
+void mxp_model_release_param(mxp_model *m, int p) {
+    MXP_ASSERT(p >= 0 && p < m->graph.n_params);
+    const mxp_param *q = &m->graph.params[p];
+    if (!q->raw) return;
+    // an owned copy lies in no mapping: release_bytes leaves it alone
+    release_bytes(m, q->raw, q->nelem * (q->stored == MXP_FMT_F32 ? sizeof(float) : sizeof(uint16_t)));
+}
+
 // A bf16/f16 2-D tensor kept in its stored type (see the file comment). Its shape was checked.
 static mxp_status stored_param(mxp_model *m, const mxp_tensor_info *t, const char *name, const int64_t *shape,
                                int transpose_2d, int permute_heads, int *index, mxp_err *err) {

@@ -51,6 +51,13 @@ mxp_status mxp_tokenizer_from_gguf(const mxp_gguf *g, const char *label, mxp_tok
 // only when the file is text). See io/data.h.
 mxp_status mxp_model_load_data(mxp_model *m, mxp_tokens *t, const char *path, mxp_err *err);
 
+// Done with parameter p for now: when its stored bytes are read in place from the model's
+// read-only file mapping, the whole pages inside them leave the process's resident set
+// (mxp_map_release: a later read faults them in from the file again). Owned copies (f32
+// conversions, realigned or transposed 16-bit copies, synthetic weights) are left as they are.
+// Changes no value.
+void mxp_model_release_param(mxp_model *m, int p);
+
 // Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) with exactly
 // the expected shape (ndim, shape: compute layout), add it to the graph's parameter table
 // (2-D bf16/f16 in the stored type, everything else as f32) and return its index.
