@@ -17,6 +17,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "method/partition.h"
 #include "ops/ops.h"
 #include "runtime/dist.h"
 #include "runtime/exec.h"
@@ -650,6 +651,119 @@ static void drop_cached(const mxp_sens *s, mxp_qcache *qc) {
         for (int k = 0; k < s->n_formats; k++) mxp_qcache_drop_one(qc, s->ops[i].node, s->formats[k], MXP_QMODE_REAL);
 }
 
+// The widths the pass's buffers are sized by: the widest op input and output, the largest
+// weight, the embedding's width (0 if no op is an embedding) and its widest quantized row.
+typedef struct op_extents {
+    size_t widest_in, widest_out, biggest, embed_w, erow_bytes;
+} op_extents;
+
+static op_extents extents_of(const mxp_sens *s) {
+    op_extents x = {.widest_in = 1, .widest_out = 1, .biggest = 1};
+    for (int i = 0; i < s->n_ops; i++) {
+        if (s->ops[i].embed >= 0) {
+            x.embed_w = (size_t)s->ops[i].in;
+            for (int k = 0; k < s->n_formats; k++) {
+                if (!s->ops[i].ok[s->formats[k]]) continue;
+                size_t rb = mxp_row_bytes(mxp_format_get(s->formats[k]), s->ops[i].in);
+                if (rb > x.erow_bytes) x.erow_bytes = rb;
+            }
+        }
+        if ((size_t)s->ops[i].in > x.widest_in) x.widest_in = (size_t)s->ops[i].in;
+        if ((size_t)s->ops[i].out > x.widest_out) x.widest_out = (size_t)s->ops[i].out;
+        size_t w = (size_t)s->ops[i].in * (size_t)s->ops[i].out;
+        if (w > x.biggest) x.biggest = w;
+    }
+    return x;
+}
+
+// Samples whose weight gradients are formed at once in a batch of B (see DW_BUDGET).
+static int grads_at_once(size_t biggest, int B) {
+    int G = DW_BUDGET / (biggest * sizeof(float)) < (size_t)B ? (int)(DW_BUDGET / (biggest * sizeof(float))) : B;
+    if (G > MXP_SENS_MAX_G) G = MXP_SENS_MAX_G;
+    return G < 1 ? 1 : G;
+}
+
+// Bytes of the hook's buffers for batches of B (what mxp_sens_accumulate allocates beside the
+// executor, the per-sample records and small per-op arrays left out).
+static size_t hook_bytes(const mxp_sens *s, int B, int want_fisher) {
+    const op_extents x = extents_of(s);
+    const size_t N = (size_t)B * (size_t)s->seq_len;
+    size_t b = (size_t)grads_at_once(x.biggest, B) * x.biggest * sizeof(float);  // dw
+    b += 2 * N * x.widest_in * sizeof(float);                                     // pre, ea
+    if (want_fisher) b += x.biggest * sizeof(float) + N * (x.widest_in + x.widest_out) * sizeof(float);  // fqw, xq, yq
+    b += (size_t)omp_get_max_threads() * wt_scratch_bytes(x.widest_in);
+    b += wt_parts(x.biggest, grads_at_once(x.biggest, B)) * sizeof(double);
+    if (x.embed_w) b += N * (x.embed_w * sizeof(float) + (x.erow_bytes ? x.erow_bytes : 1) + 2 * sizeof(double));
+    return b;
+}
+
+mxp_status mxp_sens_memory(const mxp_sens *s, const mxp_graph *g, int batch, int want_fisher, size_t *in_memory,
+                           size_t *streaming, mxp_err *err) {
+    int B = batch < 1 ? 1 : batch;
+    int *cuts, nc;
+    mxp_status st = mxp_graph_cut_nodes(g, &cuts, &nc, err);
+    if (st) return st;
+    size_t hb = hook_bytes(s, B, want_fisher);
+    size_t a = mxp_exec_bytes(g, B, s->seq_len, MXP_EXEC_BACKWARD, NULL, 0);
+    size_t b = mxp_exec_bytes(g, B, s->seq_len, MXP_EXEC_BACKWARD, cuts, nc);
+    free(cuts);
+    *in_memory = a > SIZE_MAX - hb ? SIZE_MAX : a + hb;
+    *streaming = b > SIZE_MAX - hb ? SIZE_MAX : b + hb;
+    return MXP_OK;
+}
+
+// Streaming: done with the weights of nodes [first, last) for now (their mapped pages leave
+// the resident set; see mxp_model_release_param).
+static void release_weights(mxp_model *m, int first, int last) {
+    for (int i = first; i < last; i++) {
+        const mxp_node *n = &m->graph.nodes[i];
+        if (n->has_w) mxp_model_release_param(m, n->w);
+        if (n->has_b) mxp_model_release_param(m, n->b);
+    }
+}
+
+// One batch: forward, the loss of each sequence (seq_loss), backward with the hook. Seeded 1/T
+// per position: each row block carries the gradient of its own sample's mean loss.
+// Streaming (ex->n_seg > 0; runtime/exec.h): every segment forward, keeping only the segment
+// inputs; then from the last segment to the first, the segment's forward again from its kept
+// input and its backward. The executor makes the same kernel calls on the same values in the
+// same order as the whole-graph backward (the gradient of each cut, the residual skip's share
+// included, is complete when its segment's backward starts: only the segment after it reads
+// it), so the hook sees the same values, bit for bit. A segment's weights are released after
+// its forward (unless its backward follows at once: the last) and after its backward.
+static mxp_status run_batch(calib_ctx *c, mxp_exec *ex, mxp_model *m, double *seq_loss, mxp_err *err) {
+    const int n = m->graph.n_nodes;
+    const float scale = 1.0f / (float)c->T;
+    if (!ex->n_seg) {
+        mxp_exec_forward(ex, 0, n);
+        mxp_exec_loss(ex, seq_loss);
+        mxp_exec_zero_grads(ex);
+        mxp_status st = mxp_exec_backward(ex, 0, n, scale, hook, c, err);
+        return st ? st : c->st;
+    }
+    const int K = ex->n_seg;
+    for (int k = 0; k < K; k++) {
+        mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
+        if (k < K - 1) release_weights(m, ex->seg[k], ex->seg[k + 1]);
+    }
+    mxp_exec_loss(ex, seq_loss);
+    mxp_exec_zero_grads(ex);
+    for (int k = K - 1; k >= 0; k--) {
+        if (k < K - 1) mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
+        mxp_status st = mxp_exec_backward(ex, ex->seg[k], ex->seg[k + 1], scale, hook, c, err);
+        if (!st) st = c->st;
+        if (st) return st;
+        release_weights(m, ex->seg[k], ex->seg[k + 1]);
+    }
+    return MXP_OK;
+}
+
+// The executor for batches of B: whole, or streaming over the cut nodes when cuts is given.
+static mxp_status exec_for(mxp_exec *ex, const mxp_graph *g, int B, int T, const int *cuts, int n_cuts, mxp_err *err) {
+    if (cuts) return mxp_exec_init_stream(ex, g, B, T, MXP_EXEC_BACKWARD, cuts, n_cuts, err);
+    return mxp_exec_init(ex, g, B, T, MXP_EXEC_BACKWARD, err);
+}
+
 static void progress_line(size_t done, size_t total, double t0, double loss) {
     double el = mxp_now() - t0, eta = done ? el * (double)(total - done) / (double)done : 0;
     fprintf(stderr, "\rcalibrate: %zu/%zu samples  loss %.4f  %.1fs elapsed, ETA %.1fs   ", done, total, loss, el, eta);
@@ -677,6 +791,9 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             mxp_status st = mxp_param_check_values(f, &g->params[nd->w], nd->name, err);
             if (st) return st;
         }
+        // streaming: the whole model's mapped weights must not pile up in the resident set
+        // before the first batch; each weight read here is released at once (so below)
+        if (run->stream) mxp_model_release_param(m, nd->w);
     }
     // The quantized bytes of the (op, format) pairs whose quantizers are slow, kept within
     // run->cache_bytes so that they run once instead of once per batch: ggml's block formats
@@ -700,28 +817,15 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
                     return st;
                 }
                 cached += bytes;
+                if (run->stream) mxp_model_release_param(m, g->nodes[s->ops[i].node].w);
             }
     calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher, .rec_len = record_len(s),
                    .err = err};
-    size_t widest_in = 1, widest_out = 1, biggest = 1, embed_w = 0;
-    for (int i = 0; i < s->n_ops; i++) {
-        if (s->ops[i].embed >= 0) {
-            embed_w = (size_t)s->ops[i].in;
-            for (int k = 0; k < s->n_formats; k++) {
-                if (!s->ops[i].ok[s->formats[k]]) continue;
-                size_t rb = mxp_row_bytes(mxp_format_get(s->formats[k]), s->ops[i].in);
-                if (rb > c.erow_bytes) c.erow_bytes = rb;
-            }
-        }
-        if ((size_t)s->ops[i].in > widest_in) widest_in = (size_t)s->ops[i].in;
-        if ((size_t)s->ops[i].out > widest_out) widest_out = (size_t)s->ops[i].out;
-        size_t w = (size_t)s->ops[i].in * (size_t)s->ops[i].out;
-        if (w > biggest) biggest = w;
-    }
+    const op_extents x = extents_of(s);
+    const size_t widest_in = x.widest_in, widest_out = x.widest_out, biggest = x.biggest, embed_w = x.embed_w;
+    c.erow_bytes = x.erow_bytes;
     size_t N = (size_t)B * T;
-    c.G = DW_BUDGET / (biggest * sizeof(float)) < (size_t)B ? (int)(DW_BUDGET / (biggest * sizeof(float))) : B;
-    if (c.G > MXP_SENS_MAX_G) c.G = MXP_SENS_MAX_G;
-    if (c.G < 1) c.G = 1;
+    c.G = grads_at_once(biggest, B);
     c.widest_in = widest_in;
     // one round's records (P batches) must fit the int counts of a gather
     if (c.rec_len * (size_t)B * (size_t)P > (size_t)INT32_MAX)
@@ -772,9 +876,12 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             if (f == MXP_FMT_F32 || !s->ops[i].ok[f]) continue;
             st = embed_weight_var(g, &s->ops[i], f, &c.var_w[i][f], err);
         }
+        if (run->stream) mxp_model_release_param(m, g->nodes[s->ops[i].node].w);
         if (!st) c.have_var_w[i] = 1;
     }
-    if (!st) st = mxp_exec_init(&ex, g, B, T, MXP_EXEC_BACKWARD, err);
+    int *cuts = NULL, n_cuts = 0;  // streaming: the cut nodes the executor's segments end at
+    if (!st && run->stream) st = mxp_graph_cut_nodes(g, &cuts, &n_cuts, err);
+    if (!st) st = exec_for(&ex, g, B, T, cuts, n_cuts, err);
     c.ex = &ex;
     if (run->want_fisher && rank == 0) s->has_fisher = 1;
     double t0 = mxp_now();
@@ -801,7 +908,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             if (nb != c.B) {  // the last, partial batch: a smaller executor
                 mxp_exec_free(&ex);
                 c.B = nb;
-                st = mxp_exec_init(&ex, g, nb, T, MXP_EXEC_BACKWARD, err);
+                st = exec_for(&ex, g, nb, T, cuts, n_cuts, err);
                 if (st) break;
             }
             memcpy(batch, seq + (first + (size_t)rank) * (size_t)B * (size_t)(T + 1),
@@ -809,12 +916,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             st = mxp_exec_set_batch(&ex, batch, err);
             if (st) break;
             memset(c.rec, 0, (size_t)nb * c.rec_len * sizeof *c.rec);
-            mxp_exec_forward(&ex, 0, g->n_nodes);
-            mxp_exec_loss(&ex, seq_loss);
-            mxp_exec_zero_grads(&ex);
-            // seed 1/T per position: each row block carries the gradient of its own sample's mean loss
-            st = mxp_exec_backward(&ex, 0, g->n_nodes, 1.0f / (float)T, hook, &c, err);
-            if (!st) st = c.st;
+            st = run_batch(&c, &ex, m, seq_loss, err);
             if (st) break;
             finish_records(&c, nb);
             for (int b = 0; b < nb; b++) c.rec[(size_t)b * c.rec_len] = seq_loss[b];
@@ -829,6 +931,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             st = run->checkpoint(run->ctx, s, err);
     }
     mxp_exec_free(&ex);
+    free(cuts);
     drop_cached(s, qc);
     free(c.op_of_node);
     free(c.dw);

@@ -15,7 +15,8 @@
 //   noise:  mean_n (var_w(p) ||dL_n/dW||^2 + var_a(p, n) ||dL_n/dA||^2), the errors replaced
 //           by white noise of each format's measured mean squared error.
 // Memory: the model, one forward's activations (an untied embedding's error rows are rounded
-// per batch, for its tokens only) and the largest op's weight gradient (one per
+// per batch, for its tokens only; streaming, run->stream: the segment inputs and one
+// segment's values and statistics, runtime/exec.h) and the largest op's weight gradient (one per
 // sample held at once: up to the batch, within 512 MiB); with want_fisher one more weight-sized
 // buffer; and at most run->cache_bytes of quantized weights. Nothing else per format: the
 // weight errors fq_w(W) - W are formed chunk by chunk where they are used (a few tens of KiB
@@ -75,6 +76,9 @@ typedef struct mxp_sens_run {
     mxp_sens_checkpoint_fn checkpoint;  // called on rank 0 only (may be NULL)
     void *ctx;
     const mxp_dist *dist;   // the processes sharing the samples (NULL: this one alone)
+    int stream;             // run each batch segment by segment (runtime/exec.h, streaming) and
+                            // release the model's mapped weights of each segment once used; the
+                            // table is the same bit for bit
 } mxp_sens_run;
 
 // Accumulate n samples (seq: (n, seq_len+1) token windows) in batches of B. The batches are
@@ -89,6 +93,13 @@ typedef struct mxp_sens_run {
 // returns. The table does not depend on what was kept.
 mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const int32_t *seq, size_t n,
                                const mxp_sens_run *run, mxp_err *err);
+
+// Bytes of activations and buffers a pass over batches of `batch` samples allocates (the
+// executor's values, saved statistics, gradients and scratch, and the hook's buffers; not the
+// model, nor the cache of quantized weights): *in_memory for the whole graph at once,
+// *streaming for run->stream (the kept segment inputs plus one segment's working set).
+mxp_status mxp_sens_memory(const mxp_sens *s, const mxp_graph *g, int batch, int want_fisher, size_t *in_memory,
+                           size_t *streaming, mxp_err *err);
 
 // Mean over samples of metric `mt` for op i and format f (0 for f32).
 double mxp_sens_mean(const mxp_sens *s, int op, mxp_format_id f, mxp_metric mt);

@@ -1,0 +1,183 @@
+// test_stream.c: streaming passes (runtime/exec.h: segments between the graph's cut nodes, one
+// arena shared by the segments, each segment's forward run again before its backward) give
+// exactly the whole-graph pass: the same loss, and every hook event the same x, dy and dx, bit
+// for bit, in the same order; and the sensitivity pass (mxp_sens_accumulate with run.stream)
+// the same sums, byte for byte, with weights released from the resident set as it goes.
+//
+// Models: models/tiny (Llama, tied head), models/default (Llama, untied), a synthetic GPT-2
+// (learned positions, LayerNorm, fused c_attn slices, biases, tied head), a synthetic Qwen2
+// (q/k/v biases, GQA) and a synthetic Mistral (sliding window of 5); B = 2 sequences. Also:
+// the streaming executor's value buffers are the kept cut nodes' plus one arena, and its
+// estimate (mxp_exec_bytes) is below the whole graph's and equals what it allocates for the
+// values and statistics.
+#include <string.h>
+
+#include "arch/model.h"
+#include "check.h"
+#include "core/rng.h"
+#include "method/partition.h"
+#include "method/sensitivity.h"
+#include "runtime/exec.h"
+
+// Every hook event as a running FNV-1a hash of its node, phase and the bytes it shows.
+typedef struct trace {
+    const mxp_graph *g;
+    int N;
+    uint64_t h;
+    int events;
+} trace;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void trace_hook(void *ctx, const mxp_linear_event *e) {
+    trace *t = ctx;
+    const mxp_node *n = &t->g->nodes[e->node];
+    t->h = fnv(t->h, &e->node, sizeof e->node);
+    t->h = fnv(t->h, &e->phase, sizeof e->phase);
+    size_t out = (size_t)t->N * (size_t)n->cols * sizeof(float);
+    t->h = fnv(t->h, e->dy, out);
+    if (e->phase != MXP_HOOK_EMBED) {
+        size_t in = (size_t)t->N * (size_t)t->g->nodes[n->in[0]].cols * sizeof(float);
+        t->h = fnv(t->h, e->x, in);
+        t->h = fnv(t->h, e->dx, in);
+    }
+    t->events++;
+}
+
+// One forward + backward of seq's first batch (B sequences of T+1 tokens) with the trace hook,
+// whole or streaming: each sequence's loss to loss (B), the events to *t.
+static void pass(const mxp_graph *g, int stream, int B, int T, const int32_t *seq, double *loss, trace *t,
+                 const char *label) {
+    mxp_err err = {0};
+    mxp_exec ex;
+    int *cuts = NULL, nc = 0;
+    if (stream) CHECK(mxp_graph_cut_nodes(g, &cuts, &nc, &err) == MXP_OK, "%s", err.msg);
+    mxp_status st = stream ? mxp_exec_init_stream(&ex, g, B, T, MXP_EXEC_BACKWARD, cuts, nc, &err)
+                           : mxp_exec_init(&ex, g, B, T, MXP_EXEC_BACKWARD, &err);
+    CHECK(st == MXP_OK, "%s: %s", label, err.msg);
+    if (st) {
+        free(cuts);
+        return;
+    }
+    CHECK(mxp_exec_set_batch(&ex, seq, &err) == MXP_OK, "%s", err.msg);
+    *t = (trace){.g = g, .N = B * T, .h = 14695981039346656037ull};
+    const int n = g->n_nodes;
+    if (!stream) {
+        mxp_exec_forward(&ex, 0, n);
+        mxp_exec_loss(&ex, loss);
+        mxp_exec_zero_grads(&ex);
+        CHECK(mxp_exec_backward(&ex, 0, n, 1.0f / (float)T, trace_hook, t, &err) == MXP_OK, "%s", err.msg);
+    } else {
+        CHECK(ex.n_seg == nc && ex.n_seg > 2, "%s: %d segments", label, ex.n_seg);
+        // every value but the kept cuts' lies in the arena
+        size_t own = 0;
+        for (int i = 0; i < n; i++) {
+            int k = ex.seg_of[i], kept = k < ex.n_seg - 1 && i == ex.seg[k + 1] - 1;
+            int in_arena = ex.val[i] >= ex.arena && ex.val[i] < ex.arena + ex.arena_floats;
+            CHECK(kept != in_arena, "%s: node %d kept %d in arena %d", label, i, kept, in_arena);
+            if (kept) own += (size_t)B * T * (size_t)g->nodes[i].cols;
+        }
+        size_t whole = mxp_exec_bytes(g, B, T, MXP_EXEC_BACKWARD, NULL, 0);
+        size_t part = mxp_exec_bytes(g, B, T, MXP_EXEC_BACKWARD, cuts, nc);
+        CHECK(part < whole, "%s: streaming estimate %zu not below %zu", label, part, whole);
+        CHECK(own + ex.arena_floats <= part / sizeof(float), "%s: values %zu floats beyond the estimate %zu", label,
+              own + ex.arena_floats, part / sizeof(float));
+        for (int k = 0; k < ex.n_seg; k++) mxp_exec_forward(&ex, ex.seg[k], ex.seg[k + 1]);
+        mxp_exec_loss(&ex, loss);
+        mxp_exec_zero_grads(&ex);
+        for (int k = ex.n_seg - 1; k >= 0; k--) {
+            if (k < ex.n_seg - 1) mxp_exec_forward(&ex, ex.seg[k], ex.seg[k + 1]);
+            CHECK(mxp_exec_backward(&ex, ex.seg[k], ex.seg[k + 1], 1.0f / (float)T, trace_hook, t, &err) == MXP_OK,
+                  "%s", err.msg);
+        }
+    }
+    mxp_exec_free(&ex);
+    free(cuts);
+}
+
+// The sensitivity sums of n samples, whole or streaming, into s (initialised here).
+static void sens(mxp_model *m, int stream, int B, int T, const int32_t *seq, int n, mxp_sens *s) {
+    mxp_err err = {0};
+    const mxp_format_id fmts[] = {MXP_FMT_F32, MXP_FMT_BF16, MXP_FMT_Q8_0, MXP_FMT_Q4_0};
+    CHECK(mxp_sens_init(s, &m->graph, fmts, 4, T, &err) == MXP_OK, "%s", err.msg);
+    mxp_qcache qc;
+    CHECK(mxp_qcache_init(&qc, &m->graph, &err) == MXP_OK, "%s", err.msg);
+    mxp_sens_run run = {.batch = B, .want_fisher = 1, .cache_bytes = (size_t)1 << 20, .stream = stream};
+    CHECK(mxp_sens_accumulate(s, m, &qc, seq, (size_t)n, &run, &err) == MXP_OK, "%s", err.msg);
+    mxp_qcache_free(&qc);
+}
+
+static void check_model(const char *label, mxp_model *m, int T) {
+    const mxp_graph *g = &m->graph;
+    enum { B = 2, NS = 3 };
+    int32_t *seq = malloc((size_t)NS * (T + 1) * sizeof *seq);
+    mxp_rng rng;
+    mxp_rng_seed(&rng, 42);
+    for (int i = 0; i < NS * (T + 1); i++) seq[i] = (int32_t)(mxp_rng_uniform(&rng) * g->vocab) % g->vocab;
+    double la[B], lb[B];
+    trace ta, tb;
+    pass(g, 0, B, T, seq, la, &ta, label);
+    pass(g, 1, B, T, seq, lb, &tb, label);
+    CHECK(!memcmp(la, lb, sizeof la), "%s: losses %.9g %.9g vs %.9g %.9g", label, la[0], la[1], lb[0], lb[1]);
+    CHECK(ta.events == tb.events && ta.events > 0, "%s: %d vs %d hook events", label, ta.events, tb.events);
+    CHECK(ta.h == tb.h, "%s: the hook saw different values streaming", label);
+    // 3 samples in batches of 2: a full batch, then a short one (the executor made again)
+    mxp_sens a, b;
+    sens(m, 0, B, T, seq, NS, &a);
+    sens(m, 1, B, T, seq, NS, &b);
+    int same = a.n_ops == b.n_ops && a.samples == b.samples && a.loss_sum == b.loss_sum && a.has_fisher == b.has_fisher;
+    for (int i = 0; same && i < a.n_ops; i++) {
+        const mxp_sens_op *x = &a.ops[i], *y = &b.ops[i];
+        same = !memcmp(x->sum, y->sum, sizeof x->sum) && !memcmp(x->sum_d4, y->sum_d4, sizeof x->sum_d4) &&
+               !memcmp(x->sum_w, y->sum_w, sizeof x->sum_w) && !memcmp(x->sum_a, y->sum_a, sizeof x->sum_a);
+        CHECK(same, "%s: op %s differs streaming", label, x->name);
+    }
+    CHECK(same && a.samples == NS, "%s: sensitivity tables differ (samples %zu, %zu)", label, a.samples, b.samples);
+    // the estimate the auto mode compares
+    size_t whole, part;
+    mxp_err err = {0};
+    CHECK(mxp_sens_memory(&a, g, B, 1, &whole, &part, &err) == MXP_OK, "%s", err.msg);
+    CHECK(part < whole, "%s: streaming %zu bytes, whole %zu", label, part, whole);
+    printf("%-24s %3d hook events the same; table the same; estimate %.2f MB whole, %.2f MB streaming\n", label,
+           ta.events, whole / 1e6, part / 1e6);
+    mxp_sens_free(&a);
+    mxp_sens_free(&b);
+    free(seq);
+}
+
+int main(void) {
+    mxp_err err = {0};
+    const char *dirs[] = {"models/tiny", "models/default"};
+    for (int i = 0; i < 2; i++) {
+        mxp_model *m;
+        CHECK(mxp_model_load(dirs[i], &m, &err) == MXP_OK, "%s", err.msg);
+        if (m) check_model(dirs[i], m, 48);
+        mxp_model_free(m);
+    }
+    mxp_model_config gpt2 = {.arch = MXP_ARCH_GPT2, .vocab = 300, .dim = 128, .n_layers = 3, .n_heads = 4,
+                             .n_kv_heads = 4, .head_dim = 32, .ffn = 512, .max_pos = 64, .norm_eps = 1e-5f,
+                             .tied = 1, .qkv_bias = 1, .o_bias = 1, .mlp_bias = 1};
+    mxp_model_config qwen2 = {.arch = MXP_ARCH_LLAMA, .vocab = 300, .dim = 128, .n_layers = 3, .n_heads = 8,
+                              .n_kv_heads = 2, .head_dim = 16, .ffn = 256, .max_pos = 64, .norm_eps = 1e-6f,
+                              .rope_theta = 1000000.0, .qkv_bias = 1};
+    snprintf(qwen2.arch_name, sizeof qwen2.arch_name, "Qwen2ForCausalLM");
+    mxp_model_config mistral = qwen2;
+    mistral.qkv_bias = 0;
+    mistral.sliding_window = 5;
+    snprintf(mistral.arch_name, sizeof mistral.arch_name, "MistralForCausalLM");
+    struct {
+        const char *label;
+        mxp_model_config *c;
+    } syn[] = {{"gpt2(synthetic)", &gpt2}, {"qwen2(synthetic)", &qwen2}, {"mistral(synthetic,w5)", &mistral}};
+    for (int i = 0; i < 3; i++) {
+        mxp_model *m;
+        CHECK(mxp_model_synthetic(syn[i].c, 21 + (uint64_t)i, &m, &err) == MXP_OK, "%s", err.msg);
+        if (m) check_model(syn[i].label, m, 40);
+        mxp_model_free(m);
+    }
+    CHECK_DONE();
+}
