@@ -18,6 +18,7 @@ int cli_parse_pos_int(const char *opt, const char *s, int *out);        // 1 .. 
 int cli_parse_nonneg_double(const char *opt, const char *s, double *out);
 int cli_parse_pos_double(const char *opt, const char *s, double *out);  // > 0, finite
 int cli_parse_u64(const char *opt, const char *s, uint64_t *out);
+int cli_parse_size(const char *opt, const char *s, uint64_t *out);     // bytes: 512M, 8G, 8GB, 1048576
 int cli_parse_ppl_increase(const char *s, double *out);  // "1%" or "0.01" -> 0.01
 
 int cmd_info(int argc, char **argv);

@@ -1,8 +1,10 @@
 // cli_util.c: argument parsing and error printing shared by the subcommands.
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -61,6 +63,34 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t *out) {
         return 0;
     }
     *out = v;
+    return 1;
+}
+
+// A byte count: digits, optionally a binary unit K, M, G or T (any case; 2^10 .. 2^40), which
+// may be followed by B or iB: "512M", "8G", "8GB", "8GiB", "1048576". Not 0.
+int cli_parse_size(const char *opt, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int ok = !errno && end != s && s[0] >= '0' && s[0] <= '9' && v > 0;
+    unsigned shift = 0;
+    if (ok && *end) {
+        const char *units = "KMGT", *u = strchr(units, toupper((unsigned char)*end));
+        if (u) {
+            shift = 10 * (unsigned)(u - units + 1);
+            end++;
+            if ((end[0] == 'i' || end[0] == 'I') && (end[1] == 'B' || end[1] == 'b') && !end[2]) end += 2;
+        }
+        if ((end[0] == 'B' || end[0] == 'b') && !end[1]) end++;
+        ok = !*end;
+    }
+    if (ok && v > (UINT64_MAX >> shift)) ok = 0;
+    if (!ok) {
+        fprintf(stderr, "mixprec: %s expects a size in bytes above 0, optionally with a unit (512M, 8G, 8GB), got '%s'\n",
+                opt, s);
+        return 0;
+    }
+    *out = (uint64_t)v << shift;
     return 1;
 }
 

@@ -58,6 +58,14 @@ int cmd_calibrate(int argc, char **argv) {
             if (mb > (1ull << 30)) return cli_usage_error("calibrate: --cache-mb is larger than 2^30: ", argv[i]);
             o.cache_mb = mb ? (long long)mb : -1;
         }
+        else if (!strcmp(a, "--stream") && has_val) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "auto")) o.stream = MXP_STREAM_AUTO;
+            else if (!strcmp(v, "on")) o.stream = MXP_STREAM_ON;
+            else if (!strcmp(v, "off")) o.stream = MXP_STREAM_OFF;
+            else return cli_usage_error("calibrate: --stream expects on, off or auto, got ", v);
+        }
+        else if (!strcmp(a, "--max-memory") && has_val) { if (!cli_parse_size(a, argv[++i], &o.max_memory)) return 2; }
         else if (!strcmp(a, "--stop-after") && has_val) { if (!cli_parse_pos_int(a, argv[++i], &o.stop_after)) return 2; }
         else if (a[0] == '-') return cli_usage_error("calibrate: unknown option or missing value: ", a);
         else if (!model) model = a;
@@ -66,6 +74,9 @@ int cmd_calibrate(int argc, char **argv) {
     if (!model) return cli_usage_error("calibrate needs a MODEL", "");
     if (!o.data_path) return cli_usage_error("calibrate needs --data FILE", "");
     if (!o.out_path) return cli_usage_error("calibrate needs -o FILE", "");
+    if (o.max_memory && o.stream != MXP_STREAM_AUTO)
+        return cli_usage_error("calibrate: --max-memory sets the limit of --stream auto; it does not go with --stream ",
+                               o.stream == MXP_STREAM_ON ? "on" : "off");
     mxp_err err = {0};
     mxp_dist d;
     if (mxp_dist_init(&d, &err)) return cli_fail(&err);

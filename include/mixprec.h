@@ -141,6 +141,12 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 #define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0"
 #define MXP_CALIB_DEFAULT_CACHE_MB 1024  // quantized weight copies calibration may keep
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
+// How calibration holds a batch's activations (docs/DESIGN.md 1.1, "Streaming"): the whole
+// graph's at once, or streaming, block by block between the graph's cut nodes (the segment
+// inputs kept, every block's forward run twice, the weights' mapped pages released block by
+// block). The table is the same bit for bit. AUTO streams when the whole-graph pass's
+// activations and buffers would exceed max_memory.
+typedef enum mxp_stream_mode { MXP_STREAM_AUTO, MXP_STREAM_ON, MXP_STREAM_OFF } mxp_stream_mode;
 typedef struct mxp_calib_opts {
     const char *data_path;  // calibration text or token-id file (its calibration split is used)
     int samples;            // N (0: MXP_CALIB_DEFAULT_SAMPLES, or every window of the calibration
@@ -151,6 +157,9 @@ typedef struct mxp_calib_opts {
                             // run once, not once per batch (0: MXP_CALIB_DEFAULT_CACHE_MB,
                             // < 0: none); the sensitivity table does not depend on it
     uint64_t seed;          // which windows are drawn
+    mxp_stream_mode stream; // AUTO (the default), ON or OFF
+    uint64_t max_memory;    // AUTO: bytes the whole-graph pass's activations and buffers may take
+                            // (0: half of MemAvailable in /proc/meminfo; unreadable: no limit)
     const char *formats;    // comma-separated (NULL: MXP_DEFAULT_FORMATS)
     const char *metric;     // primary metric written as "s": "taylor" (NULL), "fisher", "noise"
     int fisher;             // also accumulate the fisher metric (implied by metric fisher or check)

@@ -37,6 +37,59 @@ static mxp_status parse_formats(const char *list, mxp_format_id *out, int *n, mx
     return MXP_OK;
 }
 
+// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
+static uint64_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return kb > UINT64_MAX / 1024 ? 0 : (uint64_t)kb * 1024;
+}
+
+// Whether to stream (mxp_stream_mode): AUTO compares the whole-graph pass's activations and
+// buffers for batches of B with o->max_memory, or with half of MemAvailable (the other half
+// left for the model's mapped pages, the --cache-mb cache and the rest of the machine). One
+// line on stderr says which and why (when `say`). The choice changes memory and time only.
+static mxp_status choose_stream(const mxp_calib_opts *o, const mxp_sens *s, const mxp_graph *g, int B, int want_fisher,
+                                int say, int *stream, mxp_err *err) {
+    size_t whole, streaming;
+    mxp_status st = mxp_sens_memory(s, g, B, want_fisher, &whole, &streaming, err);
+    if (st) return st;
+    const double GB = 1e9;
+    if (o->stream != MXP_STREAM_AUTO) {
+        *stream = o->stream == MXP_STREAM_ON;
+        if (say)
+            fprintf(stderr, "calibrate: %s (--stream %s): activations and buffers ~%.2f GB (in memory: ~%.2f GB)\n",
+                    *stream ? "streaming block by block" : "in memory", *stream ? "on" : "off",
+                    (*stream ? streaming : whole) / GB, whole / GB);
+        return MXP_OK;
+    }
+    uint64_t limit = o->max_memory;
+    const char *why = "--max-memory";
+    if (!limit) {
+        limit = mem_available() / 2;
+        why = "half of MemAvailable";
+    }
+    *stream = limit && whole > limit;
+    if (say) {
+        if (!limit)
+            fprintf(stderr, "calibrate: in memory (MemAvailable unreadable): activations and buffers ~%.2f GB\n",
+                    whole / GB);
+        else if (*stream)
+            fprintf(stderr,
+                    "calibrate: streaming block by block: in memory the activations and buffers would take ~%.2f GB, "
+                    "over %.2f GB (%s); streaming takes ~%.2f GB\n",
+                    whole / GB, limit / GB, why, streaming / GB);
+        else
+            fprintf(stderr, "calibrate: in memory: activations and buffers ~%.2f GB, within %.2f GB (%s)\n", whole / GB,
+                    limit / GB, why);
+    }
+    return MXP_OK;
+}
+
 // The final table goes to out_path; checkpoints of an unfinished run go to out_path.partial
 // (what --resume reads), so out_path never holds an incomplete table.
 static void partial_path(const mxp_calib_opts *o, char *buf, size_t cap) { snprintf(buf, cap, "%s.partial", o->out_path); }
@@ -76,6 +129,10 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     if (!o->data_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs --data");
     if (!o->out_path) return mxp_fail(err, MXP_ERR_ARG, "calibrate needs -o FILE");
     if (o->stop_after < 0) return mxp_fail(err, MXP_ERR_ARG, "--stop-after must not be negative");
+    if (o->stream < MXP_STREAM_AUTO || o->stream > MXP_STREAM_OFF)
+        return mxp_fail(err, MXP_ERR_ARG, "--stream: unknown mode %d", (int)o->stream);
+    if (o->max_memory && o->stream != MXP_STREAM_AUTO)
+        return mxp_fail(err, MXP_ERR_ARG, "--max-memory chooses the mode: it does not go with --stream on or off");
     if (root && mxp_check_writable(o->out_path, err)) return err ? err->code : MXP_ERR_IO;
     mxp_format_id fmts[MXP_FMT_COUNT];
     int n_fmts = 0;
@@ -146,11 +203,14 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     double t0 = mxp_now();
     if (!st && o->stop_after && start >= (uint64_t)o->stop_after && start < got)
         st = mxp_fail(err, MXP_ERR_INTERRUPTED, "stopped after %zu samples (--stop-after)", (size_t)start);
+    int stream = 0;
+    if (!st && start < got)
+        st = choose_stream(o, &s, g, (size_t)B < got ? B : (int)got, want_fisher, root && o->progress, &stream, err);
     if (!st && start < got) {
         long long mb = o->cache_mb ? o->cache_mb : MXP_CALIB_DEFAULT_CACHE_MB;
         mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .cache_bytes = mb > 0 ? (size_t)mb << 20 : 0, .progress = root && o->progress, .stop = o->stop,
                             .stop_after = o->stop_after ? (size_t)o->stop_after - (size_t)start : 0,
-                            .every = every, .checkpoint = checkpoint, .ctx = &sc, .dist = dist};
+                            .every = every, .checkpoint = checkpoint, .ctx = &sc, .dist = dist, .stream = stream};
         st = mxp_sens_accumulate(&s, m, &qc, seq + (size_t)start * (size_t)(T + 1), got - (size_t)start, &run, err);
     }
     if (st == MXP_ERR_INTERRUPTED) {
