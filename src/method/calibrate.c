@@ -49,6 +49,13 @@ static uint64_t mem_available(void) {
     return kb > UINT64_MAX / 1024 ? 0 : (uint64_t)kb * 1024;
 }
 
+// bytes as "123.4 MiB" or "12.34 GiB" into buf (the binary units --max-memory takes)
+static const char *size_str(char *buf, size_t cap, uint64_t bytes) {
+    if (bytes < (1ull << 30)) snprintf(buf, cap, "%.1f MiB", (double)bytes / (1 << 20));
+    else snprintf(buf, cap, "%.2f GiB", (double)bytes / (1 << 30));
+    return buf;
+}
+
 // Whether to stream (mxp_stream_mode): AUTO compares the whole-graph pass's activations and
 // buffers for batches of B with o->max_memory, or with half of MemAvailable (the other half
 // left for the model's mapped pages, the --cache-mb cache and the rest of the machine). One
@@ -58,13 +65,14 @@ static mxp_status choose_stream(const mxp_calib_opts *o, const mxp_sens *s, cons
     size_t whole, streaming;
     mxp_status st = mxp_sens_memory(s, g, B, want_fisher, &whole, &streaming, err);
     if (st) return st;
-    const double GB = 1e9;
+    char a[32], b[32], c[32];
     if (o->stream != MXP_STREAM_AUTO) {
         *stream = o->stream == MXP_STREAM_ON;
         if (say)
-            fprintf(stderr, "calibrate: %s (--stream %s): activations and buffers ~%.2f GB (in memory: ~%.2f GB)\n",
+            fprintf(stderr, "calibrate: %s (--stream %s): activations and buffers ~%s (in memory ~%s, streaming ~%s)\n",
                     *stream ? "streaming block by block" : "in memory", *stream ? "on" : "off",
-                    (*stream ? streaming : whole) / GB, whole / GB);
+                    size_str(a, sizeof a, *stream ? streaming : whole), size_str(b, sizeof b, whole),
+                    size_str(c, sizeof c, streaming));
         return MXP_OK;
     }
     uint64_t limit = o->max_memory;
@@ -74,19 +82,18 @@ static mxp_status choose_stream(const mxp_calib_opts *o, const mxp_sens *s, cons
         why = "half of MemAvailable";
     }
     *stream = limit && whole > limit;
-    if (say) {
-        if (!limit)
-            fprintf(stderr, "calibrate: in memory (MemAvailable unreadable): activations and buffers ~%.2f GB\n",
-                    whole / GB);
-        else if (*stream)
-            fprintf(stderr,
-                    "calibrate: streaming block by block: in memory the activations and buffers would take ~%.2f GB, "
-                    "over %.2f GB (%s); streaming takes ~%.2f GB\n",
-                    whole / GB, limit / GB, why, streaming / GB);
-        else
-            fprintf(stderr, "calibrate: in memory: activations and buffers ~%.2f GB, within %.2f GB (%s)\n", whole / GB,
-                    limit / GB, why);
-    }
+    if (!say) return MXP_OK;
+    if (!limit)
+        fprintf(stderr, "calibrate: in memory (MemAvailable unreadable): activations and buffers ~%s\n",
+                size_str(a, sizeof a, whole));
+    else if (*stream)
+        fprintf(stderr,
+                "calibrate: streaming block by block: in memory the activations and buffers would take ~%s, over "
+                "%s (%s); streaming they take ~%s\n",
+                size_str(a, sizeof a, whole), size_str(b, sizeof b, limit), why, size_str(c, sizeof c, streaming));
+    else
+        fprintf(stderr, "calibrate: in memory: activations and buffers ~%s, within %s (%s)\n",
+                size_str(a, sizeof a, whole), size_str(b, sizeof b, limit), why);
     return MXP_OK;
 }
 
