@@ -10,12 +10,13 @@
 #   processes  the number of MPI processes, present only when there are several
 # Cases: models/tiny and models/default, 6 samples x 64 tokens, 2 processes; models/tiny with
 # --batch 2 --fisher and 7 samples over 3 processes (4 batches, the last one short, so one rank
-# runs two and the others one); a run stopped after its first round (--stop-after) whose
-# partial table matches the one-process partial table and that --resume (with 3 processes)
-# completes into the same table (and the one-process resume of the one-process partial table
-# too: the sums read back exactly); and failures: a bad --data on rank 1 only, an unwritable -o
-# (checked by rank 0 only), and a command other than calibrate under mpirun: each must exit
-# non-zero, within the time-out, with the message, and leave no file behind.
+# runs two and the others one), also streaming (--stream on); a run stopped after its first
+# round (--stop-after) whose partial table matches the one-process partial table and that
+# --resume (with 3 processes) completes into the same table (and the one-process resume of the
+# one-process partial table too: the sums read back exactly); and failures: a bad --data on
+# rank 1 only, an unwritable -o (checked by rank 0 only), and a command other than calibrate
+# under mpirun: each must exit non-zero, within the time-out, with the message, and leave no
+# file behind.
 #
 # A build without MPI (MXP_MPI=OFF) or a machine without mpirun FAILS this test: both come with
 # scripts/deps.sh (Debian: libopenmpi-dev openmpi-bin).
@@ -103,6 +104,14 @@ if one "${args[@]}" -o "$work/b.one.json" > "$work/b.one.log" 2>&1 &&
   same_table "$work/b.one.json" "$work/b.mpi.json" 3 || fail "batch 2, 3 processes vs one"
 else
   cat "$work/b.one.log" "$work/b.mpi.log"; fail "batch 2, 3 processes: a run failed"
+fi
+
+#    the same processes streaming (--stream on: each batch block by block, calibrate's
+#    per-sample path, nothing MPI-specific): the one-process in-memory table
+if mpi 3 "${args[@]}" --stream on -o "$work/s.mpi.json" > "$work/s.mpi.log" 2>&1; then
+  same_table "$work/b.one.json" "$work/s.mpi.json" 3 || fail "streaming, 3 processes vs one in memory"
+else
+  cat "$work/s.mpi.log"; fail "streaming, 3 processes: the run failed"
 fi
 
 # 3. stopped after the first round (2 processes x 2 samples), then --resume with 3 processes

@@ -142,8 +142,8 @@ static void check_model(const char *label, mxp_model *m, int T) {
     mxp_err err = {0};
     CHECK(mxp_sens_memory(&a, g, B, 1, &whole, &part, &err) == MXP_OK, "%s", err.msg);
     CHECK(part < whole, "%s: streaming %zu bytes, whole %zu", label, part, whole);
-    printf("%-24s %3d hook events the same; table the same; estimate %.2f MB whole, %.2f MB streaming\n", label,
-           ta.events, whole / 1e6, part / 1e6);
+    printf("%-24s %3d hook events, %s; estimate %.2f MB whole, %.2f MB streaming\n", label, ta.events,
+           same && ta.h == tb.h ? "the same streaming" : "DIFFERENT streaming", whole / 1e6, part / 1e6);
     mxp_sens_free(&a);
     mxp_sens_free(&b);
     free(seq);

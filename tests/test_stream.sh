@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# test_stream.sh BUILD_DIR: `calibrate --stream on` (each batch block by block between the
+# graph's cut nodes, every block's forward run again before its backward, its mapped weight
+# pages released after use: docs/DESIGN.md 1.1, "Streaming") writes the sensitivity table of
+# the in-memory pass (--stream off) byte for byte; the two files may differ only in the line
+# of provenance.created (the time of writing). Cases:
+#  - models/tiny (tied head) and models/default, --batch 2 over 3 samples (the last batch
+#    short), the fisher metric, a k-quant in the cache and f8_e4m3's whole rows;
+#  - a bf16 Llama from tools/make_llama.py (weights read in place from the mapping, released
+#    and read again), with --check (the check's report on stdout the same too);
+#  - stopped after one batch in memory (--stop-after), resumed streaming: the same table;
+#  - the choice: --max-memory 1M streams, --max-memory 64G stays in memory (the line on stderr
+#    says which); --max-memory with --stream on is refused; bad sizes are refused with a
+#    message naming --max-memory and exit status 2, writing nothing;
+#  - peak memory: on a bf16 Llama of 16 thin layers at --seq 512 --batch 2, where the
+#    activations dominate (~0.3 GB in memory), the streaming run's peak RSS is below 0.7x the
+#    in-memory run's (each measured alone as a child's ru_maxrss; the bound leaves room for the
+#    noise of a busy machine: ~0.25x measured).
+set -euo pipefail
+build=$1
+mxp=$build/mixprec
+work=$build/stream
+rm -rf "$work"
+mkdir -p "$work"
+export OMP_WAIT_POLICY=PASSIVE
+data=models/default/heldout.txt
+fail=0
+
+# calib NAME ARGS...: mixprec calibrate ARGS -o $work/NAME.json (stdout NAME.out, stderr NAME.err)
+calib() {
+  local name=$1
+  shift
+  "$mxp" calibrate "$@" -o "$work/$name.json" > "$work/$name.out" 2> "$work/$name.err" ||
+    { cat "$work/$name.err"; echo "FAIL: $name: calibrate failed"; fail=1; return 1; }
+}
+# same A B: the tables byte for byte but the line of provenance.created
+same() {
+  local created=$'^\t\t"created":'
+  if ! cmp <(grep -v "$created" "$work/$1.json") <(grep -v "$created" "$work/$2.json"); then
+    echo "FAIL: $1.json and $2.json differ"; diff "$work/$1.json" "$work/$2.json" | head -20 || true; fail=1
+  elif [ "$(grep -c "$created" "$work/$1.json")" != 1 ]; then
+    echo "FAIL: $1.json: no single created line to leave out"; fail=1
+  else
+    echo "same table: $1 and $2 ($(wc -c < "$work/$1.json") bytes)"
+  fi
+}
+# mode NAME WORD: the stderr line says streaming or in memory
+mode() {
+  grep -q "^calibrate: $2" "$work/$1.err" || { echo "FAIL: $1: no line saying '$2':"; cat "$work/$1.err"; fail=1; }
+}
+
+# 1. the fixtures, batches of 2 (3 samples: the last batch short)
+for m in tiny default; do
+  args=(models/$m --data models/$m/heldout.txt --samples 3 --seq 48 --batch 2 --fisher
+        --formats f32,bf16,q8_0,q4_K,f8_e4m3)
+  calib "$m.mem" "${args[@]}" --stream off && mode "$m.mem" "in memory (--stream off)"
+  calib "$m.stream" "${args[@]}" --stream on && mode "$m.stream" "streaming block by block (--stream on)"
+  same "$m.mem" "$m.stream"
+done
+
+# 2. a bf16 model, with the check
+/usr/bin/python3 tools/make_llama.py "$work/bf16" --hidden 256 --layers 3 --heads 4 --kv-heads 2 --ffn 512 \
+  --dtype bf16 --seed 3 > /dev/null
+args=("$work/bf16" --data "$data" --samples 2 --seq 64 --check 3 --check-samples 2)
+calib bf16.mem "${args[@]}" --stream off
+calib bf16.stream "${args[@]}" --stream on
+same bf16.mem bf16.stream
+sed 's/ seconds=.*//' "$work/bf16.mem.out" > "$work/bf16.mem.report"
+sed 's/ seconds=.*//' "$work/bf16.stream.out" > "$work/bf16.stream.report"
+cmp -s "$work/bf16.mem.report" "$work/bf16.stream.report" && grep -q '^check: ' "$work/bf16.mem.report" ||
+  { echo "FAIL: the check's report differs or is missing"; diff "$work/bf16.mem.report" "$work/bf16.stream.report" || true; fail=1; }
+
+# 3. stopped in memory after one batch, resumed streaming
+args=(models/tiny --data models/tiny/heldout.txt --samples 3 --seq 48 --batch 2 --fisher
+      --formats f32,bf16,q8_0,q4_K,f8_e4m3)
+if "$mxp" calibrate "${args[@]}" --stream off --stop-after 2 -o "$work/resumed.json" > /dev/null 2>&1; then
+  echo "FAIL: --stop-after 2 did not stop"; fail=1
+fi
+[ -f "$work/resumed.json.partial" ] || { echo "FAIL: --stop-after 2 left no partial table"; fail=1; }
+calib resumed "${args[@]}" --stream on --resume && same tiny.mem resumed
+
+# 4. the choice, and bad input
+small=(models/tiny --data models/tiny/heldout.txt --samples 2 --seq 32)
+calib small "${small[@]}" --max-memory 1M && mode small "streaming block by block: in memory the activations"
+calib huge "${small[@]}" --max-memory 64G && mode huge "in memory: activations and buffers"
+calib default_rule "${small[@]}" && mode default_rule "in memory: .*(half of MemAvailable)"
+same small huge
+for bad in 0 -1 abc 12X 8GBx 1.5G "" 99999999999T; do
+  if "$mxp" calibrate "${small[@]}" --max-memory "$bad" -o "$work/bad.json" > /dev/null 2> "$work/bad.err"; then
+    echo "FAIL: --max-memory '$bad' was accepted"; fail=1
+  else
+    rc=$?
+    [ $rc = 2 ] && grep -q -- "--max-memory" "$work/bad.err" ||
+      { echo "FAIL: --max-memory '$bad': exit $rc, message: $(cat "$work/bad.err")"; fail=1; }
+  fi
+  [ ! -e "$work/bad.json" ] || { echo "FAIL: --max-memory '$bad' wrote a table"; fail=1; }
+done
+if "$mxp" calibrate "${small[@]}" --max-memory 1G --stream on -o "$work/bad.json" > /dev/null 2> "$work/bad.err"; then
+  echo "FAIL: --max-memory with --stream on was accepted"; fail=1
+fi
+grep -q -- "--max-memory" "$work/bad.err" || { echo "FAIL: --max-memory with --stream on: $(cat "$work/bad.err")"; fail=1; }
+if "$mxp" calibrate "${small[@]}" --stream maybe -o "$work/bad.json" > /dev/null 2> "$work/bad.err"; then
+  echo "FAIL: --stream maybe was accepted"; fail=1
+fi
+grep -q -- "--stream" "$work/bad.err" || { echo "FAIL: --stream maybe: $(cat "$work/bad.err")"; fail=1; }
+
+# 5. peak RSS where the activations dominate
+/usr/bin/python3 tools/make_llama.py "$work/deep" --hidden 128 --layers 16 --heads 4 --kv-heads 2 --ffn 256 \
+  --dtype bf16 --seed 4 > /dev/null
+deep=("$work/deep" --data "$data" --samples 2 --seq 512 --batch 2 --formats f32,q8_0)
+# peak NAME ARGS...: calibrate in a child, print its peak RSS in kB
+peak() {
+  local name=$1
+  shift
+  /usr/bin/python3 - "$mxp" calibrate "$@" -o "$work/$name.json" <<'EOF' 2> "$work/$name.err"
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+if r.returncode:
+    sys.exit("calibrate failed: exit %d" % r.returncode)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+EOF
+}
+if mem_kb=$(peak deep.mem "${deep[@]}" --stream off) && stream_kb=$(peak deep.stream "${deep[@]}" --stream on); then
+  same deep.mem deep.stream
+  echo "peak RSS, 16 layers, 2 x 512 tokens: in memory $mem_kb kB, streaming $stream_kb kB"
+  if [ $((stream_kb * 10)) -ge $((mem_kb * 7)) ]; then
+    echo "FAIL: streaming peak RSS $stream_kb kB is not below 0.7x the in-memory $mem_kb kB"; fail=1
+  fi
+else
+  cat "$work/deep.mem.err" "$work/deep.stream.err" 2> /dev/null; echo "FAIL: the peak RSS runs failed"; fail=1
+fi
+
+[ "$fail" = 0 ] || { echo "test_stream: FAILED"; exit 1; }
+echo "test_stream: OK"
