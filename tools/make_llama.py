@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """make_llama.py OUTDIR [--shape 0.73b|8b] [--hidden H --layers L --heads N --kv-heads K --ffn F]
-   [--vocab V] [--dtype bf16|f16|f32] [--seed S]
+   [--vocab V] [--dtype bf16|f16|f32] [--seed S] [--zeros]
 
 A random-weight LlamaForCausalLM of a given shape, for memory and speed measurements of the
 big models mixprec is meant for without downloading one: OUTDIR/config.json and
@@ -17,6 +17,9 @@ the LM head from dominating):
 Weights: normal, std 0.02 (the norms' weights 1), from numpy's PCG64 seeded by --seed, drawn
 and written tensor by tensor in slabs of rows: memory stays ~100 MB whatever the model size.
 bf16 is rounded to nearest even from the f32 draw. The same arguments give the same bytes.
+--zeros: every 2-D weight zero, left as holes of a sparse file (written at once, no disk space
+taken): for runs that need only the shapes, such as calibrate's memory estimate (the line it
+prints on stderr) for a big shape.
 Run with /usr/bin/python3 (numpy); no network.
 """
 import argparse
@@ -77,6 +80,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=2048)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--zeros", action="store_true")
     a = ap.parse_args()
     for k, v in SHAPES[a.shape].items():
         if getattr(a, k) is None:
@@ -103,10 +107,14 @@ def main():
         f.write(hb)
         for name, shape, kind in ts:
             n = int(np.prod(shape))
+            if a.zeros and kind == "w":
+                f.seek(n * esize, os.SEEK_CUR)  # a hole: reads as zeros
+                continue
             for lo in range(0, n, SLAB):
                 m = min(SLAB, n - lo)
                 x = np.ones(m, np.float32) if kind == "one" else (rng.standard_normal(m, dtype=np.float32) * np.float32(0.02))
                 f.write(encode(x, a.dtype))
+        f.truncate()  # the file's size, when it ends in a hole
     os.replace(tmp, path)
     cfg = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "attention_bias": False,
