@@ -1,9 +1,9 @@
 // test_nomem.c: out of memory is a status, not a crash. Runs public API calls (load, eval,
-// calibrate with its prediction check, generate, apply) on models/tiny while one allocation
-// made by mixprec's own code fails: in turn the first and the last allocation of every call
-// site on the call's path. Each call must return MXP_OK (a failure it could absorb) or
-// MXP_ERR_NOMEM with a message, must not leak what it allocated, and must leave the model as
-// it was (a last clean evaluation gives the same loss as the first).
+// calibrate with its prediction check, calibrate streaming, generate, apply) on models/tiny
+// while one allocation made by mixprec's own code fails: in turn the first and the last
+// allocation of every call site on the call's path. Each call must return MXP_OK (a failure it
+// could absorb) or MXP_ERR_NOMEM with a message, must not leak what it allocated, and must
+// leave the model as it was (a last clean evaluation gives the same loss as the first).
 //
 // How: this program replaces malloc, calloc, realloc, aligned_alloc and free (forwarding to
 // glibc's __libc_* functions, the same heap). An allocation fails only when its caller lies in
@@ -177,6 +177,16 @@ static mxp_status run_calibrate(env *e, mxp_err *err) {
     return mxp_calibrate(e->m, &o, &r, err);
 }
 
+// calibrate streaming (block by block: the segments, the arena, the weight release)
+static mxp_status run_calibrate_stream(env *e, mxp_err *err) {
+    char out[128];
+    snprintf(out, sizeof out, "%s/sens.json", e->dir);
+    mxp_calib_opts o = {.data_path = "models/tiny/heldout.txt", .samples = 3, .seq_len = 16, .batch = 2,
+                        .formats = "f32,q8_0,q4_0", .out_path = out, .stream = MXP_STREAM_ON};
+    mxp_calib_result r;
+    return mxp_calibrate(e->m, &o, &r, err);
+}
+
 static mxp_status run_generate(env *e, mxp_err *err) {
     mxp_generate_opts o = {.prompt = "In the beginning", .n_tokens = 3};
     mxp_generate_result r = {0};
@@ -237,7 +247,8 @@ static void sweep(env *e, const char *name, scenario fn) {
     CHECK(nomem > 0, "%s: no injected failure gave MXP_ERR_NOMEM", name);
 }
 
-// argv[1], if given, names the one call to sweep (load, eval, calibrate, generate, apply).
+// argv[1], if given, names the one call to sweep (load, eval, calibrate, calibrate_stream,
+// generate, apply).
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     rec = __libc_calloc(REC_CAP, sizeof *rec);
@@ -254,9 +265,9 @@ int main(int argc, char **argv) {
     mxp_eval_result before, after;
     CHECK(mxp_eval(e.m, &eo, &before, &err) == MXP_OK, "eval: %s", err.msg);
 
-    const char *names[] = {"load", "eval", "calibrate", "generate", "apply"};
-    scenario fns[] = {run_load, run_eval, run_calibrate, run_generate, run_apply};
-    for (int i = 0; i < 5; i++)
+    const char *names[] = {"load", "eval", "calibrate", "calibrate_stream", "generate", "apply"};
+    scenario fns[] = {run_load, run_eval, run_calibrate, run_calibrate_stream, run_generate, run_apply};
+    for (int i = 0; i < 6; i++)
         if (!only || !strcmp(only, names[i])) sweep(&e, names[i], fns[i]);
 
     CHECK(mxp_eval(e.m, &eo, &after, &err) == MXP_OK, "eval: %s", err.msg);
