@@ -21,7 +21,7 @@ static size_t aux_floats(const mxp_node *n, int B, int T, unsigned flags) {
 
 // A buffer of n floats as the arena lays it out: whole 64-byte lines, the alignment of a
 // buffer of its own (mxp_aligned_alloc), so a value sits at the same alignment either way.
-static size_t arena_floats(size_t n) { return (n + 15) / 16 * 16; }
+static size_t padded_floats(size_t n) { return (n + 15) / 16 * 16; }
 
 // Streaming layout (mxp_exec_init_stream): the arena offsets of the values (val_off) and saved
 // statistics (aux_off) of every node but the kept cuts, each segment's from 0; returns the
@@ -35,10 +35,10 @@ static size_t arena_layout(const mxp_graph *g, int B, int T, unsigned flags, con
         for (int i = seg[k]; i < seg[k + 1]; i++) {
             if (k < n_seg - 1 && i == seg[k + 1] - 1) continue;  // a kept cut: its own buffer
             if (val_off) val_off[i] = at;
-            at += arena_floats((size_t)B * T * (size_t)g->nodes[i].cols);
+            at += padded_floats((size_t)B * T * (size_t)g->nodes[i].cols);
             size_t na = aux_floats(&g->nodes[i], B, T, flags);
             if (aux_off) aux_off[i] = at;
-            at += arena_floats(na);
+            at += padded_floats(na);
         }
         if (at > most) most = at;
     }
@@ -189,7 +189,7 @@ static size_t pool_floats(const mxp_graph *g, size_t N, int *widths_out, int *pe
     size_t total = 0;
     if (live && now && peak && widths) {
         pool_peaks(g, live, now, widths, peak, &nw);
-        for (int w = 0; w < nw; w++) total += (size_t)peak[w] * arena_floats(N * (size_t)widths[w]);
+        for (int w = 0; w < nw; w++) total += (size_t)peak[w] * padded_floats(N * (size_t)widths[w]);
         if (widths_out) {
             memcpy(widths_out, widths, (size_t)nw * sizeof *widths);
             memcpy(peak_out, peak, (size_t)nw * sizeof *peak);
@@ -249,17 +249,17 @@ mxp_status mxp_exec_init_stream(mxp_exec *ex, const mxp_graph *g, int B, int T, 
 size_t mxp_exec_bytes(const mxp_graph *g, int B, int T, unsigned flags, const int *cuts, int n_cuts) {
     if (flags & (MXP_EXEC_PARAM_GRADS | MXP_EXEC_WGRAD_SCRATCH)) flags |= MXP_EXEC_BACKWARD;
     const size_t N = (size_t)B * T;
-    size_t floats = 4 * arena_floats(N);  // tokens, targets, losses, row_scale
+    size_t floats = 4 * padded_floats(N);  // tokens, targets, losses, row_scale
     if (cuts) {
         int *seg = malloc((size_t)(n_cuts + 1) * sizeof *seg);
         if (!seg) return SIZE_MAX;
         segments_of(g, cuts, n_cuts, seg);
         floats += arena_layout(g, B, T, flags, seg, n_cuts, NULL, NULL);
-        for (int k = 0; k < n_cuts - 1; k++) floats += arena_floats(N * (size_t)g->nodes[seg[k + 1] - 1].cols);
+        for (int k = 0; k < n_cuts - 1; k++) floats += padded_floats(N * (size_t)g->nodes[seg[k + 1] - 1].cols);
         free(seg);
     } else {
         for (int i = 0; i < g->n_nodes; i++)
-            floats += arena_floats(N * (size_t)g->nodes[i].cols) + arena_floats(aux_floats(&g->nodes[i], B, T, flags));
+            floats += padded_floats(N * (size_t)g->nodes[i].cols) + padded_floats(aux_floats(&g->nodes[i], B, T, flags));
     }
     if (flags & MXP_EXEC_BACKWARD) floats += pool_floats(g, N, NULL, NULL, NULL);
     size_t att = 0, wtile = 0, biggest = 0;
