@@ -115,10 +115,12 @@ grep -q -- "--stream" "$work/bad.err" || { echo "FAIL: --stream maybe: $(cat "$w
 /usr/bin/python3 tools/make_llama.py "$work/deep" --hidden 128 --layers 16 --heads 4 --kv-heads 2 --ffn 256 \
   --dtype bf16 --seed 4 > /dev/null
 deep=("$work/deep" --data "$data" --samples 2 --seq 512 --batch 2 --formats f32,q8_0)
-# peak NAME ARGS...: calibrate in a child, print its peak RSS in kB
+# peak NAME ARGS...: calibrate in a child, print its peak RSS in kB. (In an AddressSanitizer
+# build the quarantine would keep up to 256 MB of freed blocks resident: it is turned off.)
 peak() {
   local name=$1
   shift
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0 \
   /usr/bin/python3 - "$mxp" calibrate "$@" -o "$work/$name.json" <<'EOF' 2> "$work/$name.err"
 import resource, subprocess, sys
 r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
