@@ -100,33 +100,6 @@ double mxp_sens_se(const mxp_sens *s, int op, mxp_format_id f) {
 // Fixed chunks, partial sums added in chunk order: the same result for any thread count.
 #define CHUNK 8192
 
-static double dot(const float *a, const float *b, size_t n) {
-    size_t nc = (n + CHUNK - 1) / CHUNK;
-    if (nc < 8) {  // small: one thread, same chunked order
-        double total = 0;
-        for (size_t c = 0; c < nc; c++) {
-            size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-            double acc = 0;
-            for (size_t i = lo; i < hi; i++) acc += (double)a[i] * b[i];
-            total += acc;
-        }
-        return total;
-    }
-    double part[512], total = 0;
-    for (size_t c0 = 0; c0 < nc; c0 += 512) {
-        size_t c1 = c0 + 512 < nc ? c0 + 512 : nc;
-#pragma omp parallel for schedule(static)
-        for (size_t c = c0; c < c1; c++) {
-            size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
-            double acc = 0;
-            for (size_t i = lo; i < hi; i++) acc += (double)a[i] * b[i];
-            part[c - c0] = acc;
-        }
-        for (size_t c = c0; c < c1; c++) total += part[c - c0];
-    }
-    return total;
-}
-
 // ---- the weight terms, chunk by chunk ----
 // For one op W (O, I) and G samples' weight gradients dW_g: <dW_g, dW_g> and, for every
 // candidate format f, <dW_g, fq_f(W) - W> (the weight term needs the dot with the weight error
@@ -212,27 +185,51 @@ static void fake_chunk(const mxp_format *ft, int k, const mxp_param *W, const fl
     }
 }
 
-// <x, y> (sub = NULL) or <x, y - sub> over n elements, in the lane/block order above.
-static double block_dot(const float *x, const float *y, const float *sub, size_t n) {
+// <x, y> over n elements, in the lane/block order above.
+static double block_dot(const float *x, const float *y, size_t n) {
     double tot = 0;
     for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
         size_t len = b0 + BLOCK < n ? BLOCK : n - b0, m = len / LANES * LANES;
-        const float *xb = x + b0, *yb = y + b0, *zb = sub ? sub + b0 : NULL;
+        const float *xb = x + b0, *yb = y + b0;
         float acc[LANES] = {0};
         double t = 0;
-        if (!zb) {
-            for (size_t i = 0; i < m; i += LANES)
-                for (int l = 0; l < LANES; l++) acc[l] += xb[i + l] * yb[i + l];
-            for (size_t i = m; i < len; i++) t += (double)xb[i] * yb[i];
-        } else {
-            for (size_t i = 0; i < m; i += LANES)
-                for (int l = 0; l < LANES; l++) acc[l] += xb[i + l] * (yb[i + l] - zb[i + l]);
-            for (size_t i = m; i < len; i++) t += (double)xb[i] * (yb[i] - zb[i]);
-        }
+        for (size_t i = 0; i < m; i += LANES)
+            for (int l = 0; l < LANES; l++) acc[l] += xb[i + l] * yb[i + l];
+        for (size_t i = m; i < len; i++) t += (double)xb[i] * yb[i];
         for (int l = 0; l < LANES; l++) t += acc[l];
         tot += t;
     }
     return tot;
+}
+
+// <p, r - x> and <r - x, r - x> over n elements, in block_dot's lane/block order.
+static void err_dots(const float *p, const float *r, const float *x, size_t n, double *pe, double *ee) {
+    double tp = 0, te = 0;
+    for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
+        size_t len = b0 + BLOCK < n ? BLOCK : n - b0, m = len / LANES * LANES;
+        const float *pb = p + b0, *rb = r + b0, *xb = x + b0;
+        float ap[LANES] = {0}, ae[LANES] = {0};
+        double sp = 0, se = 0;
+        for (size_t i = 0; i < m; i += LANES)
+            for (int l = 0; l < LANES; l++) {
+                float d = rb[i + l] - xb[i + l];
+                ap[l] += pb[i + l] * d;
+                ae[l] += d * d;
+            }
+        for (size_t i = m; i < len; i++) {
+            double d = (double)rb[i] - xb[i];
+            sp += pb[i] * d;
+            se += d * d;
+        }
+        for (int l = 0; l < LANES; l++) {
+            sp += ap[l];
+            se += ae[l];
+        }
+        tp += sp;
+        te += se;
+    }
+    *pe = tp;
+    *ee = te;
 }
 
 typedef struct wt_job {
@@ -264,19 +261,22 @@ static void weight_terms(const wt_job *j, void *scratch, size_t widest_in, doubl
             size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n, len = hi - lo;
             double *pc = part + c * (size_t)stride;
             const float *w = chunk_values(j->W, j->I, lo, hi, ts.w);
-            for (int g = 0; g < G; g++) pc[g * (nf + 1)] = block_dot(j->dw[g] + lo, j->dw[g] + lo, NULL, len);
+            for (int g = 0; g < G; g++) pc[g * (nf + 1)] = block_dot(j->dw[g] + lo, j->dw[g] + lo, len);
             for (int k = 0; k < nf; k++) {
                 fake_chunk(j->fm[k], k, j->W, w, j->wq[k], j->I, lo, hi, &ts);
-                for (int g = 0; g < G; g++) pc[g * (nf + 1) + 1 + k] = block_dot(j->dw[g] + lo, ts.fq, w, len);
-                if (!j->want_var) continue;
-                double acc = 0, first_bad = -1;
-                for (size_t i = 0; i < len; i++) {
-                    double d = (double)ts.fq[i] - w[i];
-                    acc += d * d;
-                    if (first_bad < 0 && !isfinite(ts.fq[i])) first_bad = (double)((lo + i) / (size_t)j->I);
+                if (j->want_var) {
+                    double acc = 0, first_bad = -1;
+                    for (size_t i = 0; i < len; i++) {
+                        double d = (double)ts.fq[i] - w[i];
+                        acc += d * d;
+                        if (first_bad < 0 && !isfinite(ts.fq[i])) first_bad = (double)((lo + i) / (size_t)j->I);
+                    }
+                    pc[G * (nf + 1) + k] = acc;
+                    pc[G * (nf + 1) + nf + k] = first_bad;
                 }
-                pc[G * (nf + 1) + k] = acc;
-                pc[G * (nf + 1) + nf + k] = first_bad;
+                // the error fq - W, once for the G gradients
+                for (size_t i = 0; i < len; i++) ts.fq[i] -= w[i];
+                for (int g = 0; g < G; g++) pc[g * (nf + 1) + 1 + k] = block_dot(j->dw[g] + lo, ts.fq, len);
             }
         }
     }
@@ -320,7 +320,9 @@ typedef struct calib_ctx {
     float *dw;             // (G, largest weight) per-sample weight gradients
     float *fqw;            // (largest weight) fisher: one op's weight fake-quantized in a format
     float *pre;            // (N, widest input) input gradient before the op's backward
-    float *ea;             // (N, widest input) activation error of one activation rounding
+    float *arow;           // (threads, widest input) one input row in one activation rounding
+    double *rowp;          // (N, 1 + 2 MXP_ACT_COUNT) per input row: its gradient's norm and dots
+    double *pa_norm2;      // (B) per sample |dL/dA|^2 of the current op
     float *xq;             // (N, widest input) fisher: fake-quantized input
     float *yq;             // (N, widest output) fisher: the op's output in a format
     void *wscr;            // (threads) weight_terms' buffers (wt_scratch_bytes each)
@@ -453,28 +455,44 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     const size_t total_in = (size_t)c->B * rows_in;
     for (size_t i = 0; i < total_in; i++) c->pre[i] = e->dx[i] - c->pre[i];
     // Each activation rounding the op's candidates use (llama.cpp's: f16, bf16, q8_0, q8_1,
-    // q8_K) is applied once; the per-sample term is <dL_n/dA, round(A) - A>.
+    // q8_K) is applied once; the per-sample term is <dL_n/dA, round(A) - A>. One pass over the
+    // rows: each row is rounded into a per-thread buffer in every rounding in turn and dotted
+    // there (no (N, I) error copy); the row sums are added per sample in row order.
+    int acts[MXP_ACT_COUNT], na = 0;
     bool want_act[MXP_ACT_COUNT] = {false};
     for (int k = 0; k < c->s->n_formats; k++)
         if (op->ok[c->s->formats[k]]) want_act[act_of(c->s->formats[k])] = true;
-    for (int a = MXP_ACT_F32 + 1; a < MXP_ACT_COUNT; a++) {
-        if (!want_act[a]) continue;
-#pragma omp parallel for schedule(static)
+    for (int a = MXP_ACT_F32 + 1; a < MXP_ACT_COUNT; a++)
+        if (want_act[a]) acts[na++] = a;
+    const int rs = 1 + 2 * MXP_ACT_COUNT;  // per row: <p, p>, then <p, e_a> and <e_a, e_a> per rounding
+#pragma omp parallel
+    {
+        float *xr = c->arow + (size_t)omp_get_thread_num() * c->widest_in;
+#pragma omp for schedule(static)
         for (int r = 0; r < c->B * T; r++) {
-            const float *x = e->x + (size_t)r * I;
-            float *ea = c->ea + (size_t)r * I;
-            mxp_act_round_row((mxp_act_id)a, x, ea, I);
-            for (int i = 0; i < I; i++) ea[i] -= x[i];
-        }
-        for (int b = 0; b < c->B; b++) {
-            const float *dab = c->pre + (size_t)b * rows_in, *eab = c->ea + (size_t)b * rows_in;
-            c->da[b * MXP_ACT_COUNT + a] = dot(dab, eab, rows_in);
-            c->va[b * MXP_ACT_COUNT + a] = dot(eab, eab, rows_in) / (double)rows_in;
+            const float *x = e->x + (size_t)r * I, *p = c->pre + (size_t)r * I;
+            double *rp = c->rowp + (size_t)r * rs;
+            rp[0] = block_dot(p, p, (size_t)I);
+            for (int q = 0; q < na; q++) {
+                mxp_act_round_row((mxp_act_id)acts[q], x, xr, I);
+                err_dots(p, xr, x, (size_t)I, &rp[1 + 2 * q], &rp[2 + 2 * q]);
+            }
         }
     }
     for (int b = 0; b < c->B; b++) {
-        const float *dab = c->pre + (size_t)b * rows_in;
-        double da_norm2 = dot(dab, dab, rows_in);
+        double acc[1 + 2 * MXP_ACT_COUNT] = {0};
+        for (int t = 0; t < T; t++) {
+            const double *rp = c->rowp + ((size_t)b * T + (size_t)t) * rs;
+            for (int q = 0; q < 1 + 2 * na; q++) acc[q] += rp[q];
+        }
+        c->pa_norm2[b] = acc[0];
+        for (int q = 0; q < na; q++) {
+            c->da[b * MXP_ACT_COUNT + acts[q]] = acc[1 + 2 * q];
+            c->va[b * MXP_ACT_COUNT + acts[q]] = acc[2 + 2 * q] / (double)rows_in;
+        }
+    }
+    for (int b = 0; b < c->B; b++) {
+        const double da_norm2 = c->pa_norm2[b];
         for (int k = 0; k < c->s->n_formats; k++) {
             mxp_format_id f = c->s->formats[k];
             if (f == MXP_FMT_F32 || !op->ok[f]) continue;
@@ -560,6 +578,9 @@ static void embed_terms(calib_ctx *c, const mxp_linear_event *e) {
         mxp_format_id f = c->s->formats[k];
         if (f == MXP_FMT_F32 || !op->ok[f]) continue;
         const mxp_format *ft = mxp_format_get(f);
+        // the table's bytes in f when the calibration cache holds them (the same values)
+        const uint8_t *wq = c->qc->real[(size_t)op->node * MXP_FMT_COUNT + (size_t)f];
+        const size_t rb = mxp_row_bytes(ft, C);
 #pragma omp parallel
         {
             wt_scratch ts = wt_scratch_at(c->wscr, c->widest_in, omp_get_thread_num());
@@ -567,7 +588,8 @@ static void embed_terms(calib_ctx *c, const mxp_linear_event *e) {
             for (int r = 0; r < N; r++) {
                 const float *x = mxp_param_rows(E, tok[r], 1, ts.wrow), *dy = e->dy + (size_t)r * C;
                 float *q = c->erow + (size_t)r * C;
-                mxp_fake_quant_weight_row(ft, x, q, C, c->escratch + (size_t)r * c->erow_bytes);
+                if (wq) ft->dequantize_row(wq + (size_t)tok[r] * rb, q, C);
+                else mxp_fake_quant_weight_row(ft, x, q, C, c->escratch + (size_t)r * c->erow_bytes);
                 double d = 0, fi = 0;
                 for (int i = 0; i < C; i++) {
                     double p = ((double)q[i] - x[i]) * dy[i];
@@ -806,7 +828,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
                 mxp_format_id f = s->formats[k];
                 const mxp_format *ft = mxp_format_get(f);
                 size_t bytes;
-                if (f == MXP_FMT_F32 || !s->ops[i].ok[f] || s->ops[i].node == s->ops[i].embed || ft->block_size == 1 || ft->row_prefix_bytes ||
+                if (f == MXP_FMT_F32 || !s->ops[i].ok[f] || ft->block_size == 1 || ft->row_prefix_bytes ||
                     (ft->block_size >= 256) != (pass == 0) ||
                     mxp_format_matrix_bytes(f, s->ops[i].out, s->ops[i].in, &bytes, NULL) ||
                     cached + bytes > run->cache_bytes || qc->real[(size_t)s->ops[i].node * MXP_FMT_COUNT + (size_t)f])
@@ -837,7 +859,9 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     c.wscr = mxp_aligned_alloc((size_t)omp_get_max_threads() * wt_scratch_bytes(widest_in));
     c.have_var_w = calloc((size_t)s->n_ops, 1);
     c.pre = malloc(N * widest_in * sizeof(float));
-    c.ea = calloc(N * widest_in, sizeof(float));
+    c.arow = malloc((size_t)omp_get_max_threads() * widest_in * sizeof(float));
+    c.rowp = malloc(N * (1 + 2 * MXP_ACT_COUNT) * sizeof(double));
+    c.pa_norm2 = malloc((size_t)B * sizeof(double));
     c.xq = run->want_fisher ? malloc(N * widest_in * sizeof(float)) : NULL;
     c.yq = run->want_fisher ? malloc(N * widest_out * sizeof(float)) : NULL;
     c.var_w = calloc((size_t)s->n_ops, sizeof *c.var_w);
@@ -861,7 +885,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     double *seq_loss = malloc((size_t)B * sizeof *seq_loss);
     mxp_exec ex = {0};
     mxp_status st = MXP_OK;
-    if (!c.op_of_node || !c.dw || !c.wscr || !c.have_var_w || !c.pre || !c.ea ||
+    if (!c.op_of_node || !c.dw || !c.wscr || !c.have_var_w || !c.pre || !c.arow || !c.rowp || !c.pa_norm2 ||
         (run->want_fisher && (!c.xq || !c.yq || !c.fqw)) || !c.var_w || !c.dw_dot || !c.dw_norm2 || !c.da ||
         !c.va || !c.parts || !c.rec ||
         (embed_w && (!c.erow || !c.escratch || !c.row_dot || !c.row_fish || !c.keys || !c.gsum)) ||
@@ -939,7 +963,9 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     free(c.wscr);
     free(c.have_var_w);
     free(c.pre);
-    free(c.ea);
+    free(c.arow);
+    free(c.rowp);
+    free(c.pa_norm2);
     free(c.xq);
     free(c.yq);
     free(c.var_w);

@@ -14,8 +14,8 @@
 //           (costs one extra product per format and op: only with want_fisher)
 //   noise:  mean_n (var_w(p) ||dL_n/dW||^2 + var_a(p, n) ||dL_n/dA||^2), the errors replaced
 //           by white noise of each format's measured mean squared error.
-// Memory: the model, one forward's activations (an untied embedding's error rows are rounded
-// per batch, for its tokens only; streaming, run->stream: the segment inputs and one
+// Memory: the model, one forward's activations (an embedding's error rows are formed per
+// batch, for its tokens only, from the cache's bytes when it holds them; streaming, run->stream: the segment inputs and one
 // segment's values and statistics, runtime/exec.h) and the largest op's weight gradient (one per
 // sample held at once: up to the batch, within 512 MiB); with want_fisher one more weight-sized
 // buffer; and at most run->cache_bytes of quantized weights. Nothing else per format: the
