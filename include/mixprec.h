@@ -140,6 +140,7 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 // of 144 s; see BENCHMARKS.md). f8_e4m3 (no GGUF type) is never a default.
 #define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0"
 #define MXP_CALIB_DEFAULT_CACHE_MB 1024  // quantized weight copies calibration may keep
+#define MXP_CALIB_DEFAULT_BATCH 8        // samples per pass: each batch forms the weight errors once
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 // How calibration holds a batch's activations (docs/DESIGN.md 1.1, "Streaming"): the whole
 // graph's at once, or streaming, block by block between the graph's cut nodes (the segment
@@ -152,7 +153,8 @@ typedef struct mxp_calib_opts {
     int samples;            // N (0: MXP_CALIB_DEFAULT_SAMPLES, or every window of the calibration
                             // split when it holds fewer, at least 4; a warning says so)
     int seq_len;            // T (0: min(256, model maximum))
-    int batch;              // samples per forward/backward pass (0: 1)
+    int batch;              // samples per forward/backward pass (0: MXP_CALIB_DEFAULT_BATCH,
+                            // or all the samples when there are fewer)
     long long cache_mb;     // MiB of quantized weight copies kept so that the slow quantizers
                             // run once, not once per batch (0: MXP_CALIB_DEFAULT_CACHE_MB,
                             // < 0: none); the sensitivity table does not depend on it

@@ -151,7 +151,7 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     mxp_graph *g = &m->graph;
     int T = o->seq_len ? o->seq_len : 256;
     if (!o->seq_len && g->max_pos > 0 && T > g->max_pos) T = g->max_pos;
-    int B = o->batch ? o->batch : 1;
+    int B = o->batch ? o->batch : MXP_CALIB_DEFAULT_BATCH;
 
     // every rank draws the same samples (same data, same seed) and runs its share of them
     mxp_tokens toks = {0};
