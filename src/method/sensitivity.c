@@ -119,7 +119,7 @@ double mxp_sens_se(const mxp_sens *s, int op, mxp_format_id f) {
 // Samples whose weight gradients are held at once: at most MXP_SENS_MAX_G, and at most
 // DW_BUDGET bytes of them (at least one).
 #define MXP_SENS_MAX_G 64
-#define DW_BUDGET ((size_t)512 << 20)
+#define DW_BUDGET ((size_t)1 << 30)
 
 // One thread's buffers (see wt_scratch_bytes).
 typedef struct wt_scratch {

@@ -17,7 +17,7 @@
 // Memory: the model, one forward's activations (an embedding's error rows are formed per
 // batch, for its tokens only, from the cache's bytes when it holds them; streaming, run->stream: the segment inputs and one
 // segment's values and statistics, runtime/exec.h) and the largest op's weight gradient (one per
-// sample held at once: up to the batch, within 512 MiB); with want_fisher one more weight-sized
+// sample held at once: up to the batch, within 1 GiB); with want_fisher one more weight-sized
 // buffer; and at most run->cache_bytes of quantized weights. Nothing else per format: the
 // weight errors fq_w(W) - W are formed chunk by chunk where they are used (a few tens of KiB
 // per thread) and dropped, so beyond that cap the memory does not grow with the number of
