@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_calibrate: %s\n", err.msg);
         return 1;
     }
-    const mxp_sens_run run = {.batch = B, .cache_bytes = (size_t)MXP_CALIB_DEFAULT_CACHE_MB << 20};
+    const mxp_sens_run run = {.batch = B, .cache_bytes = (size_t)MXP_CALIB_MAX_CACHE_MB << 20};
     // warm-up (the first sample also checks the weights and measures var_w: reported apart)
     double tc0 = mxp_now();
     if (mxp_sens_accumulate(&s, m, &qc, seq, 1, &run, &err)) {

@@ -139,7 +139,8 @@ void mxp_dist_abort(const mxp_dist *d, int code);
 // 35-100% slower than f32 in the executor on models/default, and its run took 248 s instead
 // of 144 s; see BENCHMARKS.md). f8_e4m3 (no GGUF type) is never a default.
 #define MXP_DEFAULT_FORMATS "f32,bf16,f16,q8_0,q4_0"
-#define MXP_CALIB_DEFAULT_CACHE_MB 1024  // quantized weight copies calibration may keep
+#define MXP_CALIB_MAX_CACHE_MB 1024  // quantized weight copies calibration may keep: at most
+#define MXP_CALIB_MIN_CACHE_MB 64        // this, at least this, else a quarter of the weights
 #define MXP_CALIB_DEFAULT_BATCH 8        // samples per pass: each batch forms the weight errors once
 #define MXP_CHECK_DEFAULT_SAMPLES 16  // held-out windows for checks when none are asked for
 // How calibration holds a batch's activations (docs/DESIGN.md 1.1, "Streaming"): the whole
@@ -156,7 +157,8 @@ typedef struct mxp_calib_opts {
     int batch;              // samples per forward/backward pass (0: MXP_CALIB_DEFAULT_BATCH,
                             // or all the samples when there are fewer)
     long long cache_mb;     // MiB of quantized weight copies kept so that the slow quantizers
-                            // run once, not once per batch (0: MXP_CALIB_DEFAULT_CACHE_MB,
+                            // run once, not once per batch (0: a quarter of the weights' stored
+                            // bytes, within MXP_CALIB_MIN_CACHE_MB .. MXP_CALIB_MAX_CACHE_MB;
                             // < 0: none); the sensitivity table does not depend on it
     uint64_t seed;          // which windows are drawn
     mxp_stream_mode stream; // AUTO (the default), ON or OFF

@@ -129,6 +129,20 @@ static mxp_status save(const mxp_sens *s, const save_ctx *c, int complete, mxp_e
 
 static mxp_status checkpoint(void *ctx, const mxp_sens *s, mxp_err *err) { return save(s, ctx, 0, err); }
 
+// The default --cache-mb: a quarter of the plan ops' weights as stored (so that the cache adds
+// at most 0.25x the model to the resident set), within [MXP_CALIB_MIN_CACHE_MB,
+// MXP_CALIB_MAX_CACHE_MB] MiB.
+static size_t default_cache_bytes(const mxp_sens *s, const mxp_graph *g) {
+    size_t bytes = 0;
+    for (int i = 0; i < s->n_ops; i++) {
+        const mxp_param *w = &g->params[g->nodes[s->ops[i].node].w];
+        bytes += w->nelem * (w->stored == MXP_FMT_F32 ? 4 : 2);
+    }
+    size_t lo = (size_t)MXP_CALIB_MIN_CACHE_MB << 20, hi = (size_t)MXP_CALIB_MAX_CACHE_MB << 20;
+    bytes /= 4;
+    return bytes < lo ? lo : bytes > hi ? hi : bytes;
+}
+
 mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result *r, mxp_err *err) {
     memset(r, 0, sizeof *r);
     const mxp_dist *dist = o->dist;
@@ -214,8 +228,8 @@ mxp_status mxp_calibrate(mxp_model *m, const mxp_calib_opts *o, mxp_calib_result
     if (!st && start < got)
         st = choose_stream(o, &s, g, (size_t)B < got ? B : (int)got, want_fisher, root && o->progress, &stream, err);
     if (!st && start < got) {
-        long long mb = o->cache_mb ? o->cache_mb : MXP_CALIB_DEFAULT_CACHE_MB;
-        mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .cache_bytes = mb > 0 ? (size_t)mb << 20 : 0, .progress = root && o->progress, .stop = o->stop,
+        size_t cache = o->cache_mb > 0 ? (size_t)o->cache_mb << 20 : o->cache_mb < 0 ? 0 : default_cache_bytes(&s, g);
+        mxp_sens_run run = {.batch = B, .want_fisher = want_fisher, .cache_bytes = cache, .progress = root && o->progress, .stop = o->stop,
                             .stop_after = o->stop_after ? (size_t)o->stop_after - (size_t)start : 0,
                             .every = every, .checkpoint = checkpoint, .ctx = &sc, .dist = dist, .stream = stream};
         st = mxp_sens_accumulate(&s, m, &qc, seq + (size_t)start * (size_t)(T + 1), got - (size_t)start, &run, err);
