@@ -664,3 +664,33 @@ mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale
     }
     return MXP_OK;
 }
+
+mxp_status mxp_exec_pass(mxp_exec *ex, float loss_scale, double *seq_loss, double *loss, mxp_linear_hook hook,
+                         mxp_segment_done done, void *ctx, mxp_err *err) {
+    const int n = ex->g->n_nodes;
+    mxp_status st = MXP_OK;
+    if (!ex->n_seg) {
+        mxp_exec_forward(ex, 0, n);
+        double mean = mxp_exec_loss(ex, seq_loss);
+        if (loss) *loss = mean;
+        mxp_exec_zero_grads(ex);
+        st = mxp_exec_backward(ex, 0, n, loss_scale, hook, ctx, err);
+        if (!st && done) st = done(ctx, 0, n, 1, err);
+        return st;
+    }
+    const int K = ex->n_seg;
+    for (int k = 0; k < K && !st; k++) {
+        mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
+        if (k < K - 1 && done) st = done(ctx, ex->seg[k], ex->seg[k + 1], 0, err);
+    }
+    if (st) return st;
+    double mean = mxp_exec_loss(ex, seq_loss);
+    if (loss) *loss = mean;
+    mxp_exec_zero_grads(ex);
+    for (int k = K - 1; k >= 0 && !st; k--) {
+        if (k < K - 1) mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
+        st = mxp_exec_backward(ex, ex->seg[k], ex->seg[k + 1], loss_scale, hook, ctx, err);
+        if (!st && done) st = done(ctx, ex->seg[k], ex->seg[k + 1], 1, err);
+    }
+    return st;
+}

@@ -156,4 +156,27 @@ float *mxp_exec_grad(mxp_exec *ex, int node);
 mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx,
                              mxp_err *err);
 
+// A whole training-style pass over the batch (mxp_exec_pass). Called with nodes [first, last)
+// of one segment (the whole graph when the executor is not streaming): after the segment's
+// forward (backward = 0; every segment but the last, whose backward follows at once) and after
+// its backward (backward = 1). A non-OK return ends the pass with that status; *err is then the
+// callback's to fill. Streaming callers release the segment's mapped weights here
+// (mxp_model_release_nodes); a hook that cannot return an error reports it here.
+typedef mxp_status (*mxp_segment_done)(void *ctx, int first, int last, int backward, mxp_err *err);
+
+// One pass over the batch set by mxp_exec_set_batch: forward over the whole graph, the
+// cross-entropy (each sequence's mean loss to seq_loss (B) when not NULL, the mean over all
+// positions to *loss when not NULL), mxp_exec_zero_grads, then backward seeded with
+// `loss_scale` per position (mxp_exec_backward), calling hook(ctx, ...) on the linear and
+// embedding ops and done(ctx, ...) after each segment. Streaming (ex->n_seg > 0; see the top of
+// this file): each segment forward in turn, keeping only the segment inputs; then from the last
+// segment to the first, the segment's forward again from its kept input and its backward. The
+// kernel calls, on the same values in the same order, are those of the whole-graph pass (the
+// gradient of each cut, the residual skip's share included, is complete when its segment's
+// backward starts: only the segment after it reads it), so the hook, the parameter gradients
+// and the loss are the same bit for bit. hook and done may be NULL. Returns MXP_ERR_NOMEM from
+// the backward, or done's status.
+mxp_status mxp_exec_pass(mxp_exec *ex, float loss_scale, double *seq_loss, double *loss, mxp_linear_hook hook,
+                         mxp_segment_done done, void *ctx, mxp_err *err);
+
 #endif
