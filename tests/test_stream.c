@@ -3,7 +3,9 @@
 // exactly the whole-graph pass (both through mxp_exec_pass): the same loss, every hook event
 // the same x, dy and dx, bit for bit, in the same order, and the same weight gradients in each
 // of the executor's modes (formed in the scratch buffer and shown to the hook:
-// MXP_EXEC_WGRAD_SCRATCH; a gradient per parameter: MXP_EXEC_PARAM_GRADS); the pass's
+// MXP_EXEC_WGRAD_SCRATCH; a gradient per parameter: MXP_EXEC_PARAM_GRADS) and linear outputs
+// (MXP_EXEC_LINEAR_OUT), though the forward run again before a segment's backward leaves out
+// the ops whose values no backward reads (unless the hook asks for the outputs); the pass's
 // per-segment callback comes in segment order and its error ends the pass; and the
 // sensitivity pass (mxp_sens_accumulate with run.stream) the same sums, byte for byte, with
 // weights released from the resident set as it goes.
@@ -32,7 +34,7 @@ typedef struct trace {
     const mxp_exec *ex;
     int N;
     uint64_t h;
-    int events, dw_events;
+    int events, dw_events, y_events;
     int calls, next, order_ok;  // done calls; the segment (forward, then backward) the next must be
     int fail_at;                // done fails at this call (1-based), 0: never
 } trace;
@@ -58,6 +60,10 @@ static void trace_hook(void *ctx, const mxp_linear_event *e) {
     if (e->dw) {
         t->h = fnv(t->h, e->dw, t->g->params[n->w].nelem * sizeof(float));
         t->dw_events++;
+    }
+    if (e->y) {
+        t->h = fnv(t->h, e->y, out);
+        t->y_events++;
     }
     t->events++;
 }
@@ -117,6 +123,15 @@ static void pass(const mxp_graph *g, int stream, unsigned flags, int B, int T, c
         CHECK(part < whole, "%s: streaming estimate %zu not below %zu", label, part, whole);
         CHECK(own + ex.arena_floats <= part / sizeof(float), "%s: values %zu floats beyond the estimate %zu", label,
               own + ex.arena_floats, part / sizeof(float));
+        // the forward run again before a segment's backward leaves out what no backward reads:
+        // the cut ending each segment, and (unless the hook reads linear outputs) the output
+        // projections the residual adds alone read
+        int skipped_linear = 0, cut_run = 0;
+        for (int k = 0; k < ex.n_seg - 1; k++) cut_run |= ex.refwd[ex.seg[k + 1] - 1];
+        for (int i = 0; i < n; i++) skipped_linear += g->nodes[i].op == MXP_OP_LINEAR && !ex.refwd[i];
+        CHECK(!cut_run, "%s: a kept cut is run again", label);
+        CHECK((skipped_linear > 0) == !(flags & MXP_EXEC_LINEAR_OUT), "%s: %d linear ops not run again", label,
+              skipped_linear);
     }
     double mean = -1;
     CHECK(mxp_exec_pass(&ex, 1.0f / (float)T, loss, &mean, trace_hook, trace_done, t, &err) == MXP_OK, "%s: %s",
@@ -162,10 +177,11 @@ static void check_model(const char *label, mxp_model *m, int T) {
     uint64_t pa, pb;
     // the executor's modes: gradients for a hook only (calibration), the weight gradients in the
     // scratch buffer (shown to the hook), a gradient per parameter
-    const unsigned modes[] = {MXP_EXEC_BACKWARD, MXP_EXEC_WGRAD_SCRATCH, MXP_EXEC_PARAM_GRADS};
-    const char *mode_names[] = {"backward", "wgrad scratch", "param grads"};
+    const unsigned modes[] = {MXP_EXEC_BACKWARD, MXP_EXEC_WGRAD_SCRATCH, MXP_EXEC_PARAM_GRADS,
+                              MXP_EXEC_BACKWARD | MXP_EXEC_LINEAR_OUT};
+    const char *mode_names[] = {"backward", "wgrad scratch", "param grads", "linear outputs"};
     int same_pass = 1;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         pass(g, 0, modes[k], B, T, seq, la, &ta, &pa, label);
         pass(g, 1, modes[k], B, T, seq, lb, &tb, &pb, label);
         CHECK(!memcmp(la, lb, sizeof la), "%s, %s: losses %.9g %.9g vs %.9g %.9g", label, mode_names[k], la[0], la[1],
@@ -175,6 +191,8 @@ static void check_model(const char *label, mxp_model *m, int T) {
         CHECK(ta.h == tb.h, "%s, %s: the hook saw different values streaming", label, mode_names[k]);
         CHECK(ta.dw_events == tb.dw_events && (ta.dw_events > 0) == (modes[k] == MXP_EXEC_WGRAD_SCRATCH),
               "%s, %s: %d vs %d weight gradients shown", label, mode_names[k], ta.dw_events, tb.dw_events);
+        CHECK(ta.y_events == tb.y_events && (ta.y_events > 0) == !!(modes[k] & MXP_EXEC_LINEAR_OUT),
+              "%s, %s: %d vs %d linear outputs shown", label, mode_names[k], ta.y_events, tb.y_events);
         CHECK(pa == pb, "%s, %s: the parameter gradients differ streaming", label, mode_names[k]);
         same_pass &= !memcmp(la, lb, sizeof la) && ta.h == tb.h && pa == pb;
     }

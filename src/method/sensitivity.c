@@ -508,7 +508,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     }
     if (!c->want_fisher) return;
     // fisher: dY = (fq_a(x) fq_w(W)^T + b) - y, weighted by the output gradient
-    const float *y = c->ex->val[e->node];
+    const float *y = e->y;  // MXP_EXEC_LINEAR_OUT (exec_for)
     const float *bias = n->has_b ? g->params[n->b].data : NULL;
     for (int k = 0; k < c->s->n_formats; k++) {
         mxp_format_id f = c->s->formats[k];
@@ -753,9 +753,12 @@ static mxp_status run_batch(calib_ctx *c, mxp_exec *ex, double *seq_loss, mxp_er
 }
 
 // The executor for batches of B: whole, or streaming over the cut nodes when cuts is given.
-static mxp_status exec_for(mxp_exec *ex, const mxp_graph *g, int B, int T, const int *cuts, int n_cuts, mxp_err *err) {
-    if (cuts) return mxp_exec_init_stream(ex, g, B, T, MXP_EXEC_BACKWARD, cuts, n_cuts, err);
-    return mxp_exec_init(ex, g, B, T, MXP_EXEC_BACKWARD, err);
+// The fisher terms read each linear op's output.
+static mxp_status exec_for(mxp_exec *ex, const mxp_graph *g, int B, int T, int want_fisher, const int *cuts,
+                           int n_cuts, mxp_err *err) {
+    unsigned flags = MXP_EXEC_BACKWARD | (want_fisher ? MXP_EXEC_LINEAR_OUT : 0);
+    if (cuts) return mxp_exec_init_stream(ex, g, B, T, flags, cuts, n_cuts, err);
+    return mxp_exec_init(ex, g, B, T, flags, err);
 }
 
 static void progress_line(size_t done, size_t total, double t0, double loss) {
@@ -877,7 +880,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     }
     int *cuts = NULL, n_cuts = 0;  // streaming: the cut nodes the executor's segments end at
     if (!st && run->stream) st = mxp_graph_cut_nodes(g, &cuts, &n_cuts, err);
-    if (!st) st = exec_for(&ex, g, B, T, cuts, n_cuts, err);
+    if (!st) st = exec_for(&ex, g, B, T, run->want_fisher, cuts, n_cuts, err);
     c.ex = &ex;
     if (run->want_fisher && rank == 0) s->has_fisher = 1;
     double t0 = mxp_now();
@@ -904,7 +907,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             if (nb != c.B) {  // the last, partial batch: a smaller executor
                 mxp_exec_free(&ex);
                 c.B = nb;
-                st = exec_for(&ex, g, nb, T, cuts, n_cuts, err);
+                st = exec_for(&ex, g, nb, T, run->want_fisher, cuts, n_cuts, err);
                 if (st) break;
             }
             memcpy(batch, seq + (first + (size_t)rank) * (size_t)B * (size_t)(T + 1),

@@ -18,8 +18,10 @@
 // kept segment inputs plus the largest segment's working set, not the whole graph's. A pass
 // then runs each segment forward in turn (each reads only its own nodes and the cut before it),
 // and backward from the last segment to the first, running each segment's forward again from
-// its kept input just before its backward (the last one's values are still there). The
-// gradient of a cut is a gradient like any other: it is alive from the moment the segment
+// its kept input just before its backward (the last one's values are still there): only the
+// nodes whose values or saved statistics the segment's backward reads, and what they need (in
+// a transformer block all but the output projections, which only the residual adds read, and
+// the adds; every linear op with MXP_EXEC_LINEAR_OUT). The gradient of a cut is a gradient like any other: it is alive from the moment the segment
 // after it first writes it until its own segment's backward, so the sequence of kernel calls,
 // and every value a hook sees, is that of mxp_exec_backward over the whole graph.
 #ifndef MXP_EXEC_H
@@ -35,6 +37,8 @@ enum {
     MXP_EXEC_WGRAD_SCRATCH = 4,// form each linear op's weight gradient in one reused scratch
                                // buffer and hand it to the hook (implies BACKWARD; memory: the
                                // largest weight once, not one gradient per parameter)
+    MXP_EXEC_LINEAR_OUT = 16,  // the hook reads each linear op's output (mxp_linear_event.y); a
+                               // streamed pass (mxp_exec_pass) then runs those ops again too
 };
 
 // What a hook sees of one LINEAR node during backward. The hook is called twice per node:
@@ -50,6 +54,7 @@ typedef struct mxp_linear_event {
     const float *dy;  // (N, O) dLoss/d(output)
     const float *dx;  // (N, I) the gradient of the input node accumulated so far
     const float *dw;  // (O, I) dLoss/dW over the batch with MXP_EXEC_WGRAD_SCRATCH, else NULL
+    const float *y;   // (N, O) the op's output with MXP_EXEC_LINEAR_OUT, else NULL
 } mxp_linear_event;
 // Pointers are valid only during the call.
 typedef void (*mxp_linear_hook)(void *ctx, const mxp_linear_event *e);
@@ -87,6 +92,7 @@ typedef struct mxp_exec {
     int n_seg;           // segments, in graph order
     int *seg;            // (n_seg + 1) segment k is nodes [seg[k], seg[k + 1]); seg[n_seg] = n_nodes
     int *seg_of;         // (n_nodes) the segment of each node
+    char *refwd;         // (n_nodes) 1: run again before its segment's backward (mxp_exec_pass)
     float *arena;        // (arena_floats) the values and saved statistics of one segment at a time
     size_t arena_floats;
 } mxp_exec;
@@ -170,7 +176,8 @@ typedef mxp_status (*mxp_segment_done)(void *ctx, int first, int last, int backw
 // `loss_scale` per position (mxp_exec_backward), calling hook(ctx, ...) on the linear and
 // embedding ops and done(ctx, ...) after each segment. Streaming (ex->n_seg > 0; see the top of
 // this file): each segment forward in turn, keeping only the segment inputs; then from the last
-// segment to the first, the segment's forward again from its kept input and its backward. The
+// segment to the first, the segment's forward again from its kept input (what its backward
+// reads: ex->refwd) and its backward. The
 // kernel calls, on the same values in the same order, are those of the whole-graph pass (the
 // gradient of each cut, the residual skip's share included, is complete when its segment's
 // backward starts: only the segment after it reads it), so the hook, the parameter gradients
