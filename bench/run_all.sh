@@ -18,7 +18,7 @@ run() {  # run NAME COMMAND...
   echo "$name: done ($(tail -n 1 "$out/$name.txt"))"
 }
 run kernels "$build/bench_kernels"
-run train_b1 "$build/bench_train" --batch 1 --iters 5
+run train_b1 "$build/bench_train" --batch 1 --iters 5 --stream
 run e2e "$build/bench_e2e" --model both --repeats 3 --decode 32
 run calibrate "$build/bench_calibrate" models/default --samples 16 --seq 256
 run check_default "$build/mixprec" calibrate models/default --data models/default/heldout.txt -o "$out/sens_default.json" \

@@ -82,6 +82,15 @@ void mxp_model_release_param(mxp_model *m, int p) {
     release_bytes(m, q->raw, q->nelem * (q->stored == MXP_FMT_F32 ? sizeof(float) : sizeof(uint16_t)));
 }
 
+void mxp_model_release_nodes(mxp_model *m, int first, int last) {
+    MXP_ASSERT(0 <= first && first <= last && last <= m->graph.n_nodes);
+    for (int i = first; i < last; i++) {
+        const mxp_node *n = &m->graph.nodes[i];
+        if (n->has_w) mxp_model_release_param(m, n->w);
+        if (n->has_b) mxp_model_release_param(m, n->b);
+    }
+}
+
 // A bf16/f16 2-D tensor kept in its stored type (see the file comment). Its shape was checked.
 static mxp_status stored_param(mxp_model *m, const mxp_tensor_info *t, const char *name, const int64_t *shape,
                                int transpose_2d, int permute_heads, int *index, mxp_err *err) {

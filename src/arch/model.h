@@ -57,6 +57,9 @@ mxp_status mxp_model_load_data(mxp_model *m, mxp_tokens *t, const char *path, mx
 // conversions, realigned or transposed 16-bit copies, synthetic weights) are left as they are.
 // Changes no value.
 void mxp_model_release_param(mxp_model *m, int p);
+// mxp_model_release_param on the weight and bias of every node in [first, last) that has them
+// (a streamed pass's segment: runtime/exec.h, mxp_segment_done).
+void mxp_model_release_nodes(mxp_model *m, int first, int last);
 
 // Weight lookup used by the builders: fetch tensor `name` (Hugging Face naming) with exactly
 // the expected shape (ndim, shape: compute layout), add it to the graph's parameter table

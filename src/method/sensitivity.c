@@ -312,6 +312,7 @@ static double sq_prod_sum(const float *a, const float *b, size_t n) {
 typedef struct calib_ctx {
     mxp_sens *s;
     mxp_exec *ex;
+    mxp_model *m;          // streaming: its mapped weights are released segment by segment
     mxp_qcache *qc;        // the quantized weights kept (MXP_QMODE_REAL copies), if any
     const mxp_graph *g;
     int B, T, want_fisher;
@@ -507,7 +508,7 @@ static void hook(void *vctx, const mxp_linear_event *e) {
     }
     if (!c->want_fisher) return;
     // fisher: dY = (fq_a(x) fq_w(W)^T + b) - y, weighted by the output gradient
-    const float *y = c->ex->val[e->node];
+    const float *y = e->y;  // MXP_EXEC_LINEAR_OUT (exec_for)
     const float *bias = n->has_b ? g->params[n->b].data : NULL;
     for (int k = 0; k < c->s->n_formats; k++) {
         mxp_format_id f = c->s->formats[k];
@@ -734,56 +735,30 @@ mxp_status mxp_sens_memory(const mxp_sens *s, const mxp_graph *g, int batch, int
     return MXP_OK;
 }
 
-// Streaming: done with the weights of nodes [first, last) for now (their mapped pages leave
-// the resident set; see mxp_model_release_param).
-static void release_weights(mxp_model *m, int first, int last) {
-    for (int i = first; i < last; i++) {
-        const mxp_node *n = &m->graph.nodes[i];
-        if (n->has_w) mxp_model_release_param(m, n->w);
-        if (n->has_b) mxp_model_release_param(m, n->b);
-    }
+// After each segment of a batch's pass (mxp_segment_done): streaming, the segment's mapped
+// weights leave the resident set (after its forward, unless its backward follows at once, and
+// after its backward); after a backward, an error a hook call recorded ends the pass.
+static mxp_status segment_done(void *vctx, int first, int last, int backward, mxp_err *err) {
+    calib_ctx *c = vctx;
+    (void)err;  // c->st's message is already in c->err, the same mxp_err
+    if (c->ex->n_seg) mxp_model_release_nodes(c->m, first, last);
+    return backward ? c->st : MXP_OK;
 }
 
-// One batch: forward, the loss of each sequence (seq_loss), backward with the hook. Seeded 1/T
+// One batch: forward, the loss of each sequence (seq_loss), backward with the hook, whole or
+// streaming (mxp_exec_pass: the hook sees the same values either way, bit for bit). Seeded 1/T
 // per position: each row block carries the gradient of its own sample's mean loss.
-// Streaming (ex->n_seg > 0; runtime/exec.h): every segment forward, keeping only the segment
-// inputs; then from the last segment to the first, the segment's forward again from its kept
-// input and its backward. The executor makes the same kernel calls on the same values in the
-// same order as the whole-graph backward (the gradient of each cut, the residual skip's share
-// included, is complete when its segment's backward starts: only the segment after it reads
-// it), so the hook sees the same values, bit for bit. A segment's weights are released after
-// its forward (unless its backward follows at once: the last) and after its backward.
-static mxp_status run_batch(calib_ctx *c, mxp_exec *ex, mxp_model *m, double *seq_loss, mxp_err *err) {
-    const int n = m->graph.n_nodes;
-    const float scale = 1.0f / (float)c->T;
-    if (!ex->n_seg) {
-        mxp_exec_forward(ex, 0, n);
-        mxp_exec_loss(ex, seq_loss);
-        mxp_exec_zero_grads(ex);
-        mxp_status st = mxp_exec_backward(ex, 0, n, scale, hook, c, err);
-        return st ? st : c->st;
-    }
-    const int K = ex->n_seg;
-    for (int k = 0; k < K; k++) {
-        mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
-        if (k < K - 1) release_weights(m, ex->seg[k], ex->seg[k + 1]);
-    }
-    mxp_exec_loss(ex, seq_loss);
-    mxp_exec_zero_grads(ex);
-    for (int k = K - 1; k >= 0; k--) {
-        if (k < K - 1) mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
-        mxp_status st = mxp_exec_backward(ex, ex->seg[k], ex->seg[k + 1], scale, hook, c, err);
-        if (!st) st = c->st;
-        if (st) return st;
-        release_weights(m, ex->seg[k], ex->seg[k + 1]);
-    }
-    return MXP_OK;
+static mxp_status run_batch(calib_ctx *c, mxp_exec *ex, double *seq_loss, mxp_err *err) {
+    return mxp_exec_pass(ex, 1.0f / (float)c->T, seq_loss, NULL, hook, segment_done, c, err);
 }
 
 // The executor for batches of B: whole, or streaming over the cut nodes when cuts is given.
-static mxp_status exec_for(mxp_exec *ex, const mxp_graph *g, int B, int T, const int *cuts, int n_cuts, mxp_err *err) {
-    if (cuts) return mxp_exec_init_stream(ex, g, B, T, MXP_EXEC_BACKWARD, cuts, n_cuts, err);
-    return mxp_exec_init(ex, g, B, T, MXP_EXEC_BACKWARD, err);
+// The fisher terms read each linear op's output.
+static mxp_status exec_for(mxp_exec *ex, const mxp_graph *g, int B, int T, int want_fisher, const int *cuts,
+                           int n_cuts, mxp_err *err) {
+    unsigned flags = MXP_EXEC_BACKWARD | (want_fisher ? MXP_EXEC_LINEAR_OUT : 0);
+    if (cuts) return mxp_exec_init_stream(ex, g, B, T, flags, cuts, n_cuts, err);
+    return mxp_exec_init(ex, g, B, T, flags, err);
 }
 
 static void progress_line(size_t done, size_t total, double t0, double loss) {
@@ -841,8 +816,8 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
                 cached += bytes;
                 if (run->stream) mxp_model_release_param(m, g->nodes[s->ops[i].node].w);
             }
-    calib_ctx c = {.s = s, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher, .rec_len = record_len(s),
-                   .err = err};
+    calib_ctx c = {.s = s, .m = m, .qc = qc, .g = g, .B = B, .T = T, .want_fisher = run->want_fisher,
+                   .rec_len = record_len(s), .err = err};
     const op_extents x = extents_of(s);
     const size_t widest_in = x.widest_in, widest_out = x.widest_out, biggest = x.biggest, embed_w = x.embed_w;
     c.erow_bytes = x.erow_bytes;
@@ -905,7 +880,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     }
     int *cuts = NULL, n_cuts = 0;  // streaming: the cut nodes the executor's segments end at
     if (!st && run->stream) st = mxp_graph_cut_nodes(g, &cuts, &n_cuts, err);
-    if (!st) st = exec_for(&ex, g, B, T, cuts, n_cuts, err);
+    if (!st) st = exec_for(&ex, g, B, T, run->want_fisher, cuts, n_cuts, err);
     c.ex = &ex;
     if (run->want_fisher && rank == 0) s->has_fisher = 1;
     double t0 = mxp_now();
@@ -932,7 +907,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             if (nb != c.B) {  // the last, partial batch: a smaller executor
                 mxp_exec_free(&ex);
                 c.B = nb;
-                st = exec_for(&ex, g, nb, T, cuts, n_cuts, err);
+                st = exec_for(&ex, g, nb, T, run->want_fisher, cuts, n_cuts, err);
                 if (st) break;
             }
             memcpy(batch, seq + (first + (size_t)rank) * (size_t)B * (size_t)(T + 1),
@@ -940,7 +915,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             st = mxp_exec_set_batch(&ex, batch, err);
             if (st) break;
             memset(c.rec, 0, (size_t)nb * c.rec_len * sizeof *c.rec);
-            st = run_batch(&c, &ex, m, seq_loss, err);
+            st = run_batch(&c, &ex, seq_loss, err);
             if (st) break;
             finish_records(&c, nb);
             for (int b = 0; b < nb; b++) c.rec[(size_t)b * c.rec_len] = seq_loss[b];

@@ -86,6 +86,7 @@ void mxp_exec_free(mxp_exec *ex) {
     free(ex->arena);
     free(ex->seg);
     free(ex->seg_of);
+    free(ex->refwd);
     memset(ex, 0, sizeof *ex);
 }
 
@@ -233,6 +234,44 @@ static void segments_of(const mxp_graph *g, const int *cuts, int n_cuts, int *se
     }
 }
 
+// Whether node n's backward (mxp_exec_backward) reads the value of its input k: the norms,
+// GELU and a linear op (its input: the weight gradient, the hook) read in[0], attention and
+// SwiGLU every input; EMBED, POSEMBED, SLICE, ROPE and ADD only pass gradients on.
+static int bwd_reads_input(const mxp_node *n, int k) {
+    switch (n->op) {
+    case MXP_OP_RMSNORM:
+    case MXP_OP_LAYERNORM:
+    case MXP_OP_GELU:
+    case MXP_OP_LINEAR: return k == 0;
+    case MXP_OP_ATTENTION:
+    case MXP_OP_SWIGLU: return 1;
+    default: return 0;
+    }
+}
+
+// Streaming: refwd[i] = 1 for the nodes a segment's forward must run again before its backward
+// (mxp_exec_pass): those whose value a backward in the segment reads (bwd_reads_input; no
+// backward reads its own output), those with saved statistics (norms, attention), and the
+// inputs of any of these within the segment; never the kept cut ending a segment (its value and
+// statistics have buffers of their own). The rest keep whatever the arena holds: in a
+// transformer block the output projections (attention's and the MLP's, read only by the
+// residual add) and the adds themselves, whose backwards read no value. With
+// MXP_EXEC_LINEAR_OUT every linear op as well (the hook reads its output). A node's consumers
+// come after it, so one pass from the segment's end settles each node before its inputs.
+static void refwd_mask(const mxp_graph *g, const int *seg, int n_seg, unsigned flags, char *refwd) {
+    memset(refwd, 0, (size_t)g->n_nodes);
+    for (int k = 0; k < n_seg; k++)
+        for (int i = seg[k + 1] - 1; i >= seg[k]; i--) {
+            const mxp_node *n = &g->nodes[i];
+            int kept = k < n_seg - 1 && i == seg[k + 1] - 1;  // its value and statistics stay
+            if (!kept && (n->op == MXP_OP_RMSNORM || n->op == MXP_OP_LAYERNORM || n->op == MXP_OP_ATTENTION ||
+                          (n->op == MXP_OP_LINEAR && (flags & MXP_EXEC_LINEAR_OUT))))
+                refwd[i] = 1;
+            for (int q = 0; q < n->n_in; q++)
+                if (n->in[q] >= seg[k] && (refwd[i] || bwd_reads_input(n, q))) refwd[n->in[q]] = 1;
+        }
+}
+
 static mxp_status init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned flags, const int *cuts, int n_cuts,
                        mxp_err *err);
 
@@ -309,10 +348,12 @@ static mxp_status init(mxp_exec *ex, const mxp_graph *g, int B, int T, unsigned 
     size_t *val_off = NULL, *aux_off = NULL;
     if (ok && cuts) {  // streaming: the segments, and the arena they share
         ex->n_seg = n_cuts;
-        ok = (ex->seg = malloc((size_t)(n_cuts + 1) * sizeof *ex->seg)) && (ex->seg_of = malloc(nn * sizeof *ex->seg_of)) &&
+        ok = (ex->seg = malloc((size_t)(n_cuts + 1) * sizeof *ex->seg)) &&
+             (ex->seg_of = malloc(nn * sizeof *ex->seg_of)) && (ex->refwd = malloc(nn)) &&
              (val_off = malloc(nn * sizeof *val_off)) && (aux_off = malloc(nn * sizeof *aux_off));
         if (ok) {
             segments_of(g, cuts, n_cuts, ex->seg);
+            refwd_mask(g, ex->seg, n_cuts, flags, ex->refwd);
             for (int k = 0; k < n_cuts; k++)
                 for (int i = ex->seg[k]; i < ex->seg[k + 1]; i++) ex->seg_of[i] = k;
             ex->arena_floats = arena_layout(g, B, T, flags, ex->seg, n_cuts, val_off, aux_off);
@@ -530,37 +571,40 @@ static const float *pdata(const mxp_exec *ex, int p) {
 }
 static float *pgrad(const mxp_exec *ex, int p) { return ex->pgrad ? ex->pgrad[p] : NULL; }
 
-void mxp_exec_forward(mxp_exec *ex, int first, int last) {
+// Run node i forward (mxp_exec_forward's step).
+static void forward_node(mxp_exec *ex, int i) {
     const mxp_graph *g = ex->g;
-    MXP_ASSERT(0 <= first && first <= last && last <= g->n_nodes);
     const int B = ex->B, T = ex->Tq, N = ex->B * ex->Tq, pos0 = ex->pos0;
-    for (int i = first; i < last; i++) {
-        const mxp_node *n = &g->nodes[i];
-        float *out = ex->val[i];
-        const float *x = n->n_in ? ex->val[n->in[0]] : NULL;
-        int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
-        int64_t cells = (int64_t)N * n->cols;
-        switch (n->op) {
-        case MXP_OP_EMBED: embed_forward(ex, i, out, N); break;
-        case MXP_OP_POSEMBED: mxp_posembed_fwd(out, x, pdata(ex, n->w), B, T, pos0, n->cols); break;
-        case MXP_OP_RMSNORM: mxp_rmsnorm_fwd(out, ex->aux[i], x, pdata(ex, n->w), N, n->cols, n->eps); break;
-        case MXP_OP_LAYERNORM:
-            mxp_layernorm_fwd(out, ex->aux[i], ex->aux[i] + N, x, pdata(ex, n->w), n->has_b ? pdata(ex, n->b) : NULL, N,
-                              n->cols, n->eps);
-            break;
-        case MXP_OP_LINEAR: linear_forward(ex, i, out, x, N, cin); break;
-        case MXP_OP_SLICE:
-            for (int r = 0; r < N; r++)
-                memcpy(out + (size_t)r * n->cols, x + (size_t)r * cin + n->slice_off, (size_t)n->cols * sizeof(float));
-            break;
-        case MXP_OP_ROPE: mxp_rope_fwd(out, x, n->inv_freq, B, T, pos0, n->heads, n->head_dim); break;
-        case MXP_OP_ATTENTION: attention_forward(ex, i, out, x); break;
-        case MXP_OP_SWIGLU: mxp_swiglu_fwd(out, x, ex->val[n->in[1]], cells); break;
-        case MXP_OP_GELU: mxp_gelu_fwd(out, x, cells); break;
-        case MXP_OP_ADD: mxp_add_fwd(out, x, ex->val[n->in[1]], cells); break;
-        case MXP_OP_COUNT: MXP_ASSERT(0);
-        }
+    const mxp_node *n = &g->nodes[i];
+    float *out = ex->val[i];
+    const float *x = n->n_in ? ex->val[n->in[0]] : NULL;
+    int cin = n->n_in ? g->nodes[n->in[0]].cols : 0;
+    int64_t cells = (int64_t)N * n->cols;
+    switch (n->op) {
+    case MXP_OP_EMBED: embed_forward(ex, i, out, N); break;
+    case MXP_OP_POSEMBED: mxp_posembed_fwd(out, x, pdata(ex, n->w), B, T, pos0, n->cols); break;
+    case MXP_OP_RMSNORM: mxp_rmsnorm_fwd(out, ex->aux[i], x, pdata(ex, n->w), N, n->cols, n->eps); break;
+    case MXP_OP_LAYERNORM:
+        mxp_layernorm_fwd(out, ex->aux[i], ex->aux[i] + N, x, pdata(ex, n->w), n->has_b ? pdata(ex, n->b) : NULL, N,
+                          n->cols, n->eps);
+        break;
+    case MXP_OP_LINEAR: linear_forward(ex, i, out, x, N, cin); break;
+    case MXP_OP_SLICE:
+        for (int r = 0; r < N; r++)
+            memcpy(out + (size_t)r * n->cols, x + (size_t)r * cin + n->slice_off, (size_t)n->cols * sizeof(float));
+        break;
+    case MXP_OP_ROPE: mxp_rope_fwd(out, x, n->inv_freq, B, T, pos0, n->heads, n->head_dim); break;
+    case MXP_OP_ATTENTION: attention_forward(ex, i, out, x); break;
+    case MXP_OP_SWIGLU: mxp_swiglu_fwd(out, x, ex->val[n->in[1]], cells); break;
+    case MXP_OP_GELU: mxp_gelu_fwd(out, x, cells); break;
+    case MXP_OP_ADD: mxp_add_fwd(out, x, ex->val[n->in[1]], cells); break;
+    case MXP_OP_COUNT: MXP_ASSERT(0);
     }
+}
+
+void mxp_exec_forward(mxp_exec *ex, int first, int last) {
+    MXP_ASSERT(0 <= first && first <= last && last <= ex->g->n_nodes);
+    for (int i = first; i < last; i++) forward_node(ex, i);
 }
 
 double mxp_exec_loss(mxp_exec *ex, double *seq_loss) {
@@ -636,7 +680,8 @@ mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale
                 mxp_linear_bwd(NULL, ex->wscratch, NULL, dy, x, NULL, N, cin, n->cols);
                 if (pgrad(ex, n->w)) mxp_acc(pgrad(ex, n->w), ex->wscratch, (int64_t)nw);
             }
-            mxp_linear_event ev = {.node = i, .phase = MXP_HOOK_PRE, .x = x, .dy = dy, .dx = dx, .dw = ex->wscratch};
+            mxp_linear_event ev = {.node = i, .phase = MXP_HOOK_PRE, .x = x, .dy = dy, .dx = dx, .dw = ex->wscratch,
+                                   .y = (ex->flags & MXP_EXEC_LINEAR_OUT) ? ex->val[i] : NULL};
             if (hook) hook(ctx, &ev);
             mxp_linear_bwd_w(dx, ex->wscratch ? NULL : pgrad(ex, n->w), n->has_b ? pgrad(ex, n->b) : NULL, dy, x,
                              &ex->g->params[n->w], N, cin, n->cols, ex->wtile, ex->wtile_floats);
@@ -663,4 +708,36 @@ mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale
         release_grad(ex, i);
     }
     return MXP_OK;
+}
+
+mxp_status mxp_exec_pass(mxp_exec *ex, float loss_scale, double *seq_loss, double *loss, mxp_linear_hook hook,
+                         mxp_segment_done done, void *ctx, mxp_err *err) {
+    const int n = ex->g->n_nodes;
+    mxp_status st = MXP_OK;
+    if (!ex->n_seg) {
+        mxp_exec_forward(ex, 0, n);
+        double mean = mxp_exec_loss(ex, seq_loss);
+        if (loss) *loss = mean;
+        mxp_exec_zero_grads(ex);
+        st = mxp_exec_backward(ex, 0, n, loss_scale, hook, ctx, err);
+        if (!st && done) st = done(ctx, 0, n, 1, err);
+        return st;
+    }
+    const int K = ex->n_seg;
+    for (int k = 0; k < K && !st; k++) {
+        mxp_exec_forward(ex, ex->seg[k], ex->seg[k + 1]);
+        if (k < K - 1 && done) st = done(ctx, ex->seg[k], ex->seg[k + 1], 0, err);
+    }
+    if (st) return st;
+    double mean = mxp_exec_loss(ex, seq_loss);
+    if (loss) *loss = mean;
+    mxp_exec_zero_grads(ex);
+    for (int k = K - 1; k >= 0 && !st; k--) {
+        if (k < K - 1)  // the last segment's values are still there
+            for (int i = ex->seg[k]; i < ex->seg[k + 1]; i++)
+                if (ex->refwd[i]) forward_node(ex, i);
+        st = mxp_exec_backward(ex, ex->seg[k], ex->seg[k + 1], loss_scale, hook, ctx, err);
+        if (!st && done) st = done(ctx, ex->seg[k], ex->seg[k + 1], 1, err);
+    }
+    return st;
 }

@@ -18,8 +18,10 @@
 // kept segment inputs plus the largest segment's working set, not the whole graph's. A pass
 // then runs each segment forward in turn (each reads only its own nodes and the cut before it),
 // and backward from the last segment to the first, running each segment's forward again from
-// its kept input just before its backward (the last one's values are still there). The
-// gradient of a cut is a gradient like any other: it is alive from the moment the segment
+// its kept input just before its backward (the last one's values are still there): only the
+// nodes whose values or saved statistics the segment's backward reads, and what they need (in
+// a transformer block all but the output projections, which only the residual adds read, and
+// the adds; every linear op with MXP_EXEC_LINEAR_OUT). The gradient of a cut is a gradient like any other: it is alive from the moment the segment
 // after it first writes it until its own segment's backward, so the sequence of kernel calls,
 // and every value a hook sees, is that of mxp_exec_backward over the whole graph.
 #ifndef MXP_EXEC_H
@@ -35,6 +37,8 @@ enum {
     MXP_EXEC_WGRAD_SCRATCH = 4,// form each linear op's weight gradient in one reused scratch
                                // buffer and hand it to the hook (implies BACKWARD; memory: the
                                // largest weight once, not one gradient per parameter)
+    MXP_EXEC_LINEAR_OUT = 16,  // the hook reads each linear op's output (mxp_linear_event.y); a
+                               // streamed pass (mxp_exec_pass) then runs those ops again too
 };
 
 // What a hook sees of one LINEAR node during backward. The hook is called twice per node:
@@ -50,6 +54,7 @@ typedef struct mxp_linear_event {
     const float *dy;  // (N, O) dLoss/d(output)
     const float *dx;  // (N, I) the gradient of the input node accumulated so far
     const float *dw;  // (O, I) dLoss/dW over the batch with MXP_EXEC_WGRAD_SCRATCH, else NULL
+    const float *y;   // (N, O) the op's output with MXP_EXEC_LINEAR_OUT, else NULL
 } mxp_linear_event;
 // Pointers are valid only during the call.
 typedef void (*mxp_linear_hook)(void *ctx, const mxp_linear_event *e);
@@ -87,6 +92,7 @@ typedef struct mxp_exec {
     int n_seg;           // segments, in graph order
     int *seg;            // (n_seg + 1) segment k is nodes [seg[k], seg[k + 1]); seg[n_seg] = n_nodes
     int *seg_of;         // (n_nodes) the segment of each node
+    char *refwd;         // (n_nodes) 1: run again before its segment's backward (mxp_exec_pass)
     float *arena;        // (arena_floats) the values and saved statistics of one segment at a time
     size_t arena_floats;
 } mxp_exec;
@@ -155,5 +161,29 @@ float *mxp_exec_grad(mxp_exec *ex, int node);
 // mxp_exec_zero_grads and a full range); the gradients are then incomplete.
 mxp_status mxp_exec_backward(mxp_exec *ex, int first, int last, float loss_scale, mxp_linear_hook hook, void *ctx,
                              mxp_err *err);
+
+// A whole training-style pass over the batch (mxp_exec_pass). Called with nodes [first, last)
+// of one segment (the whole graph when the executor is not streaming): after the segment's
+// forward (backward = 0; every segment but the last, whose backward follows at once) and after
+// its backward (backward = 1). A non-OK return ends the pass with that status; *err is then the
+// callback's to fill. Streaming callers release the segment's mapped weights here
+// (mxp_model_release_nodes); a hook that cannot return an error reports it here.
+typedef mxp_status (*mxp_segment_done)(void *ctx, int first, int last, int backward, mxp_err *err);
+
+// One pass over the batch set by mxp_exec_set_batch: forward over the whole graph, the
+// cross-entropy (each sequence's mean loss to seq_loss (B) when not NULL, the mean over all
+// positions to *loss when not NULL), mxp_exec_zero_grads, then backward seeded with
+// `loss_scale` per position (mxp_exec_backward), calling hook(ctx, ...) on the linear and
+// embedding ops and done(ctx, ...) after each segment. Streaming (ex->n_seg > 0; see the top of
+// this file): each segment forward in turn, keeping only the segment inputs; then from the last
+// segment to the first, the segment's forward again from its kept input (what its backward
+// reads: ex->refwd) and its backward. The
+// kernel calls, on the same values in the same order, are those of the whole-graph pass (the
+// gradient of each cut, the residual skip's share included, is complete when its segment's
+// backward starts: only the segment after it reads it), so the hook, the parameter gradients
+// and the loss are the same bit for bit. hook and done may be NULL. Returns MXP_ERR_NOMEM from
+// the backward, or done's status.
+mxp_status mxp_exec_pass(mxp_exec *ex, float loss_scale, double *seq_loss, double *loss, mxp_linear_hook hook,
+                         mxp_segment_done done, void *ctx, mxp_err *err);
 
 #endif
