@@ -313,6 +313,9 @@ typedef struct calib_ctx {
     mxp_sens *s;
     mxp_exec *ex;
     mxp_model *m;          // streaming: its mapped weights are released segment by segment
+    int progress;          // streaming: a progress line per segment (done/total samples, since t0)
+    size_t done, total;
+    double t0;
     mxp_qcache *qc;        // the quantized weights kept (MXP_QMODE_REAL copies), if any
     const mxp_graph *g;
     int B, T, want_fisher;
@@ -738,10 +741,19 @@ mxp_status mxp_sens_memory(const mxp_sens *s, const mxp_graph *g, int batch, int
 // After each segment of a batch's pass (mxp_segment_done): streaming, the segment's mapped
 // weights leave the resident set (after its forward, unless its backward follows at once, and
 // after its backward); after a backward, an error a hook call recorded ends the pass.
+// With progress on, a streamed batch (long on a big model) also says which segment is done.
 static mxp_status segment_done(void *vctx, int first, int last, int backward, mxp_err *err) {
     calib_ctx *c = vctx;
     (void)err;  // c->st's message is already in c->err, the same mxp_err
-    if (c->ex->n_seg) mxp_model_release_nodes(c->m, first, last);
+    const mxp_exec *ex = c->ex;
+    if (ex->n_seg) mxp_model_release_nodes(c->m, first, last);
+    if (ex->n_seg && c->progress) {
+        int k = 0;
+        while (k < ex->n_seg && ex->seg[k] != first) k++;
+        fprintf(stderr, "\rcalibrate: %zu/%zu samples, this batch: %s %d/%d segments  %.1fs elapsed   ",
+                c->done, c->total, backward ? "backward" : "forward", backward ? ex->n_seg - k : k + 1, ex->n_seg,
+                mxp_now() - c->t0);
+    }
     return backward ? c->st : MXP_OK;
 }
 
@@ -885,6 +897,9 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     if (run->want_fisher && rank == 0) s->has_fisher = 1;
     double t0 = mxp_now();
     size_t done = 0;  // samples of whole rounds, the same on every rank
+    c.progress = run->progress;
+    c.total = n;
+    c.t0 = t0;
     const size_t n_batches = (n + (size_t)B - 1) / (size_t)B;
     // Every rank goes through every round (with an empty batch when none is left for it), so
     // the collective calls match up. A rank that fails returns at once; the others then wait in
@@ -915,6 +930,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
             st = mxp_exec_set_batch(&ex, batch, err);
             if (st) break;
             memset(c.rec, 0, (size_t)nb * c.rec_len * sizeof *c.rec);
+            c.done = done;
             st = run_batch(&c, &ex, seq_loss, err);
             if (st) break;
             finish_records(&c, nb);
