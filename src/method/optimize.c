@@ -1242,6 +1242,16 @@ static mxp_status run(opt_ctx *c, mxp_optimize_result *res, double *stage_s, mxp
     mxp_target_row *rows = calloc((size_t)c->n_pts + 1, sizeof *rows);
     if (!rows) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
     int n_rows = build_target(c, rows);
+    // a configuration cannot save more than the whole f32 time: a prediction that does means
+    // sub-graphs were timed while the machine was busy
+    double worst = 0;
+    for (int i = 0; i < c->n_pts; i++)
+        if (c->pts[i].has_pred_gain && c->pts[i].pred_gain_frac > worst) worst = c->pts[i].pred_gain_frac;
+    if (worst >= 1)
+        note(c, "The latency table is not consistent: a configuration is predicted to save %.0f%% of the f32 time, "
+                "more than all of it. Its sub-graphs were timed while other work ran (a descheduled thread "
+                "stalls ggml's pool for milliseconds); the predicted gains, and the plan chosen from them, mean "
+                "little. Profile again on a quiet machine (optimize --no-cache).", 100 * worst);
     if (c->pts[0].has_pred && c->pts[0].pred_gain_s > 0 && c->pts[0].gain_s < 0)
         note(c, "The chosen plan was predicted faster than f32 but measured slower: the latency table (sub-graphs timed "
                 "alone) and the whole-model run disagree on this machine at this load.");
