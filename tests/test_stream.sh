@@ -129,15 +129,22 @@ if r.returncode:
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 EOF
 }
-if mem_kb=$(peak deep.mem "${deep[@]}" --stream off) && stream_kb=$(peak deep.stream "${deep[@]}" --stream on); then
-  same deep.mem deep.stream
-  echo "peak RSS, 16 layers, 2 x 512 tokens: in memory $mem_kb kB, streaming $stream_kb kB"
-  if [ $((stream_kb * 10)) -ge $((mem_kb * 7)) ]; then
-    echo "FAIL: streaming peak RSS $stream_kb kB is not below 0.7x the in-memory $mem_kb kB"; fail=1
+# below_07 NAME WHAT ARGS...: the streaming run's peak RSS below 0.7x the in-memory run's, the
+# tables the same
+below_07() {
+  local name=$1 what=$2 mem_kb stream_kb
+  shift 2
+  if mem_kb=$(peak "$name.mem" "$@" --stream off) && stream_kb=$(peak "$name.stream" "$@" --stream on); then
+    same "$name.mem" "$name.stream"
+    echo "peak RSS, $what: in memory $mem_kb kB, streaming $stream_kb kB"
+    if [ $((stream_kb * 10)) -ge $((mem_kb * 7)) ]; then
+      echo "FAIL: streaming peak RSS $stream_kb kB is not below 0.7x the in-memory $mem_kb kB"; fail=1
+    fi
+  else
+    cat "$work/$name.mem.err" "$work/$name.stream.err" 2> /dev/null; echo "FAIL: the peak RSS runs failed"; fail=1
   fi
-else
-  cat "$work/deep.mem.err" "$work/deep.stream.err" 2> /dev/null; echo "FAIL: the peak RSS runs failed"; fail=1
-fi
+}
+below_07 deep "16 layers, 2 x 512 tokens" "${deep[@]}"
 
 # 6. peak RSS where the weights dominate (bf16, 16 layers, 16 tokens, no cache): streaming
 #    releases each block's mapped pages, in memory they stay; below 0.7x as well. (Loading
@@ -146,15 +153,7 @@ fi
 /usr/bin/python3 tools/make_llama.py "$work/wide" --hidden 768 --layers 16 --heads 12 --kv-heads 3 --ffn 2048 \
   --dtype bf16 --seed 5 > /dev/null
 wide=("$work/wide" --data "$data" --samples 2 --seq 16 --formats f32,q8_0 --cache-mb 0)
-if mem_kb=$(peak wide.mem "${wide[@]}" --stream off) && stream_kb=$(peak wide.stream "${wide[@]}" --stream on); then
-  same wide.mem wide.stream
-  echo "peak RSS, 16 layers of bf16 weights (a 0.2 GB file), 16 tokens: in memory $mem_kb kB, streaming $stream_kb kB"
-  if [ $((stream_kb * 10)) -ge $((mem_kb * 7)) ]; then
-    echo "FAIL: streaming peak RSS $stream_kb kB is not below 0.7x the in-memory $mem_kb kB"; fail=1
-  fi
-else
-  cat "$work/wide.mem.err" "$work/wide.stream.err" 2> /dev/null; echo "FAIL: the peak RSS runs failed"; fail=1
-fi
+below_07 wide "16 layers of bf16 weights (a 0.2 GB file), 16 tokens" "${wide[@]}"
 
 [ "$fail" = 0 ] || { echo "test_stream: FAILED"; exit 1; }
 echo "test_stream: OK"
