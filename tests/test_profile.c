@@ -259,6 +259,51 @@ static void run(mxp_model *m, const char *workload, int K, const char *cache, co
     mxp_profile_result_free(&r2);
 }
 
+// A cached table with an impossible entry (as a busy machine leaves: a configuration saving
+// three times its sub-graph's reference time, with a narrow CI) is not used: the next run
+// measures again, and the cache then holds a consistent table or none.
+static void poisoned_cache(mxp_model *m, const char *dir) {
+    mxp_profile_opts o = {.workload = "decode:24", .formats = "f32,bf16,q8_0", .seed = 3, .budget_s = 2, .cache_dir = dir};
+    char out[256];
+    snprintf(out, sizeof out, "%s/poisoned.json", dir);
+    mxp_profile_result r;
+    mxp_err err = {0};
+    CHECK(mxp_profile(m, &o, out, &r, &err) == MXP_OK, "%s", err.msg);
+    cJSON *j = NULL;
+    if (!r.cache_path[0] || mxp_read_json(r.cache_path, &j, &err)) {
+        // the first table itself may be refused on a machine this busy: nothing was cached
+        CHECK(access(r.cache_path, F_OK) != 0, "a refused table is not in the cache: %s", err.msg);
+        mxp_profile_result_free(&r);
+        return;
+    }
+    cJSON *sg = get(j, "subgraphs")->child;
+    while (sg && cJSON_GetArraySize(get(sg, "configs")) < 2) sg = sg->next;
+    CHECK(sg != NULL, "a sub-graph with configurations");
+    if (sg) {
+        double ref = num(sg, "ref_time_s");
+        cJSON *cf = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(sg, "configs"), 1);
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(cf, "gain_s"), 3 * ref);
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(cf, "ci_s"), 0.1 * ref);
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(cf, "time_s"), -2 * ref);
+        CHECK(mxp_write_json_atomic(r.cache_path, j, &err) == MXP_OK, "%s", err.msg);
+    }
+    cJSON_Delete(j);
+    mxp_profile_result r2;
+    CHECK(mxp_profile(m, &o, out, &r2, &err) == MXP_OK, "after poisoning: %s", err.msg);
+    CHECK(!r2.from_cache, "a cached table with a configuration saving 3x its reference time was used");
+    j = NULL;
+    if (access(r.cache_path, F_OK) == 0 && mxp_read_json(r.cache_path, &j, &err) == MXP_OK) {
+        int good = 1;
+        for (const cJSON *s = get(j, "subgraphs")->child; s; s = s->next)
+            for (const cJSON *c = get(s, "configs")->child; c; c = c->next)
+                good &= num(c, "time_s") + num(c, "ci_s") >= 0;
+        CHECK(good, "the re-measured cached table is consistent");
+    }
+    cJSON_Delete(j);
+    mxp_profile_result_free(&r);
+    mxp_profile_result_free(&r2);
+}
+
 int main(void) {
     mxp_model_config c = {.arch = MXP_ARCH_LLAMA, .vocab = 128, .dim = 64, .n_layers = 2, .n_heads = 4,
                           .n_kv_heads = 2, .head_dim = 16, .ffn = 80, .max_pos = 64, .norm_eps = 1e-5f,
@@ -276,6 +321,7 @@ int main(void) {
     run(m, "decode:24", 2, dir, NULL, key_ggml, sizeof key_ggml);
     run(m, "prefill:16", 0, dir, NULL, key_prefill, sizeof key_prefill);
     run(m, "decode:24", 0, dir, "native", key_native, sizeof key_native);
+    poisoned_cache(m, dir);
     // the backend is part of the cache key: same settings, another table
     CHECK(key_ggml[0] && key_native[0] && strcmp(key_ggml, key_native), "cache key by backend: %s vs %s", key_ggml,
           key_native);

@@ -553,7 +553,54 @@ static double unit_cap(const runner *r, double w, double w_left) {
     return left * w / w_left;
 }
 
-static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_budget, samples *sm, mxp_err *err) {
+// A table that cannot be right: a configuration of a sub-graph class or op shape that saves
+// more than all of the reference time, beyond its confidence interval (time = reference - gain
+// below -CI; a time a little below 0 is the noise of a microsecond-sized sub-graph). That
+// happens when the reference runs of its rounds were stalled (another process took a core
+// while ggml's pool waited for it). Flags each such class (redo[c]) and shape
+// (redo[n_cls + s]) when redo is not NULL, and describes the first one in why. Returns how
+// many there are.
+static int inconsistent(const mxp_profile_table *t, const mxp_graph *g, unsigned char *redo, char *why, size_t cap) {
+    int n = 0;
+    for (int c = 0; c < t->n_cls; c++) {
+        const mxp_class_meas *cm = &t->meas[c];
+        const mxp_sg_space *sp = &t->space[cm->rep];
+        int bad = !(cm->ref_time_s > 0);
+        for (int j = 1; j < sp->n_configs && !bad; j++) {
+            if (cm->cfg[j].time_s + cm->cfg[j].ci_s >= 0) continue;
+            bad = 1;
+            if (!n && why)
+                snprintf(why, cap, "sub-graph %d (%s ...), configuration %d: gain %.3g +- %.2g s of a %.3g s reference",
+                         cm->rep, g->nodes[t->part.sg[cm->rep].first].name, j, cm->cfg[j].gain_s, cm->cfg[j].ci_s,
+                         cm->ref_time_s);
+        }
+        if (bad && !n && why && !(cm->ref_time_s > 0))
+            snprintf(why, cap, "sub-graph %d: reference time %.3g s", cm->rep, cm->ref_time_s);
+        if (redo) redo[c] = (unsigned char)bad;
+        n += bad;
+    }
+    for (int s = 0; s < t->n_shapes; s++) {
+        const mxp_op_shape *sh = &t->shapes[s];
+        int bad = 0;
+        for (int fi = 0; fi < t->n_formats && !bad; fi++) {
+            mxp_format_id f = t->formats[fi];
+            if (!sh->ok[f] || sh->st[f].time_s + sh->st[f].ci_s >= 0) continue;
+            bad = 1;
+            if (!n && why)
+                snprintf(why, cap, "op %s alone in %s: time %.3g +- %.2g s", g->nodes[sh->rep].name,
+                         mxp_format_get(f)->name, sh->st[f].time_s, sh->st[f].ci_s);
+        }
+        if (redo) redo[t->n_cls + s] = (unsigned char)bad;
+        n += bad;
+    }
+    return n;
+}
+
+// Measure the table's sub-graph classes and op shapes within table_budget seconds. redo: NULL
+// for all of them, else (n_cls + n_shapes) flags, class c at [c], shape s at [n_cls + s]: only
+// the flagged ones are measured again (the others keep their entries).
+static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_budget, const unsigned char *redo,
+                                samples *sm, mxp_err *err) {
     mxp_status st = MXP_OK;
     double *est = calloc((size_t)t->n_cls + (size_t)t->n_shapes, sizeof *est);
     dynbuf refs = {0};
@@ -562,6 +609,7 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
     double w_total = 0;
     r->units_total = 0;
     for (int c = 0; c < t->n_cls; c++) {
+        if (redo && !redo[c]) continue;
         const mxp_subgraph *sg = &t->part.sg[t->meas[c].rep];
         size_t fb = flush_bytes(r, sg->first, sg->last);
         if ((st = r->tm->ready(r->tm, sg->first, sg->last, err))) goto out;
@@ -572,6 +620,7 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
         r->units_total += nc > 1 ? nc - 1 : 1;
     }
     for (int s = 0; s < t->n_shapes; s++) {
+        if (redo && !redo[t->n_cls + s]) continue;
         int rep = t->shapes[s].rep;
         if ((st = r->tm->ready(r->tm, rep, rep + 1, err))) goto out;
         run_range(r, rep, rep + 1, flush_bytes(r, rep, rep + 1));
@@ -583,12 +632,13 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
     double w_ops = 0;
     for (int s = 0; s < t->n_shapes; s++)
         for (int fi = 1; fi < t->n_formats; fi++)
-            if (t->shapes[s].ok[t->formats[fi]]) w_ops += est[t->n_cls + s] * 2;
-    double scale_ops = w_ops > 0 ? 0.15 * w_total / 0.85 / w_ops : 0;
+            if (t->shapes[s].ok[t->formats[fi]] && (!redo || redo[t->n_cls + s])) w_ops += est[t->n_cls + s] * 2;
+    double scale_ops = w_ops > 0 ? (w_total > 0 ? 0.15 * w_total / 0.85 / w_ops : 1) : 0;
     double w_left = w_total + w_ops * scale_ops;
     r->budget_end = mxp_now() + table_budget;
     mxp_format_id fm[256];
     for (int c = 0; c < t->n_cls && !st; c++) {
+        if (redo && !redo[c]) continue;
         mxp_class_meas *cm = &t->meas[c];
         const mxp_subgraph *sg = &t->part.sg[cm->rep];
         const mxp_sg_space *sp = &t->space[cm->rep];
@@ -614,6 +664,7 @@ static mxp_status measure_table(runner *r, mxp_profile_table *t, double table_bu
         for (int j = 1; j < sp->n_configs; j++) cm->cfg[j].time_s = cm->ref_time_s - cm->cfg[j].gain_s;
     }
     for (int s = 0; s < t->n_shapes && !st; s++) {
+        if (redo && !redo[t->n_cls + s]) continue;
         mxp_op_shape *sh = &t->shapes[s];
         refs.n = 0;
         r->what = "ops alone";
@@ -1058,8 +1109,12 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     if (!o->no_cache && cpath[0] && access(cpath, R_OK) == 0) {
         cJSON *j = NULL;
         mxp_err e2 = {0};
-        if (!mxp_read_json(cpath, &j, &e2) && !mxp_profile_from_json(&t, g, j, key, cpath, &e2)) t.from_cache = 1;
-        else if (o->progress) fprintf(stderr, "profile: ignoring the cached table: %s\n", e2.msg);
+        char why[256];
+        if (!mxp_read_json(cpath, &j, &e2) && !mxp_profile_from_json(&t, g, j, key, cpath, &e2)) {
+            if (!inconsistent(&t, g, NULL, why, sizeof why)) t.from_cache = 1;
+            else mxp_fail(&e2, MXP_ERR_FORMAT, "%s: timed on a busy machine: %s", cpath, why);
+        }
+        if (!t.from_cache && o->progress) fprintf(stderr, "profile: ignoring the cached table: %s\n", e2.msg);
         cJSON_Delete(j);
     }
     mxp_exec ex = {0};
@@ -1097,10 +1152,31 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
     if (!st && !t.from_cache) {
         t.load_start = load1();
         double t0 = mxp_now();
-        st = measure_table(&r, &t, t.budget_s, &sm, err);
+        st = measure_table(&r, &t, t.budget_s, NULL, &sm, err);
+        // an impossible entry is timed again once, with a share of the budget; a table that
+        // still holds one is used for this run but not cached, so it cannot poison later runs
+        char why[256] = "";
+        unsigned char *redo = NULL;
+        int n_bad = st ? 0 : inconsistent(&t, g, NULL, why, sizeof why);
+        if (n_bad && !(redo = calloc((size_t)t.n_cls + (size_t)t.n_shapes, 1))) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        if (n_bad && !st) {
+            inconsistent(&t, g, redo, NULL, 0);
+            if (o->progress)
+                fprintf(stderr, "profile: %d entries of the table cannot be right (%s): the machine was busy; timing them again\n",
+                        n_bad, why);
+            st = measure_table(&r, &t, t.budget_s * n_bad / (t.n_cls + t.n_shapes), redo, &sm, err);
+            n_bad = st ? 0 : inconsistent(&t, g, NULL, why, sizeof why);
+        }
+        free(redo);
         t.seconds = mxp_now() - t0;
         t.load_end = load1();
-        if (!st && cpath[0]) st = write_table(&t, m, o->data_path, key, cpath, err);
+        if (n_bad) {
+            fprintf(stderr, "profile: warning: the latency table is still inconsistent (%s): %d entries were timed while "
+                            "other work ran; not caching it. Profile again on a quiet machine.\n", why, n_bad);
+            if (cpath[0]) unlink(cpath);  // an older table under the same key was rejected above
+        } else if (!st && cpath[0]) {
+            st = write_table(&t, m, o->data_path, key, cpath, err);
+        }
     }
     if (!st && o->check) st = run_check(&r, &t, o->check, o->seed, o->check_budget_s > 0 ? o->check_budget_s : 240, &sm, err);
     if (!st && out_path) st = write_table(&t, m, o->data_path, key, out_path, err);
