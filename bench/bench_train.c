@@ -19,7 +19,8 @@
 // A round runs every mode once, then PyTorch, so the modes are interleaved over the R rounds;
 // mixprec's figures are the medians of all R x K timed iterations (each child runs 2 warm-ups
 // first), PyTorch's the median of its R runs' medians. The machine is shared and noisy: the
-// load average is printed before and after.
+// load average is printed before and after. Last, the FLOP rate of every mode and of PyTorch
+// against this machine's bare sgemm rate, measured in the same run: the ceiling of both.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "core/rng.h"
 #include "method/partition.h"
 #include "runtime/exec.h"
+#include <cblas.h>  // after the project headers: its <complex.h> defines I
 
 enum { T = 256, MAX_ITERS = 1000, MAX_ROUNDS = 100 };
 
@@ -91,6 +93,36 @@ static mxp_model *make_model(void) {
         exit(1);
     }
     return m;
+}
+
+// This machine's sgemm rate in GFLOP/s with the pass's threads: median of 7 timed calls of the
+// pass's most common linear shape, rows x 2048 x 768 (gate/up projection's forward) and of a
+// 2048^3 product, the larger of the two. A forward+backward of this model is almost all sgemm
+// (the same OpenBLAS kernels PyTorch calls), so this bounds both programs' FLOP rates.
+static double sgemm_gflops(int rows) {
+    double best = 0;
+    const int shapes[2][3] = {{rows, 2048, 768}, {2048, 2048, 2048}};
+    for (int k = 0; k < 2; k++) {
+        int M = shapes[k][0], N = shapes[k][1], K = shapes[k][2];
+        float *a = malloc((size_t)M * K * sizeof *a), *b = malloc((size_t)K * N * sizeof *b),
+              *c = malloc((size_t)M * N * sizeof *c);
+        if (!a || !b || !c) {
+            free(a), free(b), free(c);
+            return 0;
+        }
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 13) * 0.01f;
+        for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 7) * 0.01f;
+        double t[7];
+        for (int r = -1; r < 7; r++) {
+            double t0 = omp_get_wtime();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+            if (r >= 0) t[r] = omp_get_wtime() - t0;
+        }
+        double g = 2.0 * M * N * K / median(t, 7) / 1e9;
+        if (g > best) best = g;
+        free(a), free(b), free(c);
+    }
+    return best;
 }
 
 // Streaming: a segment's mapped weights leave the resident set after use, as calibrate does.
@@ -220,6 +252,12 @@ int main(int argc, char **argv) {
     mxp_model *m = make_model();
     size_t nparams = 0;
     for (int p = 0; p < m->graph.n_params; p++) nparams += m->graph.params[p].nelem;
+    // FLOPs of one iteration, counted as tools/bench_torch_train.py counts them: every linear
+    // weight 6 x tokens (forward 2, backward 4) and attention's two T x T products 3 x 4 L B T^2 C
+    double n_matmul = 0;
+    for (int i = 0; i < m->graph.n_nodes; i++)
+        if (m->graph.nodes[i].op == MXP_OP_LINEAR) n_matmul += (double)m->graph.params[m->graph.nodes[i].w].nelem;
+    const double flops = 6 * n_matmul * B * T + 3.0 * 4 * m->config.n_layers * B * (double)T * T * m->config.dim;
     double weights_mb = nparams * 4.0 / 1048576.0, act = activation_mb(&m->graph, B);
     double rss_model = peak_rss_mb();
     int *cuts = NULL, n_cuts = 0;
@@ -300,7 +338,17 @@ int main(int argc, char **argv) {
                tps[MODE_STREAM] / tps[MODE_SCRATCH], tps[MODE_STREAM] >= 0.8 * tps[MODE_SCRATCH] ? "met" : "NOT met",
                res[MODE_STREAM].rss_mb / res[MODE_SCRATCH].rss_mb,
                (double)res[MODE_STREAM].exec_bytes / (double)res[MODE_SCRATCH].exec_bytes);
+    double peak = sgemm_gflops(B * T);
+    printf("FLOPs per iteration %.1f G; this machine's OpenBLAS sgemm with %d threads: %.1f GFLOP/s (median of 7)\n",
+           flops / 1e9, threads, peak);
+    for (int k = 0; k < n_modes; k++)
+        printf("  %-46s %6.1f GFLOP/s = %.2f of the sgemm rate\n", mode_label[k], tps[k] / tok * flops / 1e9,
+               tps[k] / tok * flops / 1e9 / peak);
     double t_tps = n_torch ? median(torch_tps, n_torch) : 0;
+    if (torch && t_tps > 0)
+        printf("  %-46s %6.1f GFLOP/s = %.2f of the sgemm rate; 1.5x PyTorch = %.1f GFLOP/s = %.2f of it\n", "PyTorch",
+               t_tps / tok * flops / 1e9, t_tps / tok * flops / 1e9 / peak, 1.5 * t_tps / tok * flops / 1e9,
+               1.5 * t_tps / tok * flops / 1e9 / peak);
     if (torch && t_tps > 0) {
         printf("PyTorch fwd+bwd: %.1f tokens/s (median of %d runs)\n", t_tps, n_torch);
         printf("ratio mixprec/PyTorch: %.2fx (scratch mode), %.2fx (per-param grads)", tps[MODE_SCRATCH] / t_tps,
