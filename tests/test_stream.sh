@@ -17,7 +17,8 @@
 #    activations dominate (~0.3 GB in memory), the streaming run's peak RSS is below 0.7x the
 #    in-memory run's (each measured alone as a child's ru_maxrss; the bound leaves room for the
 #    noise of a busy machine: ~0.2x measured); and on one where the weights dominate (16
-#    layers of bf16 weights, 16 tokens, --cache-mb 0), where only the weight release lowers it.
+#    layers of bf16 weights, 16 tokens, --cache-mb 0), where only the weight release lowers it;
+#  - Ctrl-C during a streamed batch stops after the segment it lands in.
 set -euo pipefail
 build=$1
 mxp=$build/mixprec
@@ -154,6 +155,23 @@ below_07 deep "16 layers, 2 x 512 tokens" "${deep[@]}"
   --dtype bf16 --seed 5 > /dev/null
 wide=("$work/wide" --data "$data" --samples 2 --seq 16 --formats f32,q8_0 --cache-mb 0)
 below_07 wide "16 layers of bf16 weights (a 0.2 GB file), 16 tokens" "${wide[@]}"
+
+# 7. Ctrl-C in the middle of a streamed batch (one batch of 16 x 512 tokens, ~3 s here) stops
+#    there, after the segment it is in, not at the batch's end: non-zero, says so, no table
+"$mxp" calibrate "${deep[@]:0:3}" --samples 16 --seq 512 --batch 16 --formats f32,q8_0 --stream on \
+  -o "$work/int.json" > /dev/null 2> "$work/int.err" &
+pid=$!
+for _ in $(seq 1500); do grep -q "forward 1/" "$work/int.err" 2> /dev/null && break; sleep 0.02; done
+kill -INT $pid
+rc=0
+wait $pid || rc=$?
+if [ $rc = 0 ] || ! grep -q "interrupted during a batch" "$work/int.err" || [ -e "$work/int.json" ] ||
+   [ -e "$work/int.json.partial" ]; then
+  echo "FAIL: Ctrl-C during a streamed batch: exit $rc, files: $(ls "$work" | grep '^int\.json' | tr '\n' ' ')"
+  tr '\r' '\n' < "$work/int.err" | tail -3; fail=1
+else
+  echo "Ctrl-C during a streamed batch: stopped at $(tr '\r' '\n' < "$work/int.err" | grep -o 'forward [0-9]*/[0-9]*' | tail -1)"
+fi
 
 [ "$fail" = 0 ] || { echo "test_stream: FAILED"; exit 1; }
 echo "test_stream: OK"

@@ -314,6 +314,7 @@ typedef struct calib_ctx {
     mxp_exec *ex;
     mxp_model *m;          // streaming: its mapped weights are released segment by segment
     int progress;          // streaming: a progress line per segment (done/total samples, since t0)
+    volatile int *stop;    // streaming with one rank: also checked after each segment (may be NULL)
     size_t done, total;
     double t0;
     mxp_qcache *qc;        // the quantized weights kept (MXP_QMODE_REAL copies), if any
@@ -742,11 +743,15 @@ mxp_status mxp_sens_memory(const mxp_sens *s, const mxp_graph *g, int batch, int
 // weights leave the resident set (after its forward, unless its backward follows at once, and
 // after its backward); after a backward, an error a hook call recorded ends the pass.
 // With progress on, a streamed batch (long on a big model) also says which segment is done.
+// A stop request ends a streamed batch here (its records are dropped: the table holds whole
+// batches only), so Ctrl-C does not wait for the rest of a batch that may take minutes.
 static mxp_status segment_done(void *vctx, int first, int last, int backward, mxp_err *err) {
     calib_ctx *c = vctx;
-    (void)err;  // c->st's message is already in c->err, the same mxp_err
     const mxp_exec *ex = c->ex;
     if (ex->n_seg) mxp_model_release_nodes(c->m, first, last);
+    if (ex->n_seg && c->stop && *c->stop && !c->st)
+        return mxp_fail(err, MXP_ERR_INTERRUPTED, "calibration interrupted during a batch, after %zu of %zu samples",
+                        c->done, c->total);
     if (ex->n_seg && c->progress) {
         int k = 0;
         while (k < ex->n_seg && ex->seg[k] != first) k++;
@@ -898,6 +903,7 @@ mxp_status mxp_sens_accumulate(mxp_sens *s, mxp_model *m, mxp_qcache *qc, const 
     double t0 = mxp_now();
     size_t done = 0;  // samples of whole rounds, the same on every rank
     c.progress = run->progress;
+    c.stop = P == 1 ? run->stop : NULL;  // with several ranks only between rounds, all at once
     c.total = n;
     c.t0 = t0;
     const size_t n_batches = (n + (size_t)B - 1) / (size_t)B;

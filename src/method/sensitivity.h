@@ -70,7 +70,7 @@ typedef struct mxp_sens_run {
     int want_fisher;        // also the fisher metric
     size_t cache_bytes;     // at most this many bytes of quantized weights kept (0: none)
     int progress;           // progress with ETA on stderr
-    volatile int *stop;     // checked between rounds (may be NULL)
+    volatile int *stop;     // checked between rounds, and after each streamed segment with one rank (may be NULL)
     size_t stop_after;      // stop as *stop does once this many samples are done (0: never)
     size_t every;           // call checkpoint each time another `every` samples are done (0: never)
     mxp_sens_checkpoint_fn checkpoint;  // called on rank 0 only (may be NULL)
