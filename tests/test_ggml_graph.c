@@ -35,6 +35,7 @@
 #include "core/rng.h"
 #include "runtime/exec.h"
 #include "runtime/ggml_graph.h"
+#include "synthetic_archs.h"
 
 static double rel_diff(const float *a, const float *b, size_t n) {
     double mx = 0, md = 0;
@@ -240,27 +241,14 @@ int main(void) {
         if (m) check_model(dirs[i], m, &gg);
         mxp_model_free(m);
     }
-    mxp_model_config gpt2 = {.arch = MXP_ARCH_GPT2, .vocab = 300, .dim = 256, .n_layers = 2, .n_heads = 4,
-                             .n_kv_heads = 4, .head_dim = 64, .ffn = 1024, .max_pos = 64, .norm_eps = 1e-5f,
-                             .tied = 1, .qkv_bias = 1, .o_bias = 1, .mlp_bias = 1};
-    mxp_model_config qwen2 = {.arch = MXP_ARCH_LLAMA, .vocab = 300, .dim = 256, .n_layers = 2, .n_heads = 8,
-                              .n_kv_heads = 2, .head_dim = 32, .ffn = 512, .max_pos = 64, .norm_eps = 1e-6f,
-                              .rope_theta = 1000000.0, .qkv_bias = 1};
-    snprintf(qwen2.arch_name, sizeof qwen2.arch_name, "Qwen2ForCausalLM");
-    mxp_model_config mistral = qwen2;
-    mistral.qkv_bias = 0;
-    mistral.sliding_window = 5;
-    snprintf(mistral.arch_name, sizeof mistral.arch_name, "MistralForCausalLM");
-    struct {
-        const char *label;
-        mxp_model_config *c;
-    } syn[] = {{"gpt2(synthetic)", &gpt2}, {"qwen2(synthetic)", &qwen2}, {"mistral(synthetic,w5)", &mistral}};
-    for (int i = 0; i < 3; i++) {
+    mxp_model_config syn[N_SYNTHETIC_ARCHS];
+    synthetic_archs(256, 2, syn);
+    for (int i = 0; i < N_SYNTHETIC_ARCHS; i++) {
         mxp_model *m;
-        CHECK(mxp_model_synthetic(syn[i].c, 11 + (uint64_t)i, &m, &err) == MXP_OK, "%s", err.msg);
+        CHECK(mxp_model_synthetic(&syn[i], 11 + (uint64_t)i, &m, &err) == MXP_OK, "%s", err.msg);
         if (!m) continue;
         perturb(m, 7 + (uint64_t)i);
-        check_model(syn[i].label, m, &gg);
+        check_model(synthetic_arch_label[i], m, &gg);
         mxp_model_free(m);
     }
     mxp_ggml_free(&gg);
