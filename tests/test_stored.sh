@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test_stored.sh BUILD_DIR: weights kept in their stored type (bf16, f16: used in place from the
-# file and widened to f32 tile by tile, src/core/graph.h) give exactly the numbers of the same
-# values converted to f32. Widening is exact and every product makes the same BLAS calls on the
+# test_stored.sh BUILD_DIR: weights kept in their stored type (bf16, f16, and a quantized
+# GGUF's block formats: used in place from the file and widened to f32 tile by tile,
+# src/core/graph.h) give exactly the numbers of the same values converted to f32. Widening is exact and every product makes the same BLAS calls on the
 # same values (src/ops/gemm.h), so nothing may differ by even one bit:
 #  - calibrate: every byte of sens.json outside "provenance" (the reference loss, and every
 #    op's terms: its weight gradients come from the backward, its weight errors from the
@@ -14,6 +14,7 @@
 # Models: tools/make_llama.py's random Llama (hidden 256, 2 layers, GQA 4/2 heads, ffn 512,
 # vocab 2048) in bf16 and in f16; the same values as f32 safetensors; and as GGUF in the stored
 # type (mixprec apply uniform:TYPE: q/k rows in llama.cpp's order, which the accessor undoes).
+# The bf16 model as q8_0 and q4_K GGUFs against f32 GGUFs of their values (calibrate and eval).
 # And a random GPT-2 (hidden 128, 2 layers, positions 128, tied head) in bf16, its safetensors
 # header of odd length: every tensor at an odd address (owned realigned copies), Conv1D weights
 # transposed in 16 bits, the position table widened at load.
@@ -77,9 +78,9 @@ runs() {
   "$mxp" eval "$m" --data "$data" --seq 64 --samples 4 --formats "uniform:$type" --backend native 2>> "$work/$name.log" |
     grep '^eval:' | sed 's/ prefill_tps=.*//' > "$work/$name.eval_st" &&
   "$mxp" generate "$m" --prompt "In the beginning" --tokens 12 --backend native 2>> "$work/$name.log" |
-    grep -v '^generate:' > "$work/$name.gen_native" &&
+    grep -av '^generate:' > "$work/$name.gen_native" &&
   "$mxp" generate "$m" --prompt "In the beginning" --tokens 12 2>> "$work/$name.log" |
-    grep -v '^generate:' > "$work/$name.gen_ggml" ||
+    grep -av '^generate:' > "$work/$name.gen_ggml" ||
     { cat "$work/$name.log"; echo "FAIL: $name: a command failed"; fail=1; }
 }
 
@@ -156,6 +157,20 @@ for type in bf16 f16; do
     for f in eval_q8 eval_st gen_native gen_ggml; do same_file "$work/${type}_f32.$f" "$work/$m.$f"; done
     [ "$fail" = 0 ] && echo "$m: calibrate, eval and generate equal those of its f32 copy: $(cat "$work/$m.eval_q8")"
   done
+done
+# quantized GGUFs (a block format and a k-quant, q/k rows in llama.cpp's order) used in place,
+# against an f32 GGUF of the same values (each row dequantized whole, by `apply uniform:f32`).
+# A GGUF runs its ops in the file's formats, so the tokens generate produces are not compared.
+for type in q8_0 q4_K; do
+  "$mxp" apply "$work/bf16" "uniform:$type" -o "$work/$type.gguf" > /dev/null 2>&1 &&
+  "$mxp" apply "$work/$type.gguf" uniform:f32 -o "$work/${type}_f32.gguf" > /dev/null 2>&1 ||
+    { echo "FAIL: apply uniform:$type / uniform:f32"; fail=1; continue; }
+  runs "$work/${type}_f32.gguf" "${type}_f32" "$type"
+  runs "$work/$type.gguf" "$type" "$type"
+  same_json "$work/${type}_f32.sens.json" "$work/$type.sens.json"
+  same_json "$work/${type}_f32.sens0.json" "$work/$type.sens0.json"
+  for f in eval_q8 eval_st; do same_file "$work/${type}_f32.$f" "$work/$type.$f"; done
+  [ "$fail" = 0 ] && echo "$type.gguf: calibrate and eval equal those of its f32 copy: $(cat "$work/$type.eval_st")"
 done
 gpt2 "$work/gpt2"
 to_f32 "$work/gpt2" "$work/gpt2_f32"

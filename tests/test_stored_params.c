@@ -1,10 +1,13 @@
-// test_stored_params.c: parameters kept in bf16/f16 (core/graph.h) read as their f32 values,
-// bit for bit, by every mechanism that reads them:
+// test_stored_params.c: parameters kept in bf16/f16 or a block format (q8_0, q4_K: a quantized
+// GGUF; core/graph.h) read as their f32 values, bit for bit, by every mechanism that reads them.
+// The f32 values of a block-format row are its dequantized row, converted whole (what loading
+// a quantized GGUF into f32 made):
 //  1. The accessor: mxp_param_widen (row and column windows, llama.cpp's rotary row order
-//     undone) and mxp_param_rows equal the values widened one by one.
+//     undone; for the block formats windows that start and end inside a block, lie within one
+//     block, or are whole blocks) and mxp_param_rows equal the values widened one by one.
 //  2. The linear products (ops/gemm.c): forward y = x W^T + b and backward dx, dW, db with W
-//     stored in bf16 and f16 (and rows in rotary order) are memcmp-equal to the same calls on
-//     an f32 copy, in every tiling a shape can take: matrix-vector (one row), cut along W
+//     stored in bf16, f16, q8_0 and q4_K (and rows in rotary order) are memcmp-equal to the
+//     same calls on an f32 copy, in every tiling a shape can take: matrix-vector (one row), cut along W
 //     (rows of W in the forward, columns in the backward), cut along the other operand (all of
 //     W widened for the call), long inner dimension (split-K partials), with 2 and 1 threads.
 //  3. Quantizing a chunk of rows at a time (mxp_quantize_param): the bytes of quantizing the
@@ -25,14 +28,17 @@
 static mxp_rng rng;  // seeded in main
 static float rng_sym(void) { return (float)mxp_rng_uniform(&rng) * 2.0f - 1.0f; }
 
-// A stored weight (O, I) of random values in `type` (bf16 or f16), with its f32 copy in compute
-// order. heads > 0: the stored rows are in llama.cpp's rotary order for that many heads.
+// A stored weight (O, I) of random values in `type` (bf16, f16 or a block format), with its f32
+// copy in compute order. heads > 0: the stored rows are in llama.cpp's rotary order for that
+// many heads.
 typedef struct sw {
     mxp_param p;      // stored
     mxp_param p32;    // f32 copy (compute order)
-    uint16_t *raw;
+    uint8_t *raw;
     float *w32;
 } sw;
+
+static const char *fname(int type) { return mxp_format_get((mxp_format_id)type)->name; }
 
 static int64_t rotary_stored_row(int64_t r, int64_t O, int heads) {  // stored row of compute row r
     int64_t hd = O / heads, half = hd / 2, h = r / hd, w = r % hd;
@@ -42,17 +48,18 @@ static int64_t rotary_stored_row(int64_t r, int64_t O, int heads) {  // stored r
 static void sw_make(sw *s, int type, int O, int I, int heads, float scale) {
     memset(s, 0, sizeof *s);
     size_t n = (size_t)O * I;
-    s->raw = malloc(n * sizeof *s->raw);
+    const mxp_format *f = mxp_format_get((mxp_format_id)type);
+    const size_t rb = mxp_row_bytes(f, I);
+    s->raw = malloc((size_t)O * rb);
     s->w32 = malloc(n * sizeof *s->w32);
+    float *v = malloc((size_t)I * sizeof *v);
     for (int64_t r = 0; r < O; r++) {
         int64_t sr = heads ? rotary_stored_row(r, O, heads) : r;
-        for (int64_t c = 0; c < I; c++) {
-            float v = rng_sym() * scale;
-            uint16_t h = type == MXP_FMT_BF16 ? mxp_f32_to_bf16(v) : mxp_f32_to_f16(v);
-            s->raw[sr * I + c] = h;
-            s->w32[r * I + c] = type == MXP_FMT_BF16 ? mxp_bf16_to_f32(h) : mxp_f16_to_f32(h);
-        }
+        for (int64_t c = 0; c < I; c++) v[c] = rng_sym() * scale;
+        f->quantize_row(v, s->raw + sr * rb, I);
+        f->dequantize_row(s->raw + sr * rb, s->w32 + r * I, I);
     }
+    free(v);
     s->p = (mxp_param){.name = "w", .ndim = 2, .shape = {O, I}, .nelem = n, .stored = type, .raw = s->raw,
                        .row_heads = heads};
     s->p32 = (mxp_param){.name = "w", .ndim = 2, .shape = {O, I}, .nelem = n, .stored = MXP_FMT_F32,
@@ -71,22 +78,34 @@ static float *rnd(size_t n) {
 }
 
 static void test_accessor(void) {
-    const int types[2] = {MXP_FMT_BF16, MXP_FMT_F16};
-    for (int t = 0; t < 2; t++)
+    const int types[4] = {MXP_FMT_BF16, MXP_FMT_F16, MXP_FMT_Q8_0, MXP_FMT_Q4_K};
+    // column windows (c0, nc) of a 512-wide row: inside blocks at both ends, within one block
+    // (of 32 and of 256), whole blocks, one element, the whole row
+    static const int win[][2] = {{7, 20}, {7, 300}, {40, 20}, {250, 10}, {300, 200}, {256, 256},
+                                 {31, 2},  {0, 512}, {511, 1}, {32, 480}, {1, 510}};
+    enum { O = 32, I = 512, LD = 520 };
+    static float out[O * LD], buf[O * I];
+    for (int t = 0; t < 4; t++)
         for (int heads = 0; heads <= 4; heads += 4) {
             sw s;
-            sw_make(&s, types[t], 32, 40, heads, 3.0f);
-            float out[32 * 40], buf[32 * 40];
-            memset(out, 0, sizeof out);
-            mxp_param_widen(&s.p, 5, 9, 7, 20, out, 24);  // rows 5..13, columns 7..26, ld 24
+            sw_make(&s, types[t], O, I, heads, 3.0f);
             int bad = 0;
-            for (int r = 0; r < 9; r++)
-                for (int c = 0; c < 20; c++) bad += memcmp(&out[r * 24 + c], &s.w32[(5 + r) * 40 + 7 + c], 4) != 0;
-            CHECK(!bad, "%s heads %d: a block widened: %d values differ", t ? "f16" : "bf16", heads, bad);
+            for (size_t w = 0; w < sizeof win / sizeof *win; w++) {
+                const int c0 = win[w][0], nc = win[w][1];
+                memset(out, 0, sizeof out);
+                mxp_param_widen(&s.p, 5, 9, c0, nc, out, LD);  // rows 5..13
+                for (int r = 0; r < 9; r++)
+                    for (int c = 0; c < nc; c++) bad += memcmp(&out[r * LD + c], &s.w32[(5 + r) * I + c0 + c], 4) != 0;
+                for (int r = 0; r < 9; r++)  // nothing written past the window
+                    for (int c = nc; c < LD && r * LD + c < O * LD; c++) bad += out[r * LD + c] != 0.0f;
+            }
+            CHECK(!bad, "%s heads %d: windows widened: %d values differ", fname(types[t]), heads, bad);
             const float *rows = mxp_param_rows(&s.p, 3, 10, buf);
-            CHECK(rows == buf && !memcmp(rows, s.w32 + 3 * 40, 10 * 40 * sizeof(float)), "%s heads %d: rows",
-                  t ? "f16" : "bf16", heads);
-            CHECK(mxp_param_rows(&s.p32, 3, 10, buf) == s.w32 + 3 * 40, "f32 rows are the data itself");
+            CHECK(rows == buf && !memcmp(rows, s.w32 + 3 * I, 10 * I * sizeof(float)), "%s heads %d: rows",
+                  fname(types[t]), heads);
+            CHECK(mxp_param_stored_bytes(&s.p) == (size_t)O * mxp_row_bytes(mxp_format_get(types[t]), I),
+                  "%s: stored bytes", fname(types[t]));
+            CHECK(mxp_param_rows(&s.p32, 3, 10, buf) == s.w32 + 3 * I, "f32 rows are the data itself");
             sw_free(&s);
         }
 }
@@ -110,13 +129,12 @@ static void check_linear(int type, int N, int I, int O, int heads, int bias) {
         mxp_linear_fwd(y0, x, s.w32, b, N, I, O);
         mxp_linear_fwd_w(y1, x, &s.p, b, N, I, O, scratch, floats);
         CHECK(!memcmp(y0, y1, (size_t)N * O * sizeof *y0), "%s forward N %d I %d O %d heads %d, %d threads",
-              type == MXP_FMT_BF16 ? "bf16" : "f16", N, I, O, heads, threads);
+              fname(type), N, I, O, heads, threads);
         mxp_linear_bwd(dx0, dw0, db0, dy, x, s.w32, N, I, O);
         mxp_linear_bwd_w(dx1, dw1, db1, dy, x, &s.p, N, I, O, scratch, floats);
         CHECK(!memcmp(dx0, dx1, (size_t)N * I * sizeof *dx0) && !memcmp(dw0, dw1, (size_t)O * I * sizeof *dw0) &&
                   !memcmp(db0, db1, (size_t)O * sizeof *db0),
-              "%s backward N %d I %d O %d heads %d, %d threads", type == MXP_FMT_BF16 ? "bf16" : "f16", N, I, O, heads,
-              threads);
+              "%s backward N %d I %d O %d heads %d, %d threads", fname(type), N, I, O, heads, threads);
     }
     omp_set_num_threads(2);
     free(x), free(dy), free(b), free(scratch), free(y0), free(y1), free(dx0), free(dx1), free(dw0), free(dw1);
@@ -136,6 +154,15 @@ static void test_linear(void) {
             check_linear(t ? MXP_FMT_F16 : MXP_FMT_BF16, shapes[k][0], shapes[k][1], shapes[k][2], 0, (int)(k % 2));
     check_linear(MXP_FMT_BF16, 24, 128, 256, 4, 1);   // rows in rotary order
     check_linear(MXP_FMT_F16, 300, 128, 64, 2, 0);
+    // block formats (I a multiple of 256): the tilings above, whose column tiles of W (the
+    // backward's dx cut along I) cut through blocks
+    static const int bshapes[][3] = {{1, 512, 200}, {1, 4096, 48}, {40, 256, 320}, {300, 256, 96},
+                                     {200, 512, 96}, {8, 4096, 64}, {8, 256, 4096}, {3, 768, 37}};
+    for (size_t k = 0; k < sizeof bshapes / sizeof *bshapes; k++)
+        for (int t = 0; t < 2; t++)
+            check_linear(t ? MXP_FMT_Q4_K : MXP_FMT_Q8_0, bshapes[k][0], bshapes[k][1], bshapes[k][2], 0, (int)(k % 2));
+    check_linear(MXP_FMT_Q8_0, 24, 256, 256, 4, 1);
+    check_linear(MXP_FMT_Q4_K, 300, 256, 64, 2, 0);
 }
 
 static void test_quantize(void) {
@@ -165,7 +192,8 @@ static void test_quantize(void) {
         free(b);
     }
     // a non-finite value in the second chunk: the whole matrix's message
-    s.raw[(size_t)650 * I + 17] = 0x7F80;  // bf16 +inf
+    const uint16_t inf_bf16 = 0x7F80;  // +inf
+    memcpy(s.raw + ((size_t)650 * I + 17) * 2, &inf_bf16, 2);
     s.w32[(size_t)650 * I + 17] = INFINITY;
     size_t bytes;
     mxp_format_matrix_bytes(MXP_FMT_Q8_0, O, I, &bytes, NULL);

@@ -3,13 +3,15 @@
 // GGUF tensor names and Hugging Face names is in gguf_names.c.
 //
 // Stored types (core/graph.h). A bf16 or f16 weight of a quantizable node (linear weights, the
-// token embedding) stays in its stored type, used in place from the read-only mapping: only
+// token embedding), and one in a GGUF block format of the format table (q8_0, q4_K, ...: a
+// quantized GGUF), stays in its stored type, used in place from the read-only mapping: only
 // its pages the computation touches are resident, and no f32 copy is made; GGUF q/k rows keep
 // llama.cpp's order (the accessor maps rows), a transposed GPT-2 weight becomes an owned
-// transposed 16-bit copy, and bytes at an odd address (a safetensors header of odd length) an
+// transposed 16-bit copy (a transposed block-format weight is converted to f32: blocks run
+// along the file's rows), and bytes at an odd address (a safetensors header of odd length) an
 // owned aligned copy. Every other parameter (f32 tensors, vectors, biases, GPT-2's position
-// table, the block formats of a quantized GGUF) is converted to f32 at load as before, its
-// file pages then dropped from the resident set.
+// table) is converted to f32 at load as before, its file pages then dropped from the resident
+// set.
 #include "arch/model.h"
 
 #include <string.h>
@@ -79,7 +81,7 @@ void mxp_model_release_param(mxp_model *m, int p) {
     const mxp_param *q = &m->graph.params[p];
     if (!q->raw) return;
     // an owned copy lies in no mapping: release_bytes leaves it alone
-    release_bytes(m, q->raw, q->nelem * (q->stored == MXP_FMT_F32 ? sizeof(float) : sizeof(uint16_t)));
+    release_bytes(m, q->raw, mxp_param_stored_bytes(q));
 }
 
 void mxp_model_release_nodes(mxp_model *m, int first, int last) {
@@ -91,15 +93,29 @@ void mxp_model_release_nodes(mxp_model *m, int first, int last) {
     }
 }
 
-// A bf16/f16 2-D tensor kept in its stored type (see the file comment). Its shape was checked.
+// The format a 2-D tensor of dtype dt stays in (see the file comment), or 0 (f32: converted).
+static int stored_format(mxp_dtype dt, int transpose_2d) {
+    mxp_format_id f;
+    if (dt == MXP_DT_F32 || !mxp_dtype_format(dt, &f)) return MXP_FMT_F32;
+    const mxp_format *fm = mxp_format_get(f);
+    if (!fm->dequantize_row || fm->row_prefix_bytes || fm->block_size > MXP_MAX_BLOCK) return MXP_FMT_F32;
+    return fm->block_size == 1 || !transpose_2d ? (int)f : MXP_FMT_F32;
+}
+
+// A 2-D tensor kept in its stored type (see the file comment). Its shape was checked.
 static mxp_status stored_param(mxp_model *m, const mxp_tensor_info *t, const char *name, const int64_t *shape,
-                               int transpose_2d, int permute_heads, int *index, mxp_err *err) {
-    int stored = t->dtype == MXP_DT_BF16 ? MXP_FMT_BF16 : MXP_FMT_F16;
+                               int stored, int transpose_2d, int permute_heads, int *index, mxp_err *err) {
+    const mxp_format *f = mxp_format_get((mxp_format_id)stored);
+    size_t need;
+    if (shape[1] % f->block_size || !mxp_mul_ok((size_t)shape[0], mxp_row_bytes(f, (int)shape[1]), &need) ||
+        need != t->nbytes)
+        return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor %s: %zu bytes do not hold [%lld, %lld] %s values", m->path,
+                        t->name, t->nbytes, (long long)t->shape[0], (long long)t->shape[1], f->name);
     if (permute_heads && (t->shape[0] % permute_heads || (t->shape[0] / permute_heads) % 2))
         return mxp_fail(err, MXP_ERR_FORMAT, "%s: tensor %s rows %lld do not split into %d heads", m->path, t->name,
                         (long long)t->shape[0], permute_heads);
     const void *raw = t->data;
-    if (transpose_2d || (uintptr_t)t->data % 2) {
+    if (transpose_2d || (uintptr_t)t->data % 2) {  // transposed: 16-bit values only
         uint16_t *w = mxp_aligned_alloc(t->nbytes);
         if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory copying %s", t->name);
         if (transpose_2d) {  // file (I, O) -> compute (O, I), 16-bit values read with memcpy
@@ -133,7 +149,7 @@ static mxp_status widen_other_params(mxp_model *m, mxp_err *err) {
             float *w = malloc(p->nelem * sizeof(float));
             if (!w) return mxp_fail(err, MXP_ERR_NOMEM, "out of memory converting %s", p->name);
             mxp_param_widen(p, 0, p->shape[0], 0, p->shape[1], w, p->shape[1]);
-            release_bytes(m, p->raw, p->nelem * 2);
+            release_bytes(m, p->raw, mxp_param_stored_bytes(p));
             mxp_status st = keep_weight(m, w, err);
             if (st) return st;
             p->stored = MXP_FMT_F32;
@@ -184,8 +200,8 @@ mxp_status mxp_model_param_opt(mxp_model *m, const char *name, int ndim, const i
                         m->path, file_name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
                         t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)want[0], ndim > 1 ? ", " : "",
                         ndim > 1 ? (long long)want[1] : 0LL);
-    if ((t->dtype == MXP_DT_BF16 || t->dtype == MXP_DT_F16) && ndim == 2 && !m->owned_only)
-        return stored_param(m, t, name, shape, transpose_2d, permute_heads, index, err);
+    int stored = ndim == 2 && !m->owned_only ? stored_format(t->dtype, transpose_2d) : MXP_FMT_F32;
+    if (stored != MXP_FMT_F32) return stored_param(m, t, name, shape, stored, transpose_2d, permute_heads, index, err);
     const float *data;
     int aligned = ((uintptr_t)t->data % sizeof(float)) == 0;
     if (t->dtype == MXP_DT_F32 && aligned && !transpose_2d && !permute_heads && !m->owned_only) {

@@ -68,7 +68,10 @@ mxp_status mxp_graph_add_param(mxp_graph *g, const char *name, int ndim, const i
 mxp_status mxp_graph_add_param_stored(mxp_graph *g, const char *name, const int64_t *shape, int stored,
                                       const void *raw, int row_heads, int file_transposed, int *index,
                                       mxp_err *err) {
-    MXP_ASSERT((stored == MXP_FMT_BF16 || stored == MXP_FMT_F16) && raw && (uintptr_t)raw % 2 == 0);
+    MXP_ASSERT(stored > MXP_FMT_F32 && stored < MXP_FMT_COUNT && raw && (uintptr_t)raw % 2 == 0);
+    const mxp_format *f = mxp_format_get((mxp_format_id)stored);
+    MXP_ASSERT(f->dequantize_row && !f->row_prefix_bytes && shape[1] % f->block_size == 0 &&
+               f->block_size <= MXP_MAX_BLOCK);
     MXP_ASSERT(row_heads >= 0 && (!row_heads || (shape[0] % row_heads == 0 && (shape[0] / row_heads) % 2 == 0)));
     mxp_status st = mxp_graph_add_param(g, name, 2, shape, NULL, file_transposed, index, err);
     if (st) return st;
@@ -80,6 +83,11 @@ mxp_status mxp_graph_add_param_stored(mxp_graph *g, const char *name, const int6
 }
 
 int64_t mxp_param_cols(const mxp_param *p) { return p->ndim == 2 ? p->shape[1] : p->shape[0]; }
+
+size_t mxp_param_stored_bytes(const mxp_param *p) {
+    if (p->stored == MXP_FMT_F32) return p->nelem * sizeof(float);
+    return (size_t)p->shape[0] * mxp_row_bytes(mxp_format_get((mxp_format_id)p->stored), (int)p->shape[1]);
+}
 
 // The stored row holding compute row r.
 static int64_t stored_row(const mxp_param *p, int64_t r) {
@@ -97,8 +105,29 @@ void mxp_param_widen(const mxp_param *p, int64_t r0, int64_t nr, int64_t c0, int
         return;
     }
     const mxp_format *f = mxp_format_get((mxp_format_id)p->stored);
-    const uint16_t *h = p->raw;
-    for (int64_t k = 0; k < nr; k++) f->dequantize_row(h + stored_row(p, r0 + k) * cols + c0, out + k * ld, (int)nc);
+    const int64_t bs = f->block_size, bb = f->block_bytes, rb = (int64_t)mxp_row_bytes(f, (int)cols);
+    // the whole blocks of [c0, c0 + nc) in one call; a block the range cuts through one buffer
+    const int64_t lo = (c0 + bs - 1) / bs * bs, hi = (c0 + nc) / bs * bs;
+    float blk[MXP_MAX_BLOCK];
+    for (int64_t k = 0; k < nr; k++) {
+        const uint8_t *row = (const uint8_t *)p->raw + stored_row(p, r0 + k) * rb;
+        float *o = out + k * ld;
+        if (!nc) break;
+        if (c0 / bs == (c0 + nc - 1) / bs && (c0 % bs || nc < bs)) {  // within one block
+            f->dequantize_row(row + c0 / bs * bb, blk, (int)bs);
+            memcpy(o, blk + c0 % bs, (size_t)nc * sizeof(float));
+            continue;
+        }
+        if (c0 < lo) {
+            f->dequantize_row(row + (lo / bs - 1) * bb, blk, (int)bs);
+            memcpy(o, blk + (bs - (lo - c0)), (size_t)(lo - c0) * sizeof(float));
+        }
+        if (hi > lo) f->dequantize_row(row + lo / bs * bb, o + (lo - c0), (int)(hi - lo));
+        if (hi < c0 + nc) {
+            f->dequantize_row(row + hi / bs * bb, blk, (int)bs);
+            memcpy(o + (hi - c0), blk, (size_t)(c0 + nc - hi) * sizeof(float));
+        }
+    }
 }
 
 const float *mxp_param_rows(const mxp_param *p, int64_t r0, int64_t nr, float *buf) {

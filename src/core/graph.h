@@ -14,14 +14,16 @@
 // The graph owns its nodes, names, parameter table and derived constants (RoPE frequencies).
 // Parameter data is owned by the model (mxp_model) that built the graph; see model.h.
 //
-// Stored types. A parameter keeps the type its file stores it in: f32, or bf16 / f16 for the
-// weights of the quantizable nodes (used in place from the file's read-only mapping: a bf16
-// model costs its file size, not twice it). Only an f32 parameter has `data`; every reader of
-// another goes through one accessor, mxp_param_widen (mxp_param_rows: whole rows, no copy for
-// f32), which widens the rows (and columns) it is asked for into the caller's f32 buffer, so
-// that no whole f32 copy of such a weight is made. Widening bf16 and f16 to f32 is exact: a
-// reader that widens the values it would have read from an f32 copy and does the same
-// arithmetic on them gets the same bits.
+// Stored types. A parameter keeps the type its file stores it in: f32, or for the weights of
+// the quantizable nodes bf16 / f16 or a GGUF block format of the format table (q8_0, q4_K,
+// ...), used in place from the file's read-only mapping: a bf16 model costs its file size, not
+// twice it, a q8_0 GGUF a quarter of its f32 size. Only an f32 parameter has `data`; every
+// reader of another goes through one accessor, mxp_param_widen (mxp_param_rows: whole rows, no
+// copy for f32), which widens the rows (and columns) it is asked for into the caller's f32
+// buffer, so that no whole f32 copy of such a weight is made. Widening is exact (bf16 and f16
+// to f32 without rounding; a block format through its dequantizer, the f32 values a load
+// converting the file would have made): a reader that widens the values it would have read
+// from an f32 copy and does the same arithmetic on them gets the same bits.
 #ifndef MXP_GRAPH_H
 #define MXP_GRAPH_H
 
@@ -52,12 +54,14 @@ typedef struct mxp_param {
     int64_t shape[2];        // compute layout: linear weights (O, I); vectors (n)
     size_t nelem;
     int stored;              // the type the values are kept in, an mxp_format_id: MXP_FMT_F32 (0),
-                             // MXP_FMT_BF16 or MXP_FMT_F16 (then ndim is 2)
+                             // or (then ndim is 2) a format without a row prefix: bf16, f16 or
+                             // a block format, rows of mxp_row_bytes bytes
     const float *data;       // stored f32: (nelem) values in compute layout, owned by the model (may
                              // borrow an f32 mapping); otherwise NULL: read through mxp_param_widen
-    const void *raw;         // the stored values: `data` for f32; else nelem 16-bit values, 2-byte
-                             // aligned, borrowed from the file's mapping or owned by the model
-    int row_heads;           // > 0 (bf16/f16 only): rows are stored in llama.cpp's rotary order
+    const void *raw;         // the stored values: `data` for f32; else mxp_param_stored_bytes bytes
+                             // in the stored format, 2-byte aligned, borrowed from the file's
+                             // mapping or owned by the model
+    int row_heads;           // > 0 (not f32): rows are stored in llama.cpp's rotary order
                              // (GGUF q/k): stored row h*hd + 2i + j holds compute row
                              // h*hd + j*hd/2 + i for row_heads heads of hd rows; the accessor maps them
     int file_transposed;     // 1 if the file stores the transpose (GPT-2 Conv1D: (I, O))
@@ -98,8 +102,9 @@ void mxp_graph_free(mxp_graph *g);
 // add_node copies *proto (and duplicates proto->name).
 mxp_status mxp_graph_add_param(mxp_graph *g, const char *name, int ndim, const int64_t *shape,
                                const float *data, int file_transposed, int *index, mxp_err *err);
-// Same for a 2-D weight kept in a 16-bit type (`stored`: MXP_FMT_BF16 or MXP_FMT_F16): raw holds
-// its values (compute layout, but for the row order row_heads > 0 names), 2-byte aligned.
+// Same for a 2-D weight kept in another format (`stored`: bf16, f16 or a block format without a
+// row prefix whose block divides shape[1]): raw holds its rows (compute layout, but for the row
+// order row_heads > 0 names), 2-byte aligned.
 mxp_status mxp_graph_add_param_stored(mxp_graph *g, const char *name, const int64_t *shape, int stored,
                                       const void *raw, int row_heads, int file_transposed, int *index,
                                       mxp_err *err);
@@ -107,9 +112,12 @@ mxp_status mxp_graph_add_param_stored(mxp_graph *g, const char *name, const int6
 // ---- reading parameter values: the one accessor ----
 // Columns of a parameter's rows: shape[1] (2-D) or shape[0] (a vector: one row).
 int64_t mxp_param_cols(const mxp_param *p);
+// Bytes of the stored values (raw).
+size_t mxp_param_stored_bytes(const mxp_param *p);
 // Rows [r0, r0 + nr) and, of each, columns [c0, c0 + nc) of p (compute layout) as f32: row k
-// of the block goes to out + k * ld (ld >= nc). Exact (bf16 and f16 widen without rounding;
-// f32 is copied). Serial; callers split big blocks between threads.
+// of the block goes to out + k * ld (ld >= nc). Exact (bf16 and f16 widen without rounding; a
+// block format is dequantized, a block cut by c0 or c0 + nc through a buffer of one block; f32
+// is copied). Serial; callers split big blocks between threads.
 void mxp_param_widen(const mxp_param *p, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float *out, int64_t ld);
 // Whole rows [r0, r0 + nr) as f32: p->data + r0 * cols itself when p is stored in f32 (no copy),
 // else widened into buf (nr * cols floats), which is returned.

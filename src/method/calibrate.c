@@ -136,7 +136,7 @@ static size_t default_cache_bytes(const mxp_sens *s, const mxp_graph *g) {
     size_t bytes = 0;
     for (int i = 0; i < s->n_ops; i++) {
         const mxp_param *w = &g->params[g->nodes[s->ops[i].node].w];
-        bytes += w->nelem * (w->stored == MXP_FMT_F32 ? 4 : 2);
+        bytes += mxp_param_stored_bytes(w);
     }
     size_t lo = (size_t)MXP_CALIB_MIN_CACHE_MB << 20, hi = (size_t)MXP_CALIB_MAX_CACHE_MB << 20;
     bytes /= 4;

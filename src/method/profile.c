@@ -437,7 +437,7 @@ static void native_evict(mxp_timer *tm, int first, int last) {
         const void *q = nd->fmt == MXP_FMT_F32 ? mxp_qcache_f32(t->qc, i)  // NULL: w->raw
                                                : mxp_qcache_real(t->qc, i, (mxp_format_id)nd->fmt);
         if (q) mxp_evict(q, (size_t)nd->cols * mxp_row_bytes(mxp_format_get((mxp_format_id)nd->fmt), (int)(w->nelem / nd->cols)));
-        else mxp_evict(w->raw, w->nelem * (w->stored == MXP_FMT_F32 ? sizeof(float) : 2));
+        else mxp_evict(w->raw, mxp_param_stored_bytes(w));
     }
 }
 

@@ -130,6 +130,7 @@ typedef enum mxp_act_id {
 } mxp_act_id;
 
 #define MXP_QK 32  // elements per q8_0 / q4_0 block
+#define MXP_MAX_BLOCK 256  // the largest block_size of the table (the k-quants)
 
 // q8_0 block: 8.5 bits per weight; f16 scale first, then 32 int8 values.
 typedef struct mxp_block_q8_0 {

@@ -125,9 +125,12 @@ mxp_status mxp_qcache_prepare(mxp_qcache *qc, int node, mxp_format_id fmt, mxp_q
     size_t bytes;
     mxp_status st = mxp_format_matrix_bytes(fmt, O, I, &bytes, err);
     if (st) return mxp_fail_prefix(err, "%s: ", n->name);
-    if (mode == MXP_QMODE_REAL && (int)fmt == w->stored && !w->row_heads) {
-        // the stored bytes are this format's (bf16 and f16 rows are plain 16-bit values): borrow
-        // them, after the checks quantizing would make (non-finite values)
+    if (mode == MXP_QMODE_REAL && (int)fmt == w->stored && !w->row_heads && mxp_format_get(fmt)->block_size == 1) {
+        // the stored bytes are this format's (bf16 and f16 rows are plain 16-bit values, which
+        // quantizing their own values gives back): borrow them, after the checks quantizing would
+        // make (non-finite values). A weight stored in a block format is quantized from its
+        // values like any other, as when it was converted to f32 at load, so that what the
+        // cache holds never changes a result (a k-quant need not give back its own bytes).
         st = mxp_param_check_values(fmt, w, n->name, err);
         if (st) return st;
         qc->real[k] = (void *)w->raw;
