@@ -263,7 +263,8 @@ static void run(mxp_model *m, const char *workload, int K, const char *cache, co
 // three times its sub-graph's reference time, with a narrow CI) is not used: the next run
 // measures again, and the cache then holds a consistent table or none.
 static void poisoned_cache(mxp_model *m, const char *dir) {
-    mxp_profile_opts o = {.workload = "decode:24", .formats = "f32,bf16,q8_0", .seed = 3, .budget_s = 2, .cache_dir = dir};
+    mxp_profile_opts o = {.workload = "decode:24", .formats = "f32,bf16,q8_0", .seed = 3, .budget_s = 2,
+                          .cache_dir = dir};
     char out[256];
     snprintf(out, sizeof out, "%s/poisoned.json", dir);
     mxp_profile_result r;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_stored.sh BUILD_DIR: weights kept in their stored type (bf16, f16, and a quantized
 # GGUF's block formats: used in place from the file and widened to f32 tile by tile,
-# src/core/graph.h) give exactly the numbers of the same values converted to f32. Widening is exact and every product makes the same BLAS calls on the
-# same values (src/ops/gemm.h), so nothing may differ by even one bit:
+# src/core/graph.h) give exactly the numbers of the same values converted to f32. Widening is
+# exact and every product makes the same BLAS calls on the same values (src/ops/gemm.h), so
+# nothing may differ by even one bit:
 #  - calibrate: every byte of sens.json outside "provenance" (the reference loss, and every
 #    op's terms: its weight gradients come from the backward, its weight errors from the
 #    chunked quantizers, with the k-quants in the cache and not, f8_e4m3's whole rows, the

@@ -1158,11 +1158,14 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
         char why[256] = "";
         unsigned char *redo = NULL;
         int n_bad = st ? 0 : inconsistent(&t, g, NULL, why, sizeof why);
-        if (n_bad && !(redo = calloc((size_t)t.n_cls + (size_t)t.n_shapes, 1))) st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
+        if (n_bad && !(redo = calloc((size_t)t.n_cls + (size_t)t.n_shapes, 1)))
+            st = mxp_fail(err, MXP_ERR_NOMEM, "out of memory");
         if (n_bad && !st) {
             inconsistent(&t, g, redo, NULL, 0);
             if (o->progress)
-                fprintf(stderr, "profile: %d entries of the table cannot be right (%s): the machine was busy; timing them again\n",
+                fprintf(stderr,
+                        "profile: %d entries of the table cannot be right (%s): the machine was busy; timing them "
+                        "again\n",
                         n_bad, why);
             st = measure_table(&r, &t, t.budget_s * n_bad / (t.n_cls + t.n_shapes), redo, &sm, err);
             n_bad = st ? 0 : inconsistent(&t, g, NULL, why, sizeof why);
@@ -1171,8 +1174,10 @@ mxp_status mxp_profile(mxp_model *m, const mxp_profile_opts *o, const char *out_
         t.seconds = mxp_now() - t0;
         t.load_end = load1();
         if (n_bad) {
-            fprintf(stderr, "profile: warning: the latency table is still inconsistent (%s): %d entries were timed while "
-                            "other work ran; not caching it. Profile again on a quiet machine.\n", why, n_bad);
+            fprintf(stderr,
+                    "profile: warning: the latency table is still inconsistent (%s): %d entries were timed while "
+                    "other work ran; not caching it. Profile again on a quiet machine.\n",
+                    why, n_bad);
             if (cpath[0]) unlink(cpath);  // an older table under the same key was rejected above
         } else if (!st && cpath[0]) {
             st = write_table(&t, m, o->data_path, key, cpath, err);
