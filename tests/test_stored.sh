@@ -15,7 +15,8 @@
 # Models: tools/make_llama.py's random Llama (hidden 256, 2 layers, GQA 4/2 heads, ffn 512,
 # vocab 2048) in bf16 and in f16; the same values as f32 safetensors; and as GGUF in the stored
 # type (mixprec apply uniform:TYPE: q/k rows in llama.cpp's order, which the accessor undoes).
-# The bf16 model as q8_0 and q4_K GGUFs against f32 GGUFs of their values (calibrate and eval).
+# The bf16 model as q8_0 and q4_K GGUFs against f32 GGUFs of their values (calibrate and eval),
+# those values checked against llama.cpp's gguf-py dequantizers.
 # And a random GPT-2 (hidden 128, 2 layers, positions 128, tied head) in bf16, its safetensors
 # header of odd length: every tensor at an odd address (owned realigned copies), Conv1D weights
 # transposed in 16 bits, the position table widened at load.
@@ -160,12 +161,31 @@ for type in bf16 f16; do
   done
 done
 # quantized GGUFs (a block format and a k-quant, q/k rows in llama.cpp's order) used in place,
-# against an f32 GGUF of the same values (each row dequantized whole, by `apply uniform:f32`).
+# against an f32 GGUF of the same values (`apply uniform:f32`), whose every value is first
+# checked against llama.cpp's own dequantizers (gguf-py's numpy code: an independent reference).
 # A GGUF runs its ops in the file's formats, so the tokens generate produces are not compared.
+deps=${MXP_DEPS_DIR:-build-deps}
+[ -d "$deps/llama.cpp/gguf-py/gguf" ] || { echo "FAIL: $deps/llama.cpp/gguf-py not found (run scripts/deps.sh)"; exit 1; }
 for type in q8_0 q4_K; do
   "$mxp" apply "$work/bf16" "uniform:$type" -o "$work/$type.gguf" > /dev/null 2>&1 &&
   "$mxp" apply "$work/$type.gguf" uniform:f32 -o "$work/${type}_f32.gguf" > /dev/null 2>&1 ||
     { echo "FAIL: apply uniform:$type / uniform:f32"; fail=1; continue; }
+  /usr/bin/python3 - "$work/$type.gguf" "$work/${type}_f32.gguf" "$deps/llama.cpp/gguf-py" <<'EOF' || fail=1
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from gguf import GGUFReader, GGMLQuantizationType
+from gguf.quants import dequantize
+q = {t.name: t for t in GGUFReader(sys.argv[1]).tensors}
+f = {t.name: t for t in GGUFReader(sys.argv[2]).tensors}
+blocks = [n for n, t in q.items() if GGMLQuantizationType(t.tensor_type).name not in ("F32", "F16", "BF16")]
+bad = [n for n, t in q.items() if f[n].tensor_type != 0 or not np.array_equal(
+       np.asarray(dequantize(t.data, GGMLQuantizationType(t.tensor_type)), np.float32).reshape(-1),
+       np.asarray(f[n].data, np.float32).reshape(-1))]
+if q.keys() != f.keys() or len(blocks) < 10 or bad:
+    sys.exit("FAIL: %s: tensors not equal to gguf-py's dequantization: %s" % (sys.argv[2], bad or "(names/count)"))
+print("%s: its %d block-format tensors equal gguf-py's dequantization" % (sys.argv[2].split("/")[-1], len(blocks)))
+EOF
   runs "$work/${type}_f32.gguf" "${type}_f32" "$type"
   runs "$work/$type.gguf" "$type" "$type"
   same_json "$work/${type}_f32.sens.json" "$work/$type.sens.json"
