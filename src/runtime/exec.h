@@ -21,9 +21,10 @@
 // its kept input just before its backward (the last one's values are still there): only the
 // nodes whose values or saved statistics the segment's backward reads, and what they need (in
 // a transformer block all but the output projections, which only the residual adds read, and
-// the adds; every linear op with MXP_EXEC_LINEAR_OUT). The gradient of a cut is a gradient like any other: it is alive from the moment the segment
-// after it first writes it until its own segment's backward, so the sequence of kernel calls,
-// and every value a hook sees, is that of mxp_exec_backward over the whole graph.
+// the adds; every linear op with MXP_EXEC_LINEAR_OUT). The gradient of a cut is a gradient
+// like any other: it is alive from the moment the segment after it first writes it until its
+// own segment's backward, so the sequence of kernel calls, and every value a hook sees, is that
+// of mxp_exec_backward over the whole graph.
 #ifndef MXP_EXEC_H
 #define MXP_EXEC_H
 
@@ -177,8 +178,8 @@ typedef mxp_status (*mxp_segment_done)(void *ctx, int first, int last, int backw
 // embedding ops and done(ctx, ...) after each segment. Streaming (ex->n_seg > 0; see the top of
 // this file): each segment forward in turn, keeping only the segment inputs; then from the last
 // segment to the first, the segment's forward again from its kept input (what its backward
-// reads: ex->refwd) and its backward. The
-// kernel calls, on the same values in the same order, are those of the whole-graph pass (the
+// reads: ex->refwd) and its backward. The kernel calls, on the same values in the same order,
+// are those of the whole-graph pass (the
 // gradient of each cut, the residual skip's share included, is complete when its segment's
 // backward starts: only the segment after it reads it), so the hook, the parameter gradients
 // and the loss are the same bit for bit. hook and done may be NULL. Returns MXP_ERR_NOMEM from
